@@ -1,0 +1,120 @@
+"""cellect-monitor's settings: one pydantic-settings class, environment prefix CELLECT_.
+
+Every field is read from `CELLECT_<NAME>` (or a `.env` file); the names are part of
+the public interface, documented in the README. Secrets are `SecretStr`, so they
+print as `**********` wherever a settings object ends up in a log or a traceback.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_SQLITE_URL = "sqlite:///cellect-monitor.db"
+
+
+def _split(value: Any) -> Any:
+    """Accept `a b`, `a,b` or a JSON-free list for the list-valued settings."""
+    if isinstance(value, str):
+        return [part for part in value.replace(",", " ").split() if part]
+    return value
+
+
+def normalise_database_url(url: str) -> str:
+    """Map the common spellings of PostgreSQL URLs onto the psycopg 3 driver."""
+    url = url.strip()
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if not (url.startswith("sqlite") or url.startswith("postgresql+psycopg://")):
+        raise ValueError("must be an sqlite:/// or postgresql:// URL")
+    return url
+
+
+class Settings(BaseSettings):
+    """All of cellect-monitor's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CELLECT_", env_file=".env", extra="ignore", validate_default=True
+    )
+
+    # The vendor.
+    api_url: str = "http://127.0.0.1:8081"
+    token_url: str = "http://127.0.0.1:8081"
+    refresh_token: SecretStr | None = None
+    http_timeout_s: float = Field(10.0, gt=0)
+    retry_attempts: int = Field(5, ge=1, le=20)
+    retry_max_s: float = Field(60.0, gt=0)
+
+    # Storage.
+    database_url: str = DEFAULT_SQLITE_URL
+    retention_days: int = Field(90, ge=1)
+
+    # The HTTP server.
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    public_url: str | None = None
+
+    # Webhook receiver.
+    webhook_secret: SecretStr | None = None
+    webhook_auth_disabled: bool = False
+    webhook_signing_secrets: Annotated[list[SecretStr], NoDecode] = []
+    webhook_allowed_ips: Annotated[list[str], NoDecode] = []
+    webhook_max_body_bytes: int = Field(1024 * 1024, ge=1024)
+
+    # Pollers (seconds of the clock the monitor runs on).
+    portfolio_interval_s: float = Field(60.0, gt=0)
+    events_interval_s: float = Field(60.0, gt=0)
+    ex_ante_interval_s: float = Field(300.0, gt=0)
+    ex_post_interval_s: float = Field(900.0, gt=0)
+    poll_jitter: float = Field(0.1, ge=0, le=1)
+    poll_concurrency: int = Field(16, ge=1, le=256)
+    stale_after_s: float = Field(600.0, gt=0)
+
+    # Alerting.
+    apprise_urls: Annotated[list[SecretStr], NoDecode] = []
+    apprise_config: Path | None = None
+    soc_low: float = Field(0.10, ge=0, le=1)
+    soc_high: float = Field(0.95, ge=0, le=1)
+    site_soc_thresholds: dict[int, tuple[float, float]] = {}
+    horizon_short_s: float = Field(6 * 3600.0, gt=0)
+    in_progress_stuck_s: float = Field(300.0, gt=0)
+    webhook_silence_s: float = Field(3600.0, gt=0)
+    refresh_token_expiring_s: float = Field(7 * 86400.0, gt=0)
+    group_wait_s: float = Field(30.0, ge=0)
+    group_interval_s: float = Field(300.0, ge=0)
+    repeat_interval_s: float = Field(4 * 3600.0, ge=0)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @field_validator(
+        "webhook_signing_secrets", "webhook_allowed_ips", "apprise_urls", mode="before"
+    )
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split(value)
+
+    @field_validator("api_url", "token_url")
+    @classmethod
+    def _urls(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/")
+
+
+def describe_error(exc: Exception) -> str:
+    """A one-line account of a settings error, naming the CELLECT_ variables at fault."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    parts = []
+    for error in errors():
+        name = "CELLECT_" + "_".join(str(p) for p in error.get("loc", ())).upper()
+        parts.append(f"{name}: {error.get('msg', 'invalid')}")
+    return "invalid settings: " + "; ".join(parts)
