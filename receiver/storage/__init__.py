@@ -1,0 +1,7 @@
+"""The history store: SQLModel tables, engine and sessions, repository functions, migrations.
+
+Everything the service keeps lives here: sites and their measurements, availability
+events, schedule entries with their status history, raw webhook deliveries, and the
+alerting engine's state (alerts, silences, the notification outbox, generated secrets).
+SQLite by default, PostgreSQL when `CELLECT_DATABASE_URL` points at one.
+"""

@@ -1,0 +1,153 @@
+"""SQLModel tables of the history: sites, measurements, events, schedules, webhook deliveries.
+
+Families follow `XBase` (the shared columns) / `X(table=True)` / `XPublic` (the read
+model). Every datetime column is `UtcDateTime`: aware UTC in and out on both databases.
+Only measurements reference `sites` by foreign key: webhooks and event polls may name a
+site before the portfolio poll has seen it, and must still be stored.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, Index, Integer, String, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from receiver.storage.types import UtcDateTime
+
+# Big tables get 64-bit keys; SQLite only auto-increments a plain INTEGER PRIMARY KEY.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class SiteBase(SQLModel):
+    site_id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    name: str
+    country: str
+    latitude: float
+    longitude: float
+    capacity_kwh: float
+    rated_charge_kw: float
+    rated_discharge_kw: float
+    first_seen_at: datetime = Field(sa_type=UtcDateTime)
+    last_seen_at: datetime = Field(sa_type=UtcDateTime)
+    present: bool = True
+
+
+class Site(SiteBase, table=True):
+    """One site of the portfolio; `present` turns false when it leaves the portfolio."""
+
+    __tablename__ = "sites"
+
+
+class SitePublic(SiteBase):
+    pass
+
+
+class MeasurementBase(SQLModel):
+    site_id: int = Field(foreign_key="sites.site_id")
+    measured_at: datetime = Field(sa_type=UtcDateTime)
+    soc_pct: float
+    power_kw: float
+
+
+class Measurement(MeasurementBase, table=True):
+    """State of charge and power of one site at one moment (power > 0: discharge)."""
+
+    __tablename__ = "measurements"
+    # The unique constraint's index also serves "one site over a time range".
+    __table_args__ = (
+        UniqueConstraint("site_id", "measured_at", name="uq_measurements_site_time"),
+        Index("ix_measurements_measured_at", "measured_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+
+
+class MeasurementPublic(MeasurementBase):
+    id: int
+
+
+class AvailabilityEventBase(SQLModel):
+    site_id: int
+    event_id: int
+    availability_status: int
+    downtime_type: str
+    reason: int
+    source: int
+    start_at: datetime = Field(sa_type=UtcDateTime)
+    end_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    first_seen_at: datetime = Field(sa_type=UtcDateTime)
+    last_seen_at: datetime = Field(sa_type=UtcDateTime)
+
+
+class AvailabilityEventRecord(AvailabilityEventBase, table=True):
+    """One vendor availability event, stored once however often it is polled."""
+
+    __tablename__ = "availability_events"
+    __table_args__ = (
+        UniqueConstraint("site_id", "event_id", name="uq_availability_events_site_event"),
+        Index("ix_availability_events_site_start", "site_id", "start_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class AvailabilityEventPublic(AvailabilityEventBase):
+    id: int
+
+
+class ScheduleEntryBase(SQLModel):
+    site_id: int
+    start_at: datetime = Field(sa_type=UtcDateTime)
+    end_at: datetime = Field(sa_type=UtcDateTime)
+    power_kw: float | None = None
+    status: int
+    status_at: datetime = Field(sa_type=UtcDateTime)
+    updated_source: str = Field(sa_type=String(16))
+
+
+class ScheduleEntryRecord(ScheduleEntryBase, table=True):
+    """One schedule entry of one site and its current (furthest-forward) status."""
+
+    __tablename__ = "schedule_entries"
+    # The unique index leads with (site_id, start_at), so it serves the range queries.
+    __table_args__ = (
+        UniqueConstraint("site_id", "start_at", "end_at", name="uq_schedule_entries_site_span"),
+        Index("ix_schedule_entries_status_start", "status", "start_at"),
+        Index("ix_schedule_entries_site_end", "site_id", "end_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+
+
+class ScheduleEntryPublic(ScheduleEntryBase):
+    id: int
+
+
+class ScheduleStatusChange(SQLModel, table=True):
+    """One step of an entry's status history, from a webhook delivery or a poll."""
+
+    __tablename__ = "schedule_status_changes"
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    entry_id: int = Field(
+        sa_type=BigId, foreign_key="schedule_entries.id", ondelete="CASCADE", index=True
+    )
+    status: int
+    observed_at: datetime = Field(sa_type=UtcDateTime)
+    source: str = Field(sa_type=String(16))
+    # No foreign key: deliveries are pruned on their own schedule, history may outlive them.
+    delivery_id: int | None = Field(default=None, sa_type=BigInteger)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One raw webhook delivery as received, for audit and replay; unique by payload digest."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("digest", name="uq_webhook_deliveries_digest"),
+        Index("ix_webhook_deliveries_site_received", "site_id", "received_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    received_at: datetime = Field(sa_type=UtcDateTime, index=True)
+    digest: str = Field(sa_type=String(64))
+    site_id: int
+    body: str = Field(sa_type=Text)
+    remote_addr: str | None = None
+    replayed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
