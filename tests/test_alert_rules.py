@@ -1,0 +1,265 @@
+"""The Prometheus alert rules in alerts/ and the Prometheus configs in prometheus/.
+
+promtool checks the rules, runs their unit tests and checks the configs; the rest pins
+what promtool cannot: one rule per alert of DESIGN.md's catalogue, the labels and
+annotations every rule carries, and that every expression only uses the metric names
+and labels the monitor exports. The metric catalogue here doubles as the one the
+dashboard tests in test_packaging.py use.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+RULES = ROOT / "alerts" / "cellect.rules.yml"
+RULE_TESTS = ROOT / "alerts" / "tests" / "cellect.rules.test.yml"
+PROMETHEUS_CONFIGS = [
+    ROOT / "prometheus" / "prometheus.yml",
+    ROOT / "prometheus" / "prometheus.local.yml",
+]
+PROMTOOL = shutil.which("promtool")
+needs_promtool = pytest.mark.skipif(
+    PROMTOOL is None, reason="promtool not installed (Debian package `prometheus`)"
+)
+
+# DESIGN.md's metric catalogue, with the series a histogram exports under its name.
+DESIGN_METRICS = frozenset(
+    {
+        "cellect_site_info",
+        "cellect_site_state_of_charge_ratio",
+        "cellect_site_power_watts",
+        "cellect_site_energy_capacity_watt_hours",
+        "cellect_site_rated_charge_power_watts",
+        "cellect_site_rated_discharge_power_watts",
+        "cellect_site_available",
+        "cellect_site_schedule_horizon_seconds",
+        "cellect_site_last_update_timestamp_seconds",
+        "cellect_schedule_entries_total",
+        "cellect_schedule_implementation_failures_total",
+        "cellect_webhook_requests_total",
+        "cellect_webhook_request_duration_seconds_bucket",
+        "cellect_webhook_request_duration_seconds_sum",
+        "cellect_webhook_request_duration_seconds_count",
+        "cellect_api_requests_total",
+        "cellect_api_request_duration_seconds_bucket",
+        "cellect_api_request_duration_seconds_sum",
+        "cellect_api_request_duration_seconds_count",
+        "cellect_poll_last_success_timestamp_seconds",
+        "cellect_access_token_expiry_timestamp_seconds",
+        "cellect_alerts_firing",
+        "cellect_notifications_total",
+        "cellect_notification_outbox_pending",
+    }
+)
+# Gauges the monitor exports for the alert rules (documented in alerts/cellect.rules.yml).
+RULE_GAUGES = frozenset(
+    {
+        "cellect_site_unavailable_info",
+        "cellect_site_soc_low_threshold_ratio",
+        "cellect_site_soc_high_threshold_ratio",
+        "cellect_schedule_entries_in_progress_near_start",
+        "cellect_refresh_token_expiry_timestamp_seconds",
+        "cellect_poll_interval_seconds",
+    }
+)
+KNOWN_METRICS = DESIGN_METRICS | RULE_GAUGES
+KNOWN_LABELS = frozenset(
+    {
+        "site_id",
+        "site_name",
+        "country",
+        "latitude",
+        "longitude",
+        "status",
+        "outcome",
+        "endpoint",
+        "code",
+        "poller",
+        "rule",
+        "severity",
+        "type",
+        "reason",
+        "source",
+        "le",
+    }
+)
+CATALOGUE = frozenset(
+    {
+        "ImplementationFailed",
+        "SiteUnavailableUnplanned",
+        "SiteUnavailablePlanned",
+        "SoCLow",
+        "SoCHigh",
+        "ScheduleHorizonShort",
+        "InProgressStuck",
+        "DataStale",
+        "ApiDown",
+        "AuthFailing",
+        "RefreshTokenExpiring",
+        "WebhookSilence",
+    }
+)
+
+_KEYWORDS = frozenset(
+    {"and", "or", "unless", "bool", "inf", "nan", "offset", "group_left", "group_right"}
+)
+_STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'|`[^`]*`')
+_MATCHERS = re.compile(r"\{([^}]*)\}")
+_GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
+_IDENT = re.compile(r"(?<![\w.$:])([a-zA-Z_:][\w:]*)(\s*\()?")
+
+
+def promql_names(expr: str) -> tuple[set[str], set[str]]:
+    """The metric names and the label names an expression refers to.
+
+    A lexical scan, enough for the expressions in this repository: strings, label
+    matchers, grouping clauses, ranges and offsets are cut out first, and what is left
+    is a metric name unless it is a function call or a keyword.
+    """
+    labels: set[str] = set()
+    text = _STRING.sub('""', expr)
+    for body in _MATCHERS.findall(text):
+        labels |= set(re.findall(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)", body))
+    text = _MATCHERS.sub(" ", text)
+    for body in _GROUPING.findall(text):
+        labels |= set(re.findall(r"[a-zA-Z_]\w*", body))
+    text = _GROUPING.sub(" ", text)
+    text = re.sub(r"\[[^\]]*\]", " ", text)
+    text = re.sub(r"\boffset\s+-?\w+", " ", text)
+    metrics = {
+        match.group(1)
+        for match in _IDENT.finditer(text)
+        if match.group(2) is None and match.group(1).lower() not in _KEYWORDS
+    }
+    return metrics, labels
+
+
+def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    assert PROMTOOL is not None
+    return subprocess.run(
+        [PROMTOOL, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+
+
+def load_rules() -> list[dict[str, Any]]:
+    document = yaml.safe_load(RULES.read_text())
+    return [rule for group in document["groups"] for rule in group["rules"]]
+
+
+def load_rule_tests() -> list[dict[str, Any]]:
+    document = yaml.safe_load(RULE_TESTS.read_text())
+    return [case for group in document["tests"] for case in group["alert_rule_test"]]
+
+
+def test_promql_names_separates_metrics_from_labels_functions_and_literals() -> None:
+    """The scanner finds metric and label names, not functions, keywords or durations."""
+    metrics, labels = promql_names(
+        'histogram_quantile(0.95, sum by (le) (rate(a_bucket{x="$site", y!~"b c"}[5m])))'
+        " > on (z) group_left () b offset 1h or vector(1e3) and bool c"
+    )
+    assert metrics == {"a_bucket", "b", "c"}
+    assert labels == {"le", "x", "y", "z"}
+
+
+@pytest.mark.prometheus
+@needs_promtool
+def test_rules_pass_promtool_check() -> None:
+    """`promtool check rules` accepts alerts/cellect.rules.yml."""
+    result = promtool("check", "rules", RULES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.prometheus
+@needs_promtool
+def test_rule_unit_tests_pass() -> None:
+    """Every promtool unit test of alerts/tests/cellect.rules.test.yml passes."""
+    result = promtool("test", "rules", RULE_TESTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.prometheus
+@needs_promtool
+@pytest.mark.parametrize("config", PROMETHEUS_CONFIGS, ids=lambda p: p.name)
+def test_prometheus_config_passes_promtool_check(config: Path) -> None:
+    """`promtool check config` accepts each Prometheus config, rule files included."""
+    result = promtool("check", "config", config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 rule files found" in result.stdout
+
+
+def test_there_is_one_rule_per_catalogue_alert() -> None:
+    """The rules file defines exactly the alerts of DESIGN.md's catalogue, each once."""
+    names = [rule["alert"] for rule in load_rules()]
+    assert sorted(names) == sorted(CATALOGUE)
+
+
+@pytest.mark.parametrize("rule", load_rules(), ids=lambda rule: str(rule.get("alert")))
+def test_rule_has_severity_annotations_and_for(rule: dict[str, Any]) -> None:
+    """Every rule has a severity label, a summary, a description naming the site, and a `for`."""
+    assert rule["labels"]["severity"] in {"critical", "warning", "info"}
+    assert rule["annotations"]["summary"].strip()
+    assert "site_id" in rule["annotations"]["description"]
+    assert re.fullmatch(r"\d+[smh]", str(rule["for"]))
+
+
+def test_catalogue_severities() -> None:
+    """Failures and unplanned outages are critical; planned outages and SoC bounds are warnings."""
+    severity = {rule["alert"]: rule["labels"]["severity"] for rule in load_rules()}
+    assert severity["ImplementationFailed"] == "critical"
+    assert severity["SiteUnavailableUnplanned"] == "critical"
+    assert severity["SiteUnavailablePlanned"] == "warning"
+    assert severity["SoCLow"] == "warning"
+    assert severity["SoCHigh"] == "warning"
+
+
+@pytest.mark.parametrize("rule", load_rules(), ids=lambda rule: str(rule.get("alert")))
+def test_rule_uses_only_exported_metrics_and_labels(rule: dict[str, Any]) -> None:
+    """A rule's expression names only metrics and labels the monitor exports."""
+    metrics, labels = promql_names(rule["expr"])
+    assert metrics, rule["expr"]
+    assert metrics <= KNOWN_METRICS, metrics - KNOWN_METRICS
+    assert labels <= KNOWN_LABELS, labels - KNOWN_LABELS
+
+
+@pytest.mark.parametrize("alert", sorted(CATALOGUE))
+def test_every_rule_is_tested_firing_and_silent(alert: str) -> None:
+    """Each alert has a unit test firing it, annotations checked, and one keeping it silent."""
+    cases = [case for case in load_rule_tests() if case["alertname"] == alert]
+    firing = [case for case in cases if case.get("exp_alerts")]
+    silent = [case for case in cases if not case.get("exp_alerts")]
+    assert firing, f"{alert} is never expected to fire"
+    assert silent, f"{alert} is never expected to stay silent"
+    for case in firing:
+        for expected in case["exp_alerts"]:
+            assert expected["exp_labels"]["severity"]
+            assert set(expected["exp_annotations"]) == {"summary", "description"}
+
+
+@pytest.mark.parametrize(
+    ("config", "target"),
+    [(PROMETHEUS_CONFIGS[0], "monitor:8080"), (PROMETHEUS_CONFIGS[1], "127.0.0.1:8080")],
+    ids=["compose", "local"],
+)
+def test_prometheus_config_scrapes_the_monitor_and_loads_the_rules(
+    config: Path, target: str
+) -> None:
+    """Each Prometheus config scrapes the monitor's /metrics and loads alerts/cellect.rules.yml."""
+    document = yaml.safe_load(config.read_text())
+    (job,) = document["scrape_configs"]
+    assert job.get("metrics_path", "/metrics") == "/metrics"
+    assert [t for sc in job["static_configs"] for t in sc["targets"]] == [target]
+    rule_files = [(config.parent / name).resolve() for name in document["rule_files"]]
+    assert rule_files == [RULES]
