@@ -1,0 +1,105 @@
+"""The shared poll loop (Home Assistant's DataUpdateCoordinator pattern).
+
+A `Poller` runs `poll()` every `interval_s` (with jitter, so a fleet of monitors does
+not hit the vendor in lock-step), on the injected Clock. It keeps `last_success`,
+`last_error` and `consecutive_failures`, and logs on *transitions* only: the first
+failure at warning, "recovered" at info — a vendor outage gives two log lines, not one
+per poll. `stop()` ends the loop after the current round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable
+from datetime import datetime
+
+from receiver.cellect.clock import Clock
+from receiver.cellect.errors import CellectError
+
+log = logging.getLogger(__name__)
+
+
+class Poller:
+    """Base class: subclasses implement `poll()`; `name` labels metrics and logs."""
+
+    name = "poller"
+
+    def __init__(
+        self,
+        *,
+        clock: Clock,
+        interval_s: float,
+        jitter: float = 0.1,
+        rng: random.Random | None = None,
+        on_success: Callable[[str, datetime], None] | None = None,
+    ) -> None:
+        self.clock = clock
+        self.interval_s = interval_s
+        self.jitter = jitter
+        self._rng = rng or random.Random()
+        self._on_success = on_success
+        self._stop = asyncio.Event()
+        self.last_success: datetime | None = None
+        self.last_error: str | None = None
+        self.consecutive_failures = 0
+        self.rounds = 0
+
+    async def poll(self) -> None:
+        raise NotImplementedError
+
+    def _next_delay(self) -> float:
+        spread = self.interval_s * self.jitter
+        return max(0.0, self.interval_s + self._rng.uniform(-spread, spread))
+
+    async def run_once(self) -> bool:
+        """One round; True when it succeeded. Never raises for vendor or I/O errors."""
+        self.rounds += 1
+        try:
+            await self.poll()
+        except (CellectError, OSError) as exc:
+            self._failed(exc)
+            return False
+        except Exception as exc:
+            log.exception("%s poll crashed", self.name)
+            self._failed(exc)
+            return False
+        self._succeeded()
+        return True
+
+    def _failed(self, exc: BaseException) -> None:
+        self.consecutive_failures += 1
+        self.last_error = f"{type(exc).__name__}: {exc}"
+        if self.consecutive_failures == 1:
+            log.warning("%s poll failing: %s", self.name, self.last_error)
+
+    def _succeeded(self) -> None:
+        if self.consecutive_failures:
+            log.info("%s poll recovered after %d failures", self.name, self.consecutive_failures)
+        self.consecutive_failures = 0
+        self.last_error = None
+        self.last_success = self.clock.now()
+        if self._on_success is not None:
+            self._on_success(self.name, self.last_success)
+
+    @property
+    def overdue(self) -> bool:
+        """True when no success came for more than three intervals (for /readyz)."""
+        if self.last_success is None:
+            return self.rounds > 0 and self.consecutive_failures > 0
+        age = (self.clock.now() - self.last_success).total_seconds()
+        return age > 3 * self.interval_s
+
+    async def run(self) -> None:
+        """Poll until `stop()`; each wait is on the clock, so tests advance it instead."""
+        while not self._stop.is_set():
+            await self.run_once()
+            sleeper = asyncio.ensure_future(self.clock.sleep(self._next_delay()))
+            stopper = asyncio.ensure_future(self._stop.wait())
+            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (sleeper, stopper):
+                task.cancel()
+
+    def stop(self) -> None:
+        self._stop.set()
