@@ -1,0 +1,258 @@
+"""cellect-monitor's Prometheus metrics: the service's own health, schedule outcomes, and the
+site-state collector, all on one injected `CollectorRegistry`; plus the /metrics endpoint.
+
+The registry part (a few dozen series) goes through `prometheus_client.generate_latest`;
+the per-site families (about 20 series per site) come from collectors that cache their
+exposition text, so a scrape at 10,000 sites does not re-render 200,000 lines. The same
+collectors also answer `registry.collect()` normally, so `registry.get_sample_value(...)`
+and any other exporter see every family.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.requests import Request
+from starlette.responses import Response
+
+from receiver.cellect.enums import ImplementationStatus
+from receiver.exposition import fast_render
+from receiver.schedulecounters import ScheduleCounters
+from receiver.sitestate import Availability, ScheduleOutlook, SiteSnapshot, SiteState
+
+# What we serve is the classic 0.0.4 text format (prometheus_client's own default answer).
+CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
+
+WEBHOOK_OUTCOMES = (
+    "accepted",
+    "duplicate",
+    "unauthorized",
+    "forbidden",
+    "invalid",
+    "too_large",
+    "error",
+)
+API_ENDPOINTS = (
+    "access_token",
+    "store_time_series",
+    "delete_time_series",
+    "ex_ante",
+    "ex_post",
+    "site_information",
+    "portfolio_overview",
+    "availability",
+)
+API_PRECREATED_CODES = ("200", "error", "timeout")
+POLLERS = ("portfolio", "events", "ex_ante", "ex_post")
+ALERT_RULES = (
+    ("ImplementationFailed", "critical"),
+    ("SiteUnavailable", "critical"),
+    ("SiteUnavailable", "warning"),
+    ("SoCLow", "warning"),
+    ("SoCHigh", "warning"),
+    ("ScheduleHorizonShort", "warning"),
+    ("InProgressStuck", "warning"),
+    ("DataStale", "warning"),
+    ("ApiDown", "critical"),
+    ("AuthFailing", "critical"),
+    ("RefreshTokenExpiring", "warning"),
+    ("WebhookSilence", "warning"),
+)
+NOTIFICATION_OUTCOMES = ("sent", "failed", "dead")
+
+
+class _OptionalGauge(Collector):
+    """An unlabelled gauge that is absent until its value is known (a 0 would mean 1970)."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name, self.documentation = name, documentation
+        self.value: float | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self.name, self.documentation)
+        if self.value is not None:
+            family.add_metric((), self.value)
+        yield family
+
+    def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(self.name, self.documentation)
+
+
+class Metrics:
+    """Every metric of the service, registered on `registry` (a fresh one per test)."""
+
+    def __init__(
+        self,
+        registry: CollectorRegistry,
+        *,
+        now: Callable[[], float] = time.time,
+        stale_after_s: float = 600.0,
+    ) -> None:
+        self.registry = registry
+        self._service_metrics(registry)
+        self.sites = SiteState(now, stale_after_s)
+        self.schedules = ScheduleCounters()
+        for collector in (self.refresh_token_expiry, self.sites, self.schedules):
+            registry.register(collector)
+        self._precreate()
+
+    def _service_metrics(self, r: CollectorRegistry) -> None:
+        self.webhook_requests = Counter(
+            "cellect_webhook_requests", "Webhook deliveries by outcome.", ["outcome"], registry=r
+        )
+        self.webhook_duration = Histogram(
+            "cellect_webhook_request_duration_seconds",
+            "Time to handle a webhook delivery.",
+            registry=r,
+        )
+        self.api_requests = Counter(
+            "cellect_api_requests",
+            "Requests to the Cellect API by endpoint and HTTP status (or error/timeout).",
+            ["endpoint", "code"],
+            registry=r,
+        )
+        self.api_duration = Histogram(
+            "cellect_api_request_duration_seconds",
+            "Cellect API request latency.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.poll_last_success = Gauge(
+            "cellect_poll_last_success_timestamp_seconds",
+            "When each poller last completed.",
+            ["poller"],
+            registry=r,
+        )
+        self.poll_interval = Gauge(
+            "cellect_poll_interval_seconds",
+            "Each poller's configured interval.",
+            ["poller"],
+            registry=r,
+        )
+        self.access_token_expiry = Gauge(
+            "cellect_access_token_expiry_timestamp_seconds",
+            "When the current access token expires.",
+            registry=r,
+        )
+        self.refresh_token_expiry = _OptionalGauge(
+            "cellect_refresh_token_expiry_timestamp_seconds",
+            "When the configured refresh token expires (absent while unknown).",
+        )
+        self.alerts_firing = Gauge(
+            "cellect_alerts_firing",
+            "Alerts firing in the built-in engine, by rule and severity.",
+            ["rule", "severity"],
+            registry=r,
+        )
+        self.notifications = Counter(
+            "cellect_notifications", "Alert notifications by outcome.", ["outcome"], registry=r
+        )
+        self.outbox_pending = Gauge(
+            "cellect_notification_outbox_pending",
+            "Notifications waiting in the outbox.",
+            registry=r,
+        )
+
+    def _precreate(self) -> None:
+        """Create every known label child at 0, so rate() and absent() work from the start."""
+        for outcome in WEBHOOK_OUTCOMES:
+            self.webhook_requests.labels(outcome)
+        for endpoint in API_ENDPOINTS:
+            self.api_duration.labels(endpoint)
+            for code in API_PRECREATED_CODES:
+                self.api_requests.labels(endpoint, code)
+        for poller in POLLERS:
+            self.poll_last_success.labels(poller)
+        for rule, severity in ALERT_RULES:
+            self.alerts_firing.labels(rule, severity)
+        for outcome in NOTIFICATION_OUTCOMES:
+            self.notifications.labels(outcome)
+
+    # The service's own health.
+
+    def observe_webhook(self, outcome: str, seconds: float) -> None:
+        """One webhook delivery handled with `outcome` (one of WEBHOOK_OUTCOMES)."""
+        self.webhook_requests.labels(outcome).inc()
+        self.webhook_duration.observe(seconds)
+
+    def observe_api(self, endpoint: str, code: int | str, seconds: float) -> None:
+        """One Cellect API request: `code` is the HTTP status, or "error" / "timeout"."""
+        self.api_requests.labels(endpoint, str(code)).inc()
+        self.api_duration.labels(endpoint).observe(seconds)
+
+    def poll_succeeded(self, poller: str, at: float) -> None:
+        self.poll_last_success.labels(poller).set(at)
+
+    def set_poll_interval(self, poller: str, seconds: float) -> None:
+        self.poll_interval.labels(poller).set(seconds)
+
+    def set_access_token_expiry(self, at: float) -> None:
+        self.access_token_expiry.set(at)
+
+    def set_refresh_token_expiry(self, at: float | None) -> None:
+        self.refresh_token_expiry.value = at
+
+    def set_alerts_firing(self, firing: Mapping[tuple[str, str], int]) -> None:
+        """Replace the firing counts: `{(rule, severity): n}`; catalogue rules not named are 0."""
+        for rule, severity in {*ALERT_RULES, *firing}:
+            self.alerts_firing.labels(rule, severity).set(firing.get((rule, severity), 0))
+
+    def notification(self, outcome: str) -> None:
+        """One notification attempt ended `sent`, `failed` (will retry) or `dead`."""
+        self.notifications.labels(outcome).inc()
+
+    def set_outbox_pending(self, count: int) -> None:
+        self.outbox_pending.set(count)
+
+    # Schedules and sites.
+
+    def schedule_status(self, site_id: int, status: ImplementationStatus) -> None:
+        """A schedule entry of `site_id` reached `status` (count each transition once)."""
+        self.schedules.count(site_id, status)
+
+    def ensure_site(self, site_id: int) -> None:
+        self.schedules.ensure_site(site_id)
+
+    def update_sites(self, snapshots: Iterable[SiteSnapshot]) -> None:
+        """A portfolio poll completed: record its sites and pre-create their counters."""
+        snapshots = list(snapshots)
+        self.sites.update_sites(snapshots)
+        for snapshot in snapshots:
+            self.schedules.ensure_site(snapshot.site_id)
+
+    def update_availability(self, states: Iterable[Availability], now: float | None = None) -> None:
+        self.sites.update_availability(states, now)
+
+    def update_schedules(
+        self, outlooks: Iterable[ScheduleOutlook], now: float | None = None
+    ) -> None:
+        self.sites.update_schedules(outlooks, now)
+
+    def set_thresholds(
+        self, default: tuple[float, float], per_site: Mapping[int, tuple[float, float]]
+    ) -> None:
+        self.sites.set_thresholds(default, per_site)
+
+
+def render_metrics(metrics: Metrics) -> bytes:
+    """The whole /metrics body: the registry's families, then the cached per-site text."""
+    token = fast_render.set(True)
+    try:
+        head = generate_latest(metrics.registry)
+    finally:
+        fast_render.reset(token)
+    return head + metrics.sites.render() + metrics.schedules.render()
+
+
+def metrics_endpoint(metrics: Metrics) -> Callable[[Request], Awaitable[Response]]:
+    """A Starlette endpoint serving `render_metrics(metrics)`, to mount at /metrics."""
+
+    async def endpoint(request: Request) -> Response:
+        return Response(render_metrics(metrics), media_type=CONTENT_TYPE)
+
+    return endpoint

@@ -1,0 +1,104 @@
+"""Per-site schedule counters (`cellect_schedule_entries_total{site_id,status}` and
+`cellect_schedule_implementation_failures_total{site_id}`), served from cached text.
+
+At fleet size these are the largest families (six series per site), and webhooks change
+only a few sites between two scrapes, so each site's lines are re-rendered when its counts
+change and a scrape only re-joins the cached lines (and only if anything changed).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from receiver.cellect.enums import ImplementationStatus
+from receiver.exposition import Family, family_text, fast_render, sample_line
+
+ENTRIES = Family(
+    "cellect_schedule_entries_total",
+    "Schedule entries reported by webhook, by site and status.",
+    "counter",
+    ("site_id", "status"),
+)
+FAILURES = Family(
+    "cellect_schedule_implementation_failures_total",
+    "Schedule entries the Cellect Box failed to implement.",
+    "counter",
+)
+STATUSES = tuple(ImplementationStatus)
+
+
+def status_label(status: ImplementationStatus) -> str:
+    """`IMPLEMENTATION_FAILED` → `implementation_failed`."""
+    return status.name.lower()
+
+
+class ScheduleCounters(Collector):
+    """Counts of schedule entry outcomes per site; every site's children exist from 0."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[int, dict[ImplementationStatus, float]] = {}
+        self._lines: dict[int, tuple[str, str]] = {}  # site → (entries lines, failures line)
+        self._cache: bytes | None = None
+
+    def ensure_site(self, site_id: int) -> None:
+        """Create the site's series at 0 so a first failure is visible as an increase."""
+        with self._lock:
+            if site_id not in self._counts:
+                self._counts[site_id] = dict.fromkeys(STATUSES, 0.0)
+                self._render_site(site_id)
+
+    def count(self, site_id: int, status: ImplementationStatus, amount: float = 1.0) -> None:
+        """Count `amount` entries of `site_id` reported in `status`."""
+        self.ensure_site(site_id)
+        with self._lock:
+            self._counts[site_id][status] += amount
+            self._render_site(site_id)
+
+    def render(self) -> bytes:
+        with self._lock:
+            if self._cache is None:
+                entries = family_text(ENTRIES, (e for e, _ in self._lines.values()))
+                failures = family_text(FAILURES, (f for _, f in self._lines.values()))
+                self._cache = (entries + failures).encode("utf-8")
+            return self._cache
+
+    def collect(self) -> Iterator[Metric]:
+        if fast_render.get():
+            return
+        entries, failures = self._families()
+        with self._lock:
+            for site_id, counts in self._counts.items():
+                for status, value in counts.items():
+                    entries.add_metric((str(site_id), status_label(status)), value)
+                failed = counts[ImplementationStatus.IMPLEMENTATION_FAILED]
+                failures.add_metric((str(site_id),), failed)
+        yield entries
+        yield failures
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    @staticmethod
+    def _families() -> tuple[CounterMetricFamily, CounterMetricFamily]:
+        return (
+            CounterMetricFamily(ENTRIES.name, ENTRIES.help, labels=ENTRIES.labels),
+            CounterMetricFamily(FAILURES.name, FAILURES.help, labels=FAILURES.labels),
+        )
+
+    def _render_site(self, site_id: int) -> None:
+        """Re-render one site's lines (the lock is held); the joined text is rebuilt lazily."""
+        counts = self._counts[site_id]
+        site = str(site_id)
+        entries = "".join(
+            sample_line(ENTRIES.name, ENTRIES.labels, (site, status_label(s)), counts[s])
+            for s in STATUSES
+        )
+        failed = counts[ImplementationStatus.IMPLEMENTATION_FAILED]
+        failures = sample_line(FAILURES.name, FAILURES.labels, (site,), failed)
+        self._lines[site_id] = (entries, failures)
+        self._cache = None

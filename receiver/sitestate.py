@@ -1,0 +1,297 @@
+"""The site-state collector: per-site gauges of the fleet, served from cached exposition text.
+
+Site series change only when a poll completes, so each update renders that site's sample
+lines once and a scrape joins cached text; the joined section is rebuilt only after an
+update, or when time passes the earliest moment a site goes stale.
+
+Live gauges (SoC, power, ratings, availability, schedule outlook) are shown only for a site
+that was in the latest portfolio and whose last update is younger than `stale_after_s` (and
+availability/outlook only while their own poll result is that young): a site that stops
+reporting drops out instead of freezing at its last value. `cellect_site_info`, the last
+update timestamp and the thresholds stay, so a DataStale rule can still see the site.
+Site names and coordinates appear only on `cellect_site_info`.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from receiver.cellect.enums import DowntimeType, EventReason, EventSource
+from receiver.cellect.models import SiteInformation
+from receiver.exposition import Family, family_text, fast_render, sample_line
+
+P = "cellect_site_"
+JOULES_PER_KWH = 3.6e6
+INFO = Family(
+    P + "info",
+    "Master data of a site; always 1.",
+    "gauge",
+    ("site_id", "site_name", "country", "latitude", "longitude"),
+)
+LAST_UPDATE = Family(P + "last_update_timestamp_seconds", "When the site last reported.")
+SOC_LOW = Family(P + "soc_low_threshold_ratio", "Effective SoCLow alert threshold.")
+SOC_HIGH = Family(P + "soc_high_threshold_ratio", "Effective SoCHigh alert threshold.")
+SOC = Family(P + "state_of_charge_ratio", "State of charge, 0 to 1.")
+POWER = Family(P + "power_watts", "AC power; positive = discharge, negative = charge.")
+# Joules, not DESIGN.md's watt_hours: promtool flags "hours" as a non-base unit.
+CAPACITY = Family(P + "energy_capacity_joules", "Installed energy capacity.")
+RATED_CHARGE = Family(P + "rated_charge_power_watts", "Rated AC charge power.")
+RATED_DISCHARGE = Family(P + "rated_discharge_power_watts", "Rated AC discharge power.")
+AVAILABLE = Family(P + "available", "1 while the site is available, 0 while it is not.")
+UNAVAILABLE = Family(
+    P + "unavailable_info",
+    "The open unavailability event of a site; 1.",
+    "gauge",
+    ("site_id", "type", "reason", "source"),
+)
+HORIZON = Family(P + "schedule_horizon_seconds", "How far ahead the planned schedule reaches.")
+NEAR_START = Family(
+    "cellect_schedule_entries_in_progress_near_start",
+    "Entries still InProgress although their start is near.",
+)
+
+FAMILIES = (
+    INFO,
+    LAST_UPDATE,
+    SOC_LOW,
+    SOC_HIGH,
+    SOC,
+    POWER,
+    CAPACITY,
+    RATED_CHARGE,
+    RATED_DISCHARGE,
+    AVAILABLE,
+    UNAVAILABLE,
+    HORIZON,
+    NEAR_START,
+)
+
+
+@dataclass(frozen=True)
+class SiteSnapshot:
+    """One site's master data and state from a portfolio poll, in the vendor's units."""
+
+    site_id: int
+    site_name: str
+    country: str
+    latitude: float
+    longitude: float
+    soc_percent: float
+    power_kw: float
+    capacity_kwh: float
+    rated_charge_kw: float
+    rated_discharge_kw: float
+    updated_at: float
+
+    @classmethod
+    def from_information(cls, info: SiteInformation, updated_at: float) -> SiteSnapshot:
+        return cls(
+            site_id=info.site_id,
+            site_name=info.site_name,
+            country=info.country,
+            latitude=info.latitude,
+            longitude=info.longitude,
+            soc_percent=info.ess_soc,
+            power_kw=info.ess_power,
+            capacity_kwh=info.ess_installed_energy_capacity,
+            rated_charge_kw=info.ess_power_ac_rated_charge,
+            rated_discharge_kw=info.ess_power_ac_rated_discharge,
+            updated_at=updated_at,
+        )
+
+
+@dataclass(frozen=True)
+class Availability:
+    """A site's availability; type/reason/source describe the open event while unavailable."""
+
+    site_id: int
+    available: bool
+    type: DowntimeType | None = None
+    reason: EventReason | None = None
+    source: EventSource | None = None
+
+
+@dataclass(frozen=True)
+class ScheduleOutlook:
+    """A site's planned schedule as seen by the last ExAnte poll."""
+
+    site_id: int
+    horizon_s: float
+    in_progress_near_start: int
+
+
+@dataclass(frozen=True)
+class _Sample:
+    family: Family
+    labels: tuple[str, ...]
+    value: float
+    line: str
+
+
+def _sample(family: Family, site_id: int, value: float, *extra: str) -> _Sample:
+    labels = (str(site_id), *extra)
+    return _Sample(family, labels, value, sample_line(family.name, family.labels, labels, value))
+
+
+@dataclass(frozen=True)
+class _Part:
+    """Samples from one source; `expires` bounds when they may be shown (inf = never)."""
+
+    samples: tuple[_Sample, ...]
+    expires: float = math.inf
+    live: bool = True  # live parts need the site in the portfolio and fresh
+
+
+def camel(member: EventReason | EventSource) -> str:
+    """`SYSTEM_BMS` → `SystemBMS`, `NO_REASON` → `NoReason`: the guide's spelling."""
+    return "".join(w if w in ("ESS", "BMS") else w.capitalize() for w in member.name.split("_"))
+
+
+class SiteState(Collector):
+    """Per-site gauges, updated when a poll completes and served from cached text."""
+
+    def __init__(self, now: Callable[[], float], stale_after_s: float = 600.0) -> None:
+        self._now = now
+        self._stale_after_s = stale_after_s
+        self._lock = threading.Lock()
+        self._parts: dict[int, dict[str, _Part]] = {}
+        self._portfolio: dict[int, float] = {}  # site_id → when its state goes stale
+        self._thresholds: tuple[tuple[float, float], Mapping[int, tuple[float, float]]]
+        self._thresholds = ((0.10, 0.95), {})
+        self._cache = b""
+        self._valid_until = -math.inf  # rebuild the cache at or after this time
+
+    def update_sites(self, snapshots: Iterable[SiteSnapshot]) -> None:
+        """Record a completed portfolio poll; sites missing from it drop out of live gauges."""
+        rendered = {s.site_id: self._snapshot_parts(s) for s in snapshots}
+        with self._lock:
+            self._portfolio = {i: p["state"].expires for i, p in rendered.items()}
+            for site_id, parts in rendered.items():
+                site = self._parts.setdefault(site_id, {})
+                site.update(parts)
+                if "thresholds" not in site:
+                    site["thresholds"] = self._threshold_part(site_id)
+            self._valid_until = -math.inf
+
+    def update_availability(self, states: Iterable[Availability], now: float | None = None) -> None:
+        """Record availability as of `now`; sites not named keep theirs until it goes stale."""
+        expires = (self._now() if now is None else now) + self._stale_after_s
+        self._merge("availability", {a.site_id: _availability(a, expires) for a in states})
+
+    def update_schedules(
+        self, outlooks: Iterable[ScheduleOutlook], now: float | None = None
+    ) -> None:
+        """Record each site's schedule outlook as of `now` (merged like availability)."""
+        expires = (self._now() if now is None else now) + self._stale_after_s
+        self._merge("outlook", {o.site_id: _outlook(o, expires) for o in outlooks})
+
+    def set_thresholds(
+        self, default: tuple[float, float], per_site: Mapping[int, tuple[float, float]]
+    ) -> None:
+        """Set the (low, high) SoC thresholds: `per_site` overrides `default` by site id."""
+        with self._lock:
+            self._thresholds = (default, dict(per_site))
+            for site_id, parts in self._parts.items():
+                parts["thresholds"] = self._threshold_part(site_id)
+            self._valid_until = -math.inf
+
+    def render(self) -> bytes:
+        """The exposition text of every site family, rebuilt only when something changed."""
+        with self._lock:
+            now = self._now()
+            if now >= self._valid_until:
+                self._cache, self._valid_until = self._build(now)
+            return self._cache
+
+    def collect(self) -> Iterator[Metric]:
+        if fast_render.get():
+            return
+        families = {f: GaugeMetricFamily(f.name, f.help, labels=f.labels) for f in FAMILIES}
+        with self._lock:
+            parts, _ = self._visible(self._now())
+        for part in parts:
+            for s in part.samples:
+                families[s.family].add_metric(s.labels, s.value)
+        yield from families.values()
+
+    def describe(self) -> Iterator[Metric]:
+        for f in FAMILIES:
+            yield GaugeMetricFamily(f.name, f.help, labels=f.labels)
+
+    def _merge(self, key: str, parts: dict[int, _Part]) -> None:
+        with self._lock:
+            for site_id, part in parts.items():
+                self._parts.setdefault(site_id, {})[key] = part
+            self._valid_until = -math.inf
+
+    def _snapshot_parts(self, s: SiteSnapshot) -> dict[str, _Part]:
+        place = (s.site_name, s.country, repr(float(s.latitude)), repr(float(s.longitude)))
+        info = (
+            _sample(INFO, s.site_id, 1.0, *place),
+            _sample(LAST_UPDATE, s.site_id, s.updated_at),
+        )
+        state = (
+            _sample(SOC, s.site_id, s.soc_percent / 100.0),
+            _sample(POWER, s.site_id, s.power_kw * 1000.0),
+            _sample(CAPACITY, s.site_id, s.capacity_kwh * JOULES_PER_KWH),
+            _sample(RATED_CHARGE, s.site_id, s.rated_charge_kw * 1000.0),
+            _sample(RATED_DISCHARGE, s.site_id, s.rated_discharge_kw * 1000.0),
+        )
+        expires = s.updated_at + self._stale_after_s
+        return {"info": _Part(info, live=False), "state": _Part(state, expires)}
+
+    def _threshold_part(self, site_id: int) -> _Part:
+        default, per_site = self._thresholds
+        low, high = per_site.get(site_id, default)
+        samples = (_sample(SOC_LOW, site_id, low), _sample(SOC_HIGH, site_id, high))
+        return _Part(samples, live=False)
+
+    def _visible(self, now: float) -> tuple[list[_Part], float]:
+        """The parts to show at `now`, and the earliest time one of them goes stale."""
+        shown: list[_Part] = []
+        valid_until = math.inf
+        for site_id, parts in self._parts.items():
+            site_until = self._portfolio.get(site_id, -math.inf)
+            for part in parts.values():
+                if part.live:
+                    until = min(part.expires, site_until)
+                    if now >= until:
+                        continue
+                    valid_until = min(valid_until, until)
+                shown.append(part)
+        return shown, valid_until
+
+    def _build(self, now: float) -> tuple[bytes, float]:
+        parts, valid_until = self._visible(now)
+        lines: dict[Family, list[str]] = {f: [] for f in FAMILIES}
+        for part in parts:
+            for s in part.samples:
+                lines[s.family].append(s.line)
+        text = "".join(family_text(f, lines[f]) for f in FAMILIES)
+        return text.encode("utf-8"), valid_until
+
+
+def _availability(a: Availability, expires: float) -> _Part:
+    samples = [_sample(AVAILABLE, a.site_id, 1.0 if a.available else 0.0)]
+    if not a.available:
+        event = (
+            a.type.value if a.type else "",
+            camel(a.reason) if a.reason else "",
+            camel(a.source) if a.source else "",
+        )
+        samples.append(_sample(UNAVAILABLE, a.site_id, 1.0, *event))
+    return _Part(tuple(samples), expires)
+
+
+def _outlook(o: ScheduleOutlook, expires: float) -> _Part:
+    samples = (
+        _sample(HORIZON, o.site_id, max(0.0, o.horizon_s)),
+        _sample(NEAR_START, o.site_id, float(o.in_progress_near_start)),
+    )
+    return _Part(samples, expires)
