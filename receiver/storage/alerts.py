@@ -1,0 +1,128 @@
+"""Repository functions for the alerting engine's state: alerts, silences, own secrets.
+
+Keyword-only; nothing here commits (the caller owns the transaction).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Literal
+
+from sqlmodel import Session, col, select
+
+from receiver.storage.alert_tables import AlertRecord, MonitorSecret, Silence
+from receiver.storage.dialect import insert_for
+
+AlertState = Literal["firing", "resolved"]
+
+
+def get_or_create_secret(
+    *, session: Session, name: str, factory: Callable[[], str], now: datetime
+) -> str:
+    """The secret stored under `name`, generated with `factory` the first time.
+
+    Safe when two processes start at once: the loser of the insert race reads the
+    winner's value.
+    """
+    stmt = insert_for(session, MonitorSecret).values(name=name, value=factory(), created_at=now)
+    session.exec(stmt.on_conflict_do_nothing(index_elements=["name"]))
+    return session.exec(select(MonitorSecret.value).where(MonitorSecret.name == name)).one()
+
+
+def upsert_alert(
+    *,
+    session: Session,
+    fingerprint: str,
+    rule: str,
+    severity: str,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+    state: AlertState,
+    at: datetime,
+) -> AlertRecord:
+    """Record that the alert `fingerprint` is firing or resolved as of `at`.
+
+    A firing alert keeps its `starts_at`; one that fires again after resolving starts
+    anew; resolving sets `ends_at`.
+    """
+    alert = session.exec(select(AlertRecord).where(AlertRecord.fingerprint == fingerprint)).first()
+    if alert is None:
+        alert = AlertRecord(
+            fingerprint=fingerprint, rule=rule, severity=severity, state=state, starts_at=at
+        )
+        alert.ends_at = at if state == "resolved" else None
+    elif state != alert.state:
+        # Firing again after resolving is a new episode; resolving closes the current one.
+        if state == "firing":
+            alert.starts_at = at
+        alert.ends_at = at if state == "resolved" else None
+    alert.rule, alert.severity, alert.state = rule, severity, state
+    alert.labels, alert.annotations = dict(labels), dict(annotations)
+    session.add(alert)
+    session.flush()
+    return alert
+
+
+def mark_notified(*, session: Session, fingerprint: str, at: datetime) -> None:
+    """Remember when the alert was last sent out (for repeat_interval)."""
+    alert = session.exec(select(AlertRecord).where(AlertRecord.fingerprint == fingerprint)).one()
+    alert.last_notified_at = at
+    session.add(alert)
+
+
+def list_firing_alerts(*, session: Session, rule: str | None = None) -> list[AlertRecord]:
+    """The firing alerts (of one rule, if given), oldest first."""
+    query = select(AlertRecord).where(AlertRecord.state == "firing")
+    if rule is not None:
+        query = query.where(AlertRecord.rule == rule)
+    return list(session.exec(query.order_by(col(AlertRecord.starts_at), col(AlertRecord.id))).all())
+
+
+def create_silence(
+    *,
+    session: Session,
+    matchers: Mapping[str, str],
+    starts_at: datetime,
+    ends_at: datetime,
+    created_by: str,
+    comment: str,
+) -> Silence:
+    """A silence muting alerts whose labels match every matcher, in [starts_at, ends_at)."""
+    if ends_at <= starts_at:
+        raise ValueError("a silence must end after it starts")
+    silence = Silence(
+        matchers=dict(matchers),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        created_by=created_by,
+        comment=comment,
+    )
+    session.add(silence)
+    session.flush()
+    return silence
+
+
+def active_silences(*, session: Session, now: datetime) -> list[Silence]:
+    """The silences in force at `now`."""
+    query = (
+        select(Silence)
+        .where(col(Silence.starts_at) <= now, col(Silence.ends_at) > now)
+        .order_by(col(Silence.id))
+    )
+    return list(session.exec(query).all())
+
+
+def expire_silence(*, session: Session, silence_id: int, now: datetime) -> bool:
+    """End a silence at `now`; False when there is no such silence or it has already ended."""
+    silence = session.get(Silence, silence_id)
+    if silence is None or silence.ends_at <= now:
+        return False
+    silence.ends_at = max(now, silence.starts_at)
+    session.add(silence)
+    return True
+
+
+def silence_matches(silence: Silence, labels: Mapping[str, str]) -> bool:
+    """Whether the silence's every `label → value` matcher holds for `labels`."""
+    return all(labels.get(name) == value for name, value in silence.matchers.items())

@@ -1,0 +1,135 @@
+"""Repository functions for sites and their measurements (SoC and power over time).
+
+Keyword-only; each takes the caller's `session` and commits nothing: the caller owns
+the transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from receiver.cellect.models import SiteInformation
+from receiver.storage.dialect import chunks, insert_for
+from receiver.storage.tables import Measurement, Site
+
+# Master-data columns a later poll overwrites (first_seen_at never changes).
+_SITE_UPDATES = (
+    "name",
+    "country",
+    "latitude",
+    "longitude",
+    "capacity_kwh",
+    "rated_charge_kw",
+    "rated_discharge_kw",
+    "last_seen_at",
+    "present",
+)
+
+
+def _site_row(site: SiteInformation, seen_at: datetime) -> dict[str, Any]:
+    return {
+        "site_id": site.site_id,
+        "name": site.site_name,
+        "country": site.country,
+        "latitude": site.latitude,
+        "longitude": site.longitude,
+        "capacity_kwh": site.ess_installed_energy_capacity,
+        "rated_charge_kw": site.ess_power_ac_rated_charge,
+        "rated_discharge_kw": site.ess_power_ac_rated_discharge,
+        "first_seen_at": seen_at,
+        "last_seen_at": seen_at,
+        "present": True,
+    }
+
+
+def upsert_sites(*, session: Session, sites: Sequence[SiteInformation], seen_at: datetime) -> int:
+    """Insert new sites, update known ones (marking them present); returns how many rows."""
+    # One row per site id: PostgreSQL refuses to upsert the same row twice in a statement.
+    rows = list({site.site_id: _site_row(site, seen_at) for site in sites}.values())
+    for chunk in chunks(rows):
+        stmt = insert_for(session, Site).values(list(chunk))
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["site_id"],
+            set_={name: stmt.excluded[name] for name in _SITE_UPDATES},
+        )
+        session.exec(stmt)
+    return len(rows)
+
+
+def mark_absent_sites(
+    *, session: Session, present_ids: Iterable[int], seen_at: datetime
+) -> list[int]:
+    """Mark the sites missing from the portfolio seen at `seen_at` as absent; returns them."""
+    present = set(present_ids)
+    known = session.exec(select(Site.site_id).where(col(Site.present))).all()
+    absent = sorted(site_id for site_id in known if site_id not in present)
+    for chunk in chunks(absent):
+        session.exec(
+            update(Site)
+            .where(col(Site.site_id).in_(chunk), col(Site.last_seen_at) < seen_at)
+            .values(present=False)
+        )
+    return absent
+
+
+def list_sites(*, session: Session, present_only: bool = True) -> list[Site]:
+    """The sites, by id; only those still in the portfolio unless `present_only` is False."""
+    query = select(Site).order_by(col(Site.site_id))
+    if present_only:
+        query = query.where(col(Site.present))
+    return list(session.exec(query).all())
+
+
+def record_measurement(
+    *, session: Session, site_id: int, measured_at: datetime, soc_pct: float, power_kw: float
+) -> bool:
+    """Store one measurement; False when that site already has one at that instant."""
+    stmt = insert_for(session, Measurement).values(
+        site_id=site_id, measured_at=measured_at, soc_pct=soc_pct, power_kw=power_kw
+    )
+    result = session.exec(stmt.on_conflict_do_nothing(index_elements=["site_id", "measured_at"]))
+    return bool(result.rowcount)
+
+
+def record_measurements(
+    *, session: Session, sites: Sequence[SiteInformation], measured_at: datetime
+) -> int:
+    """Store each site's SoC and power at `measured_at` (sites must exist); returns rows new."""
+    rows = {
+        site.site_id: {
+            "site_id": site.site_id,
+            "measured_at": measured_at,
+            "soc_pct": site.ess_soc,
+            "power_kw": site.ess_power,
+        }
+        for site in sites
+    }
+    stored = 0
+    for chunk in chunks(list(rows.values())):
+        stmt = insert_for(session, Measurement).values(list(chunk))
+        result = session.exec(
+            stmt.on_conflict_do_nothing(index_elements=["site_id", "measured_at"])
+        )
+        stored += max(result.rowcount, 0)
+    return stored
+
+
+def site_history(
+    *, session: Session, site_id: int, start: datetime, end: datetime
+) -> list[Measurement]:
+    """One site's measurements in [start, end), oldest first."""
+    query = (
+        select(Measurement)
+        .where(
+            Measurement.site_id == site_id,
+            col(Measurement.measured_at) >= start,
+            col(Measurement.measured_at) < end,
+        )
+        .order_by(col(Measurement.measured_at))
+    )
+    return list(session.exec(query).all())

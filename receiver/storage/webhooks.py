@@ -1,0 +1,168 @@
+"""Repository functions for raw webhook deliveries: durable, deduplicated, replayable.
+
+`store_webhook_batch` is the webhook receiver's group-commit primitive: the deliveries
+of many requests are inserted with one `INSERT … ON CONFLICT (digest) DO NOTHING`
+(so a duplicate, even one a concurrent process inserts at the same moment, is stored
+once and never applied twice), each new delivery's entries are applied with the
+forward-only rule, and the whole batch is committed ONCE — the only function here that
+commits. A delivery's digest is the SHA-256 of its payload's canonical JSON, so the same
+content with other whitespace, key order or timestamp spelling counts as a duplicate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from pydantic import ValidationError
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from receiver.cellect.models import StatusWebhook
+from receiver.storage.dialect import chunks, insert_for
+from receiver.storage.schedules import StatusChange, apply_entry
+from receiver.storage.tables import WebhookDelivery
+from receiver.storage.types import utc_now
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingDelivery:
+    """One webhook request as received: the raw body and what it parsed to."""
+
+    body: str
+    webhook: StatusWebhook
+    received_at: datetime
+    remote_addr: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchOutcome:
+    """What became of one delivery of a batch."""
+
+    digest: str
+    duplicate: bool
+    delivery_id: int | None = None
+    changes: list[StatusChange] = field(default_factory=list)
+
+
+def canonical_digest(payload: StatusWebhook | Mapping[str, object]) -> str:
+    """SHA-256 (hex) of the payload's canonical JSON: sorted keys, no spaces, wire spelling."""
+    data = payload.wire() if isinstance(payload, StatusWebhook) else payload
+    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def store_webhook_batch(
+    *, session: Session, deliveries: Sequence[IncomingDelivery]
+) -> list[BatchOutcome]:
+    """Store and apply a batch of deliveries, committing once; one outcome per delivery."""
+    digests = [canonical_digest(delivery.webhook) for delivery in deliveries]
+    first_of: dict[str, int] = {}
+    for index, digest in enumerate(digests):
+        first_of.setdefault(digest, index)
+    ids = _insert_new(session, {d: deliveries[i] for d, i in first_of.items()})
+    outcomes = [
+        BatchOutcome(digest, False, ids[digest])
+        if first_of[digest] == index and digest in ids
+        else BatchOutcome(digest, True)
+        for index, digest in enumerate(digests)
+    ]
+    fresh = [(deliveries[i], o) for i, o in enumerate(outcomes) if not o.duplicate]
+    for outcome, change in _apply(session, fresh):
+        outcome.changes.append(change)
+    session.commit()
+    return outcomes
+
+
+def _insert_new(session: Session, unique: Mapping[str, IncomingDelivery]) -> dict[str, int]:
+    """Insert the deliveries not stored yet; their ids by digest (duplicates are absent)."""
+    # Sorted by digest, so concurrent batches take the unique-index locks in one order.
+    rows = [
+        {
+            "received_at": delivery.received_at,
+            "digest": digest,
+            "site_id": delivery.webhook.site_id,
+            "body": delivery.body,
+            "remote_addr": delivery.remote_addr,
+        }
+        for digest, delivery in sorted(unique.items())
+    ]
+    ids: dict[str, int] = {}
+    for chunk in chunks(rows):
+        stmt = (
+            insert_for(session, WebhookDelivery)
+            .values(list(chunk))
+            .on_conflict_do_nothing(index_elements=["digest"])
+            .returning(col(WebhookDelivery.digest), col(WebhookDelivery.id))
+        )
+        ids.update((digest, delivery_id) for digest, delivery_id in session.exec(stmt).all())
+    return ids
+
+
+def _apply(
+    session: Session, fresh: Sequence[tuple[IncomingDelivery, BatchOutcome]]
+) -> list[tuple[BatchOutcome, StatusChange]]:
+    """Apply the entries of new deliveries; each change made, with its delivery's outcome."""
+    work = [
+        (delivery.webhook.site_id, entry, delivery.received_at, outcome)
+        for delivery, outcome in fresh
+        for entry in delivery.webhook.schedule
+    ]
+    # In entry order (stable: one entry's reports keep their received order), so that
+    # concurrent writers lock entry rows in the same order and cannot deadlock.
+    work.sort(key=lambda item: (item[0], item[1].start, item[1].end))
+    applied = []
+    for site_id, entry, received_at, outcome in work:
+        change = apply_entry(
+            session=session,
+            site_id=site_id,
+            start=entry.start,
+            end=entry.end,
+            status=entry.status,
+            observed_at=received_at,
+            source="webhook",
+            delivery_id=outcome.delivery_id,
+        )
+        if change is not None:
+            applied.append((outcome, change))
+    return applied
+
+
+def deliveries_since(*, session: Session, since: datetime) -> list[WebhookDelivery]:
+    """The stored deliveries received at or after `since`, in received order."""
+    query = (
+        select(WebhookDelivery)
+        .where(col(WebhookDelivery.received_at) >= since)
+        .order_by(col(WebhookDelivery.received_at), col(WebhookDelivery.id))
+    )
+    return list(session.exec(query).all())
+
+
+def replay_deliveries(*, session: Session, since: datetime, now: datetime | None = None) -> int:
+    """Re-apply the deliveries received since `since`; returns the status changes it made.
+
+    Idempotent thanks to the forward-only rule: a second replay changes nothing.
+    Each replayed delivery gets `replayed_at` (`now`, default the wall clock).
+    """
+    applied = 0
+    for delivery in deliveries_since(session=session, since=since):
+        try:
+            webhook = StatusWebhook.model_validate_json(delivery.body)
+        except ValidationError:
+            logger.warning("stored webhook delivery %s no longer parses; skipped", delivery.id)
+            continue
+        outcome = BatchOutcome(delivery.digest, False, delivery.id)
+        stored = IncomingDelivery(delivery.body, webhook, delivery.received_at)
+        applied += len(_apply(session, [(stored, outcome)]))
+        session.exec(
+            update(WebhookDelivery)
+            .where(col(WebhookDelivery.id) == delivery.id)
+            .values(replayed_at=now or utc_now())
+        )
+    return applied
