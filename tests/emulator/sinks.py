@@ -7,12 +7,13 @@
         sink.requests                   # list[RecordedRequest], in arrival order
 
 Any method and path is accepted and answered with `status` (default 200, JSON body
-`{"ok": true}`). `wait_for(n)` polls, bounded in real time, for requests that a
-background task sends.
+`{"ok": true}`). `wait_for(n)` (threads) and `await until(n)` (inside an event loop) poll, bounded
+in real time, for requests that a background task sends.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
@@ -88,7 +89,8 @@ class HttpSink:
 
     def start(self) -> None:
         """Serve on the sink's port (again, after stop())."""
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio only sets TCP_NODELAY when proto says TCP (else +40 ms).
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
         config = uvicorn.Config(
@@ -122,6 +124,16 @@ class HttpSink:
                 if len(self.requests) >= count:
                     return list(self.requests)
             time.sleep(0.01)
+        raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
+
+    async def until(self, count: int, within_s: float = 5.0) -> list[RecordedRequest]:
+        """Like wait_for, without blocking the event loop (for senders running in it)."""
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if len(self.requests) >= count:
+                    return list(self.requests)
+            await asyncio.sleep(0.01)
         raise AssertionError(f"expected {count} requests, got {len(self.requests)}")
 
     def __enter__(self) -> HttpSink:
