@@ -1,0 +1,182 @@
+"""The service's own metrics on an injected registry: names, pre-created children, counting."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.applications import Starlette
+from starlette.routing import Route
+
+from receiver.cellect.clock import Clock
+from receiver.metrics import (
+    ALERT_RULES,
+    API_ENDPOINTS,
+    NOTIFICATION_OUTCOMES,
+    POLLERS,
+    WEBHOOK_OUTCOMES,
+    Metrics,
+    metrics_endpoint,
+    render_metrics,
+)
+from receiver.sitestate import Availability, ScheduleOutlook, SiteSnapshot
+
+START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+# DESIGN.md's catalogue (capacity in joules: promtool rejects "hours"), plus the gauges the
+# alert rules read; histograms by their _count series.
+EXPECTED_NAMES = {
+    "cellect_site_info", "cellect_site_state_of_charge_ratio", "cellect_site_power_watts",
+    "cellect_site_energy_capacity_joules", "cellect_site_rated_charge_power_watts",
+    "cellect_site_rated_discharge_power_watts", "cellect_site_available",
+    "cellect_site_unavailable_info", "cellect_site_schedule_horizon_seconds",
+    "cellect_schedule_entries_in_progress_near_start", "cellect_site_soc_low_threshold_ratio",
+    "cellect_site_soc_high_threshold_ratio", "cellect_site_last_update_timestamp_seconds",
+    "cellect_schedule_entries_total", "cellect_schedule_implementation_failures_total",
+    "cellect_webhook_requests_total", "cellect_webhook_request_duration_seconds_count",
+    "cellect_api_requests_total", "cellect_api_request_duration_seconds_count",
+    "cellect_poll_last_success_timestamp_seconds", "cellect_access_token_expiry_timestamp_seconds",
+    "cellect_alerts_firing", "cellect_notifications_total", "cellect_notification_outbox_pending",
+}  # fmt: skip
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock.frozen(START)
+
+
+@pytest.fixture
+def registry() -> CollectorRegistry:
+    return CollectorRegistry()
+
+
+@pytest.fixture
+def metrics(registry: CollectorRegistry, clock: Clock) -> Metrics:
+    return Metrics(registry, now=clock.timestamp)
+
+
+def one_site(metrics: Metrics, clock: Clock) -> None:
+    now = clock.timestamp()
+    metrics.update_sites([SiteSnapshot(7, "Seven", "DE", 52.5, 13.4, 50, 1, 100, 50, 50, now)])
+    metrics.update_availability([Availability(7, available=False)])
+    metrics.update_schedules([ScheduleOutlook(7, 3600.0, 0)])
+
+
+def sample_names(body: bytes) -> set[str]:
+    families = text_string_to_metric_families(body.decode("utf-8"))
+    return {sample.name for family in families for sample in family.samples}
+
+
+def test_every_catalogue_metric_is_exposed_after_setup(metrics: Metrics, clock: Clock) -> None:
+    """With one site known, every metric of the catalogue is in the /metrics body."""
+    one_site(metrics, clock)
+    missing = EXPECTED_NAMES - sample_names(render_metrics(metrics))
+    assert not missing
+
+
+def test_label_children_exist_at_zero_before_any_event(registry: CollectorRegistry) -> None:
+    """Every known outcome, endpoint, poller and alert rule has a series at 0 from the start."""
+    Metrics(registry)
+    value = registry.get_sample_value
+    for outcome in WEBHOOK_OUTCOMES:
+        assert value("cellect_webhook_requests_total", {"outcome": outcome}) == 0
+    for endpoint in API_ENDPOINTS:
+        assert value("cellect_api_requests_total", {"endpoint": endpoint, "code": "200"}) == 0
+        assert value("cellect_api_request_duration_seconds_count", {"endpoint": endpoint}) == 0
+    for poller in POLLERS:
+        assert value("cellect_poll_last_success_timestamp_seconds", {"poller": poller}) == 0
+    for rule, severity in ALERT_RULES:
+        assert value("cellect_alerts_firing", {"rule": rule, "severity": severity}) == 0
+    for outcome in NOTIFICATION_OUTCOMES:
+        assert value("cellect_notifications_total", {"outcome": outcome}) == 0
+
+
+def test_webhook_deliveries_are_counted_and_timed(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    """observe_webhook counts the outcome and adds the duration to the histogram."""
+    metrics.observe_webhook("accepted", 0.01)
+    metrics.observe_webhook("accepted", 0.03)
+    metrics.observe_webhook("unauthorized", 0.001)
+    value = registry.get_sample_value
+    assert value("cellect_webhook_requests_total", {"outcome": "accepted"}) == 2
+    assert value("cellect_webhook_requests_total", {"outcome": "unauthorized"}) == 1
+    assert value("cellect_webhook_request_duration_seconds_count") == 3
+    assert value("cellect_webhook_request_duration_seconds_sum") == pytest.approx(0.041)
+
+
+def test_api_requests_are_counted_by_endpoint_and_code(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    """observe_api labels by endpoint and the status as a string, or error/timeout."""
+    metrics.observe_api("ex_ante", 503, 0.2)
+    metrics.observe_api("ex_ante", "timeout", 10.0)
+    metrics.observe_api("access_token", 200, 0.1)
+    value = registry.get_sample_value
+    assert value("cellect_api_requests_total", {"endpoint": "ex_ante", "code": "503"}) == 1
+    assert value("cellect_api_requests_total", {"endpoint": "ex_ante", "code": "timeout"}) == 1
+    assert value("cellect_api_requests_total", {"endpoint": "access_token", "code": "200"}) == 1
+    assert value("cellect_api_request_duration_seconds_count", {"endpoint": "ex_ante"}) == 2
+
+
+def test_alerts_firing_are_replaced_as_a_whole(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    """set_alerts_firing sets the named rules and returns the others to 0."""
+    metrics.set_alerts_firing({("SoCLow", "warning"): 3, ("ApiDown", "critical"): 1})
+    metrics.set_alerts_firing({("SoCLow", "warning"): 2})
+    value = registry.get_sample_value
+    assert value("cellect_alerts_firing", {"rule": "SoCLow", "severity": "warning"}) == 2
+    assert value("cellect_alerts_firing", {"rule": "ApiDown", "severity": "critical"}) == 0
+
+
+def test_refresh_token_expiry_is_absent_until_known(
+    metrics: Metrics, registry: CollectorRegistry
+) -> None:
+    """No refresh-token expiry series exists (rather than a 1970 one) until it is set."""
+    name = "cellect_refresh_token_expiry_timestamp_seconds"
+    assert registry.get_sample_value(name) is None
+    metrics.set_refresh_token_expiry(1_800_000_000.0)
+    assert registry.get_sample_value(name) == 1_800_000_000.0
+    metrics.set_refresh_token_expiry(None)
+    assert name not in sample_names(render_metrics(metrics))
+
+
+def test_health_gauges_and_notifications(metrics: Metrics, registry: CollectorRegistry) -> None:
+    """Poll success, poll interval, token expiry, outbox and notifications reach the registry."""
+    metrics.poll_succeeded("events", 1_750_000_000.0)
+    metrics.set_poll_interval("events", 60.0)
+    metrics.set_access_token_expiry(1_750_021_600.0)
+    metrics.set_outbox_pending(4)
+    metrics.notification("sent")
+    metrics.notification("dead")
+    value = registry.get_sample_value
+    assert value("cellect_poll_last_success_timestamp_seconds", {"poller": "events"}) == 1.75e9
+    assert value("cellect_poll_interval_seconds", {"poller": "events"}) == 60.0
+    assert value("cellect_access_token_expiry_timestamp_seconds") == 1_750_021_600.0
+    assert value("cellect_notification_outbox_pending") == 4
+    assert value("cellect_notifications_total", {"outcome": "dead"}) == 1
+
+
+def test_two_instances_live_side_by_side_on_their_own_registries() -> None:
+    """Metrics registers nothing globally: two instances in one process do not clash."""
+    first, second = Metrics(CollectorRegistry()), Metrics(CollectorRegistry())
+    first.observe_webhook("accepted", 0.1)
+    labels = {"outcome": "accepted"}
+    assert second.registry.get_sample_value("cellect_webhook_requests_total", labels) == 0
+
+
+@pytest.mark.anyio
+async def test_metrics_endpoint_serves_the_exposition(metrics: Metrics, clock: Clock) -> None:
+    """The Starlette endpoint answers 200 with the text format and the site series."""
+    one_site(metrics, clock)
+    app = Starlette(routes=[Route("/metrics", metrics_endpoint(metrics))])
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://monitor") as client:
+        response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert 'cellect_site_power_watts{site_id="7"} 1000.0' in response.text
