@@ -21,7 +21,12 @@ CHUNK_ROWS = 500
 
 
 def insert_for(session: Session, table: Any) -> Insert:
-    """`INSERT INTO table` in the dialect of the session's database, with ON CONFLICT."""
+    """`INSERT INTO table` in the dialect of the session's database, with ON CONFLICT.
+
+    Built on the Table, not the mapped class, so it runs as plain Core (one statement,
+    true rowcounts) rather than through the ORM's bulk-insert path.
+    """
+    table = getattr(table, "__table__", table)
     if session.get_bind().dialect.name == "postgresql":
         return postgresql.insert(table)
     return sqlite.insert(table)

@@ -55,7 +55,7 @@ def _statements(older_than: datetime) -> dict[str, Delete]:
             col(AvailabilityEventRecord.end_at) < older_than,
         ),
         "alerts": delete(AlertRecord).where(
-            AlertRecord.state == "resolved", col(AlertRecord.ends_at) < older_than
+            col(AlertRecord.state) == "resolved", col(AlertRecord.ends_at) < older_than
         ),
         "silences": delete(Silence).where(col(Silence.ends_at) < older_than),
         "outbox_messages": delete(OutboxMessage).where(

@@ -92,8 +92,8 @@ def record_measurement(
     stmt = insert_for(session, Measurement).values(
         site_id=site_id, measured_at=measured_at, soc_pct=soc_pct, power_kw=power_kw
     )
-    result = session.exec(stmt.on_conflict_do_nothing(index_elements=["site_id", "measured_at"]))
-    return bool(result.rowcount)
+    stmt = stmt.on_conflict_do_nothing(index_elements=["site_id", "measured_at"])
+    return session.exec(stmt.returning(col(Measurement.id))).first() is not None
 
 
 def record_measurements(
@@ -112,10 +112,9 @@ def record_measurements(
     stored = 0
     for chunk in chunks(list(rows.values())):
         stmt = insert_for(session, Measurement).values(list(chunk))
-        result = session.exec(
-            stmt.on_conflict_do_nothing(index_elements=["site_id", "measured_at"])
-        )
-        stored += max(result.rowcount, 0)
+        # RETURNING counts the new rows: multi-row rowcounts are -1 on some drivers.
+        stmt = stmt.on_conflict_do_nothing(index_elements=["site_id", "measured_at"])
+        stored += len(session.exec(stmt.returning(col(Measurement.id))).all())
     return stored
 
 
