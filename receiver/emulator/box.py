@@ -389,18 +389,20 @@ class Box:
         start: float,
         end: float | None,
     ) -> Outage:
+        began = _dt(start)  # whole microseconds: the published start is the one that counts
         outage = Outage(
             event_id=self._next_event_id(),
             site_id=self.spec.site_id,
             downtime_type=downtime_type,
             reason=reason,
             source=source,
-            start=_dt(start),
+            start=began,
             end=None,
             announced_at=_dt(min(self._t, start)),
         )
         self.outages.append(outage)
-        self._runs.append(OutageRun(outage, start, end))
+        stop = None if end is None else _dt(end).timestamp()
+        self._runs.append(OutageRun(outage, began.timestamp(), stop))
         return outage
 
     def _finish(self, run: OutageRun, at: float) -> None:

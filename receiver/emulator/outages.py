@@ -71,7 +71,8 @@ class RandomOutages:
         if self._rate_per_s <= 0:
             return None
         rng = self._rng
-        start = self._after_ts + rng.expovariate(self._rate_per_s)
+        # Whole seconds: events are published with second-precision timestamps.
+        start = float(round(self._after_ts + rng.expovariate(self._rate_per_s)))
         planned = rng.random() < _PLANNED_SHARE
         draw = self._planned(start) if planned else self._unplanned(start)
         self._after_ts = draw.end_ts
@@ -80,8 +81,8 @@ class RandomOutages:
 
     def _planned(self, start: float) -> OutageDraw:
         rng = self._rng
-        lead = rng.uniform(*_PLANNED_LEAD_S)
-        duration = rng.uniform(*_PLANNED_DURATION_S)
+        lead = float(round(rng.uniform(*_PLANNED_LEAD_S)))
+        duration = float(round(rng.uniform(*_PLANNED_DURATION_S)))
         reason = rng.choice(_PLANNED_REASONS)
         source = rng.choice(_PLANNED_SOURCES)
         announce = min(max(start - lead, self._floor_ts), start)
@@ -90,7 +91,7 @@ class RandomOutages:
     def _unplanned(self, start: float) -> OutageDraw:
         rng = self._rng
         low, high = _UNPLANNED_BOUNDS_S
-        duration = min(max(rng.expovariate(1.0 / _UNPLANNED_MEAN_S), low), high)
+        duration = float(round(min(max(rng.expovariate(1.0 / _UNPLANNED_MEAN_S), low), high)))
         reason = rng.choice(_UNPLANNED_REASONS)
         source = rng.choice(_UNPLANNED_SOURCES)
         return OutageDraw(start, start, start + duration, DowntimeType.UNPLANNED, reason, source)
