@@ -1,0 +1,336 @@
+"""The demo trader: a seeded partner that posts rolling schedules through the public API.
+
+It gives a demo (and an end-to-end test) live traffic: every `interval_s` of emulated time
+it gets an access token (refreshed well before its 6 h lifetime), reads PortfolioOverview,
+and keeps each site planned `horizon_h` ahead in 15-minute entries: charge in the cheap
+hours and discharge at the peaks of a seeded price curve, idle (a gap) in between, within
+each site's ratings less a margin. Every entry starts at least 6 minutes after now (the API
+wants 5) on a 15-minute boundary and ends within 47 h. Now and then (seeded) it re-plans part
+of what it already posted on a revised forecast, so the box overwrites earlier entries.
+
+Only the public API over the injected httpx client is used. API errors are logged without
+secrets (no token, no Authorization header) and never end `run()`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from receiver.cellect import paths
+from receiver.cellect.clock import Clock
+from receiver.cellect.timestamps import format_timestamp
+
+logger = logging.getLogger(__name__)
+
+SLOT = timedelta(minutes=15)
+LEAD = timedelta(minutes=6)  # the API wants 5; one spare minute for a fast clock
+MAX_REACH = timedelta(hours=47)  # the API allows 48
+TOKEN_MAX_AGE = timedelta(hours=5)  # access tokens live 6 h
+POWER_MARGIN = 0.9  # never ask for more than 90 % of a rating
+CHEAP_SHARE = 0.25  # the cheapest quarter of the day's hours charges ...
+PEAK_SHARE = 0.25  # ... and the dearest quarter discharges
+
+
+class PriceCurve:
+    """A seeded day-ahead price (EUR/MWh) per UTC hour: night trough, two peaks, solar dip.
+
+    Each hour's price depends only on the seed and the hour, never on call order.
+    """
+
+    def __init__(self, seed: int) -> None:
+        self._seed = seed
+
+    def price(self, at: datetime) -> float:
+        hour = at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        day = random.Random(f"{self._seed}:day:{hour.date().isoformat()}")
+        morning, evening, solar = day.uniform(20, 50), day.uniform(40, 90), day.uniform(10, 40)
+        h = hour.hour
+        shape = (
+            morning * math.exp(-(((h - 8) / 2.0) ** 2))
+            + evening * math.exp(-(((h - 19) / 2.5) ** 2))
+            - solar * math.exp(-(((h - 13) / 2.5) ** 2))
+            - 20 * math.exp(-(((h - 3) / 3.0) ** 2))
+        )
+        noise = random.Random(f"{self._seed}:hour:{hour.isoformat()}").uniform(-6, 6)
+        return round(70 + shape + noise, 2)
+
+
+@dataclass(frozen=True)
+class Ratings:
+    """A site as the trader reads it from PortfolioOverview (kW, positive magnitudes)."""
+
+    site_id: int
+    rated_charge_kw: float
+    rated_discharge_kw: float
+
+
+@dataclass(frozen=True)
+class PlannedEntry:
+    start: datetime
+    end: datetime
+    power_kw: float  # + discharge, - charge
+
+    def wire(self) -> dict[str, object]:
+        return {
+            "startDate": format_timestamp(self.start),
+            "endDate": format_timestamp(self.end),
+            "essPowerAC": self.power_kw,
+        }
+
+
+def ceil_slot(moment: datetime) -> datetime:
+    """The first 15-minute boundary at or after `moment`."""
+    floor = floor_slot(moment)
+    return floor if floor == moment else floor + SLOT
+
+
+def floor_slot(moment: datetime) -> datetime:
+    moment = moment.astimezone(UTC)
+    return moment.replace(minute=moment.minute - moment.minute % 15, second=0, microsecond=0)
+
+
+def thresholds(curve: PriceCurve, start: datetime) -> tuple[float, float]:
+    """(charge at or below, discharge at or above): quantiles of the next 24 hourly prices."""
+    prices = sorted(curve.price(start + timedelta(hours=h)) for h in range(24))
+    cheap = prices[int(len(prices) * CHEAP_SHARE) - 1]
+    peak = prices[len(prices) - int(len(prices) * PEAK_SHARE)]
+    return cheap, peak
+
+
+def plan(
+    curve: PriceCurve,
+    site: Ratings,
+    start: datetime,
+    end: datetime,
+    rng: random.Random,
+    *,
+    forecast_noise: float = 0.0,
+) -> list[PlannedEntry]:
+    """15-minute entries over [start, end): charge when cheap, discharge at peaks, else a gap."""
+    cheap, peak = thresholds(curve, start)
+    entries = []
+    slot = start
+    while slot + SLOT <= end:
+        price = curve.price(slot) + (rng.gauss(0, forecast_noise) if forecast_noise else 0.0)
+        share = POWER_MARGIN * rng.uniform(0.6, 1.0)
+        if price <= cheap:
+            entries.append(PlannedEntry(slot, slot + SLOT, -_kw(site.rated_charge_kw * share)))
+        elif price >= peak:
+            entries.append(PlannedEntry(slot, slot + SLOT, _kw(site.rated_discharge_kw * share)))
+        slot += SLOT
+    return entries
+
+
+def _kw(value: float) -> float:
+    return math.floor(value * 10) / 10  # rounded down: never above the rating
+
+
+@dataclass(frozen=True)
+class TraderPost:
+    """One post the trader made (for the demo's logs and for tests)."""
+
+    site_id: int
+    entries: tuple[PlannedEntry, ...]
+    replacement: bool
+    status_code: int | None
+    at: datetime
+
+    @property
+    def accepted(self) -> bool:
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class ApiError(Exception):
+    """A refused or failed API call; the message carries no secret."""
+
+
+class DemoTrader:
+    """Posts seeded rolling schedules for every site of the portfolio through the API."""
+
+    def __init__(
+        self,
+        *,
+        http: httpx.AsyncClient,
+        refresh_token: str,
+        clock: Clock,
+        seed: int,
+        interval_s: float = 600.0,
+        token_path: str = paths.ACCESS_TOKEN,
+        horizon_h: float = 12.0,
+        refill_below_h: float = 6.0,
+        replace_rate: float = 0.15,
+    ) -> None:
+        self._http = http
+        self._refresh_token = refresh_token
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self._curve = PriceCurve(seed)
+        self._interval_s = interval_s
+        self._token_path = token_path
+        self._horizon = timedelta(hours=horizon_h)
+        self._refill_below = timedelta(hours=refill_below_h)
+        self._replace_rate = replace_rate
+        self._access: tuple[str, datetime] | None = None
+        self._planned_until: dict[int, datetime] = {}
+        self.posts: list[TraderPost] = []
+        self.token_requests = 0
+
+    @property
+    def curve(self) -> PriceCurve:
+        return self._curve
+
+    # --- API calls ----------------------------------------------------------------------
+
+    async def _token(self) -> str:
+        now = self._clock.now()
+        if self._access is not None and now - self._access[1] < TOKEN_MAX_AGE:
+            return self._access[0]
+        self.token_requests += 1
+        response = await self._http.post(
+            self._token_path, headers={"authorization": f"Bearer {self._refresh_token}"}
+        )
+        body = _json(response)
+        token = body.get("accessToken") if isinstance(body, dict) else None
+        if response.status_code != 200 or not isinstance(token, str):
+            raise ApiError(f"access token refused: {_describe(response, body)}")
+        self._access = (token, now)
+        return token
+
+    async def _call(
+        self, method: str, path: str, *, params: dict[str, str], body: object = None
+    ) -> httpx.Response:
+        """An authorised request; one fresh token and retry if the API answers 401."""
+        response: httpx.Response | None = None
+        for _ in range(2):
+            token = await self._token()
+            headers = {"authorization": f"Bearer {token}"}
+            response = await self._http.request(
+                method, path, headers=headers, params=params, json=body
+            )
+            if response.status_code != 401:
+                break
+            self._access = None  # revoked or expired early: fetch a new one once
+        assert response is not None
+        return response
+
+    async def _portfolio(self) -> list[Ratings]:
+        response = await self._call(
+            "GET", paths.PORTFOLIO_MASTER_DATA, params={"symbol": "PortfolioOverview"}
+        )
+        body = _json(response)
+        if response.status_code != 200 or not isinstance(body, list):
+            raise ApiError(f"portfolio read failed: {_describe(response, body)}")
+        return sorted(
+            (
+                Ratings(
+                    int(site["siteId"]),
+                    float(site["essPowerACRatedCharge"]),
+                    float(site["essPowerACRatedDischarge"]),
+                )
+                for site in body
+            ),
+            key=lambda r: r.site_id,
+        )
+
+    async def _post(
+        self, site: Ratings, entries: Sequence[PlannedEntry], replacement: bool
+    ) -> bool:
+        response = await self._call(
+            "POST",
+            paths.time_series(site.site_id),
+            params={"symbol": "EssPowerAC"},
+            body={"data": [e.wire() for e in entries]},
+        )
+        post = TraderPost(
+            site.site_id, tuple(entries), replacement, response.status_code, self._clock.now()
+        )
+        self.posts.append(post)
+        del self.posts[:-1000]  # keep the last posts only
+        if not post.accepted:
+            logger.warning(
+                "demo trader: schedule for site %d refused: %s",
+                site.site_id,
+                _describe(response, _json(response)),
+            )
+        return post.accepted
+
+    # --- planning -----------------------------------------------------------------------
+
+    async def _serve_site(self, site: Ratings) -> int:
+        now = self._clock.now()
+        earliest = ceil_slot(now + LEAD)
+        planned = max(self._planned_until.get(site.site_id, earliest), earliest)
+        replace = self._rng.random() < self._replace_rate
+        if planned - now < self._refill_below:
+            end = floor_slot(min(now + self._horizon, now + MAX_REACH))
+            entries = plan(self._curve, site, planned, end, self._rng)
+            if not entries or await self._post(site, entries, replacement=False):
+                self._planned_until[site.site_id] = max(end, planned)
+                return 1 if entries else 0
+            return 0
+        if replace and planned - earliest >= timedelta(hours=1):
+            return int(await self._post(site, self._revision(site, earliest, planned), True))
+        return 0
+
+    def _revision(self, site: Ratings, earliest: datetime, planned: datetime) -> list[PlannedEntry]:
+        """Entries re-planned on a noisier forecast over 1-3 h of the already planned range."""
+        room = int((planned - earliest) / SLOT)
+        length = min(self._rng.randint(4, 12), room)
+        start = earliest + SLOT * self._rng.randrange(0, room - length + 1)
+        end = start + SLOT * length
+        entries = plan(self._curve, site, start, end, self._rng, forecast_noise=25.0)
+        if not entries:  # still overwrite something: a short charge at the window's start
+            entries = [PlannedEntry(start, start + SLOT, -_kw(site.rated_charge_kw * 0.3))]
+        return entries
+
+    async def step(self) -> int:
+        """One round for every site of the portfolio; returns how many posts were accepted."""
+        accepted = 0
+        for site in await self._portfolio():
+            accepted += await self._serve_site(site)
+        return accepted
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """A step every `interval_s` of emulated time until `stop` is set; errors are logged."""
+        while not stop.is_set():
+            try:
+                await self.step()
+            except Exception as exc:  # a demo must survive any API hiccup
+                logger.warning("demo trader: step failed: %s", _safe(exc))
+            next_step = self._clock.now() + timedelta(seconds=self._interval_s)
+            waiters = [
+                asyncio.create_task(stop.wait()),
+                asyncio.create_task(self._clock.sleep_until(next_step)),
+            ]
+            try:
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                for waiter in waiters:
+                    waiter.cancel()
+                await asyncio.gather(*waiters, return_exceptions=True)
+
+
+def _json(response: httpx.Response) -> object:
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def _describe(response: httpx.Response, body: object) -> str:
+    """HTTP status plus the Cellect error code and message: never headers or tokens."""
+    if isinstance(body, dict):
+        return f"HTTP {response.status_code} {body.get('errorCode')}: {body.get('message')}"
+    return f"HTTP {response.status_code}"
+
+
+def _safe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"
