@@ -1,0 +1,220 @@
+"""The alert engine: firing/resolved state in the database, and notifications into the outbox.
+
+`evaluate(alerts)` diffs the alerts that hold now against the stored firing ones: new
+ones start firing (the engine's clock is their `starts_at`; the condition's own
+"since" is kept in the annotations), vanished ones resolve. `flush()` applies silences
+and inhibition (site alerts are muted while ApiDown fires: their data is stale, not
+wrong), asks `grouping.plan_group` what each group (rule + severity) is due to send,
+and writes one outbox message per routed target, stamping the alerts as told in the
+same transaction, so a crash can neither lose nor duplicate a notification.
+
+`run(stop)` loops on the injected Clock: evaluate (when given a fleet source), flush,
+sleep until the next group is due (at most `tick_s`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Protocol
+
+from anyio import to_thread
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from receiver.alerting import message
+from receiver.alerting.grouping import (
+    FIRING,
+    RESOLVED,
+    Notification,
+    Timing,
+    plan_group,
+    stamp,
+)
+from receiver.alerting.model import Alert, FleetView, Thresholds
+from receiver.alerting.rules import evaluate as evaluate_rules
+from receiver.alerting.rules import when
+from receiver.storage import repository
+from receiver.storage.alert_tables import AlertRecord, Silence
+from receiver.storage.alerts import AlertState
+from receiver.storage.engine import session_factory
+
+if TYPE_CHECKING:
+    from receiver.cellect.clock import Clock
+    from receiver.settings import Settings
+
+log = logging.getLogger(__name__)
+
+INHIBITING_RULE = "ApiDown"
+Router = Callable[[str], Sequence[str]]  # severity → target ids
+
+
+class AlertMetrics(Protocol):
+    """What the engine reports (receiver.metrics.Metrics satisfies it)."""
+
+    def set_alerts_firing(self, firing: Mapping[tuple[str, str], int]) -> None: ...
+
+
+def timing_from(settings: Settings) -> Timing:
+    return Timing(
+        group_wait=timedelta(seconds=settings.group_wait_s),
+        group_interval=timedelta(seconds=settings.group_interval_s),
+        repeat_interval=timedelta(seconds=settings.repeat_interval_s),
+    )
+
+
+def match_labels(record: AlertRecord) -> dict[str, str]:
+    """The labels silences match on: the alert's own, plus `rule` and `severity`."""
+    return {**record.labels, "rule": record.rule, "severity": record.severity}
+
+
+def target_tag(target_id: str) -> str:
+    return f"target:{target_id}"
+
+
+class AlertEngine:
+    """Alertmanager's semantics over the stored alerts; see the module docstring."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        settings: Settings,
+        store: Engine,
+        metrics: AlertMetrics | None = None,
+        *,
+        route: Router,
+    ) -> None:
+        self.clock, self.metrics, self.route = clock, metrics, route
+        self.timing = timing_from(settings)
+        self.thresholds = Thresholds.from_settings(settings)
+        self._sessions = session_factory(store)
+        self.next_due: datetime | None = None
+        self._warned_unrouted: set[str] = set()
+
+    # State.
+
+    def evaluate(self, alerts: Iterable[Alert]) -> None:
+        """Record which alerts hold now: new ones fire, vanished ones resolve."""
+        now, current = self.clock.now(), {a.fingerprint: a for a in alerts}
+        with self._sessions() as session, session.begin():
+            for record in repository.list_firing_alerts(session=session):
+                if record.fingerprint not in current:
+                    self._upsert(session, record.fingerprint, record, "resolved", now)
+            for fp, alert in current.items():
+                self._upsert(session, fp, alert, "firing", now)
+            firing = repository.list_firing_alerts(session=session)
+        if self.metrics is not None:
+            self.metrics.set_alerts_firing(Counter((r.rule, r.severity) for r in firing))
+
+    def evaluate_view(self, view: FleetView) -> list[Alert]:
+        """Run the built-in rules over `view` and record the result."""
+        alerts = evaluate_rules(view, self.thresholds, self.clock.now())
+        self.evaluate(alerts)
+        return alerts
+
+    @staticmethod
+    def _upsert(
+        session: Session, fp: str, alert: Alert | AlertRecord, state: AlertState, now: datetime
+    ) -> None:
+        if isinstance(alert, Alert):
+            notes = {**alert.annotations(), "since": when(alert.since)}
+        else:
+            notes = alert.annotations
+        repository.upsert_alert(
+            session=session, fingerprint=fp, rule=alert.rule, severity=str(alert.severity),
+            labels=alert.labels, annotations=notes, state=state, at=now,
+        )  # fmt: skip
+
+    # Notifications.
+
+    def flush(self) -> int:
+        """Write every notification due now into the outbox; returns how many messages."""
+        now, written = self.clock.now(), 0
+        with self._sessions() as session, session.begin():
+            records = self._candidates(session)
+            muted = self._muter(records, repository.active_silences(session=session, now=now))
+            groups: dict[tuple[str, str], list[AlertRecord]] = defaultdict(list)
+            for record in records:
+                groups[(record.rule, record.severity)].append(record)
+            dues = []
+            for members in groups.values():
+                plan = plan_group(members, muted, self.timing, now)
+                for note in plan.notifications:
+                    written += self._enqueue(session, note, now)
+                for record in plan.told:
+                    record.last_notified_at = stamp(record, now)
+                    session.add(record)
+                if plan.next_due is not None:
+                    dues.append(plan.next_due)
+        self.next_due = min(dues, default=None)
+        return written
+
+    @staticmethod
+    def _candidates(session: Session) -> list[AlertRecord]:
+        # Firing alerts, and resolved ones whose notice may still be owed (told before ending).
+        owed = select(AlertRecord).where(
+            AlertRecord.state == RESOLVED,
+            col(AlertRecord.last_notified_at).is_not(None),
+            col(AlertRecord.last_notified_at) <= col(AlertRecord.ends_at),
+        )
+        return [*repository.list_firing_alerts(session=session), *session.exec(owed).all()]
+
+    @staticmethod
+    def _muter(
+        records: Sequence[AlertRecord], silences: Sequence[Silence]
+    ) -> Callable[[AlertRecord], bool]:
+        api_down = any(r.rule == INHIBITING_RULE and r.state == FIRING for r in records)
+
+        def muted(record: AlertRecord) -> bool:
+            if api_down and "site_id" in record.labels:
+                return True
+            labels = match_labels(record)
+            return any(repository.silence_matches(s, labels) for s in silences)
+
+        return muted
+
+    def _enqueue(self, session: Session, note: Notification, now: datetime) -> int:
+        targets = self.route(note.severity)
+        if not targets and note.group_key not in self._warned_unrouted:
+            self._warned_unrouted.add(note.group_key)
+            log.warning(
+                "no notification target for %s: configure CELLECT_APPRISE_*", note.group_key
+            )
+        title, body = message.title(note), message.body(note)
+        for target in targets:
+            repository.enqueue_message(
+                session=session, group_key=note.group_key, title=title, body=body,
+                tags=[note.severity, target_tag(target), f"kind:{note.kind}"], now=now,
+            )  # fmt: skip
+        return len(targets)
+
+    # The loop.
+
+    async def run(
+        self,
+        stop: asyncio.Event,
+        fleet: Callable[[], FleetView] | None = None,
+        tick_s: float = 5.0,
+    ) -> None:
+        """Evaluate (if `fleet` is given) and flush until `stop` is set."""
+        while not stop.is_set():
+            try:
+                if fleet is not None:
+                    await to_thread.run_sync(lambda: self.evaluate_view(fleet()))
+                await to_thread.run_sync(self.flush)
+            except Exception:  # a bad cycle (database down) must not end alerting
+                log.exception("alert engine cycle failed; retrying")
+            await self._sleep(stop, tick_s)
+
+    async def _sleep(self, stop: asyncio.Event, tick_s: float) -> None:
+        wake = self.clock.now() + timedelta(seconds=tick_s)
+        if self.next_due is not None:
+            wake = min(wake, self.next_due)
+        sleeper = asyncio.ensure_future(self.clock.sleep_until(wake))
+        stopper = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        for task in (sleeper, stopper):
+            task.cancel()
