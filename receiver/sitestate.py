@@ -1,8 +1,9 @@
 """The site-state collector: per-site gauges of the fleet, served from cached exposition text.
 
 Site series change only when a poll completes, so each update renders that site's sample
-lines once and a scrape joins cached text; the joined section is rebuilt only after an
-update, or when time passes the earliest moment a site goes stale.
+lines once and a scrape joins cached text. Each group of families (those one kind of poll
+changes) keeps its own joined text, rebuilt only after an update to that group, or when
+time passes the earliest moment one of its sites goes stale.
 
 Live gauges (SoC, power, ratings, availability, schedule outlook) are shown only for a site
 that was in the latest portfolio and whose last update is younger than `stale_after_s` (and
@@ -56,21 +57,16 @@ NEAR_START = Family(
     "Entries still InProgress although their start is near.",
 )
 
-FAMILIES = (
-    INFO,
-    LAST_UPDATE,
-    SOC_LOW,
-    SOC_HIGH,
-    SOC,
-    POWER,
-    CAPACITY,
-    RATED_CHARGE,
-    RATED_DISCHARGE,
-    AVAILABLE,
-    UNAVAILABLE,
-    HORIZON,
-    NEAR_START,
-)
+# Families by the update that changes them: each group's text is cached on its own, so an
+# availability poll re-renders two families, not thirteen.
+GROUPS: dict[str, tuple[Family, ...]] = {
+    "info": (INFO, LAST_UPDATE),
+    "thresholds": (SOC_LOW, SOC_HIGH),
+    "state": (SOC, POWER, CAPACITY, RATED_CHARGE, RATED_DISCHARGE),
+    "availability": (AVAILABLE, UNAVAILABLE),
+    "outlook": (HORIZON, NEAR_START),
+}
+FAMILIES = tuple(f for group in GROUPS.values() for f in group)
 
 
 @dataclass(frozen=True)
@@ -164,8 +160,8 @@ class SiteState(Collector):
         self._portfolio: dict[int, float] = {}  # site_id → when its state goes stale
         self._thresholds: tuple[tuple[float, float], Mapping[int, tuple[float, float]]]
         self._thresholds = ((0.10, 0.95), {})
-        self._cache = b""
-        self._valid_until = -math.inf  # rebuild the cache at or after this time
+        self._cache: dict[str, bytes] = {}
+        self._valid_until = dict.fromkeys(GROUPS, -math.inf)  # rebuild a group from then on
 
     def update_sites(self, snapshots: Iterable[SiteSnapshot]) -> None:
         """Record a completed portfolio poll; sites missing from it drop out of live gauges."""
@@ -177,7 +173,7 @@ class SiteState(Collector):
                 site.update(parts)
                 if "thresholds" not in site:
                     site["thresholds"] = self._threshold_part(site_id)
-            self._valid_until = -math.inf
+            self._invalidate(*GROUPS)  # portfolio membership gates every live group
 
     def update_availability(self, states: Iterable[Availability], now: float | None = None) -> None:
         """Record availability as of `now`; sites not named keep theirs until it goes stale."""
@@ -199,22 +195,24 @@ class SiteState(Collector):
             self._thresholds = (default, dict(per_site))
             for site_id, parts in self._parts.items():
                 parts["thresholds"] = self._threshold_part(site_id)
-            self._valid_until = -math.inf
+            self._invalidate("thresholds")
 
     def render(self) -> bytes:
         """The exposition text of every site family, rebuilt only when something changed."""
         with self._lock:
             now = self._now()
-            if now >= self._valid_until:
-                self._cache, self._valid_until = self._build(now)
-            return self._cache
+            for group, until in self._valid_until.items():
+                if now >= until:
+                    self._cache[group], self._valid_until[group] = self._build(group, now)
+            return b"".join(self._cache[group] for group in GROUPS)
 
     def collect(self) -> Iterator[Metric]:
         if fast_render.get():
             return
         families = {f: GaugeMetricFamily(f.name, f.help, labels=f.labels) for f in FAMILIES}
         with self._lock:
-            parts, _ = self._visible(self._now())
+            now = self._now()
+            parts = [part for group in GROUPS for part in self._visible(group, now)[0]]
         for part in parts:
             for s in part.samples:
                 families[s.family].add_metric(s.labels, s.value)
@@ -228,7 +226,11 @@ class SiteState(Collector):
         with self._lock:
             for site_id, part in parts.items():
                 self._parts.setdefault(site_id, {})[key] = part
-            self._valid_until = -math.inf
+            self._invalidate(key)
+
+    def _invalidate(self, *groups: str) -> None:
+        for group in groups:
+            self._valid_until[group] = -math.inf
 
     def _snapshot_parts(self, s: SiteSnapshot) -> dict[str, _Part]:
         place = (s.site_name, s.country, repr(float(s.latitude)), repr(float(s.longitude)))
@@ -252,28 +254,29 @@ class SiteState(Collector):
         samples = (_sample(SOC_LOW, site_id, low), _sample(SOC_HIGH, site_id, high))
         return _Part(samples, live=False)
 
-    def _visible(self, now: float) -> tuple[list[_Part], float]:
-        """The parts to show at `now`, and the earliest time one of them goes stale."""
+    def _visible(self, group: str, now: float) -> tuple[list[_Part], float]:
+        """The group's parts to show at `now`, and the earliest time one of them goes stale."""
         shown: list[_Part] = []
         valid_until = math.inf
         for site_id, parts in self._parts.items():
-            site_until = self._portfolio.get(site_id, -math.inf)
-            for part in parts.values():
-                if part.live:
-                    until = min(part.expires, site_until)
-                    if now >= until:
-                        continue
-                    valid_until = min(valid_until, until)
-                shown.append(part)
+            part = parts.get(group)
+            if part is None:
+                continue
+            if part.live:
+                until = min(part.expires, self._portfolio.get(site_id, -math.inf))
+                if now >= until:
+                    continue
+                valid_until = min(valid_until, until)
+            shown.append(part)
         return shown, valid_until
 
-    def _build(self, now: float) -> tuple[bytes, float]:
-        parts, valid_until = self._visible(now)
-        lines: dict[Family, list[str]] = {f: [] for f in FAMILIES}
+    def _build(self, group: str, now: float) -> tuple[bytes, float]:
+        parts, valid_until = self._visible(group, now)
+        lines: dict[Family, list[str]] = {f: [] for f in GROUPS[group]}
         for part in parts:
             for s in part.samples:
                 lines[s.family].append(s.line)
-        text = "".join(family_text(f, lines[f]) for f in FAMILIES)
+        text = "".join(family_text(f, lines[f]) for f in GROUPS[group])
         return text.encode("utf-8"), valid_until
 
 
