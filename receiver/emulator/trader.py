@@ -180,6 +180,7 @@ class DemoTrader:
         self._replace_rate = replace_rate
         self._access: tuple[str, datetime] | None = None
         self._planned_until: dict[int, datetime] = {}
+        self._posted: dict[int, list[PlannedEntry]] = {}
         self.posts: list[TraderPost] = []
         self.token_requests = 0
 
@@ -253,6 +254,8 @@ class DemoTrader:
             site.site_id, tuple(entries), replacement, response.status_code, self._clock.now()
         )
         self.posts.append(post)
+        if post.accepted:
+            self._remember(site.site_id, entries)
         del self.posts[:-1000]  # keep the last posts only
         if not post.accepted:
             logger.warning(
@@ -272,24 +275,40 @@ class DemoTrader:
         if planned - now < self._refill_below:
             end = floor_slot(min(now + self._horizon, now + MAX_REACH))
             entries = plan(self._curve, site, planned, end, self._rng)
-            if not entries or await self._post(site, entries, replacement=False):
-                self._planned_until[site.site_id] = max(end, planned)
-                return 1 if entries else 0
-            return 0
-        if replace and planned - earliest >= timedelta(hours=1):
-            return int(await self._post(site, self._revision(site, earliest, planned), True))
-        return 0
+            if entries and not await self._post(site, entries, replacement=False):
+                return 0
+            self._planned_until[site.site_id] = max(end, planned)
+            return 1 if entries else 0
+        revision = self._revision(site, earliest, planned) if replace else None
+        return int(revision is not None and await self._post(site, revision, True))
 
-    def _revision(self, site: Ratings, earliest: datetime, planned: datetime) -> list[PlannedEntry]:
-        """Entries re-planned on a noisier forecast over 1-3 h of the already planned range."""
-        room = int((planned - earliest) / SLOT)
-        length = min(self._rng.randint(4, 12), room)
-        start = earliest + SLOT * self._rng.randrange(0, room - length + 1)
-        end = start + SLOT * length
-        entries = plan(self._curve, site, start, end, self._rng, forecast_noise=25.0)
-        if not entries:  # still overwrite something: a short charge at the window's start
-            entries = [PlannedEntry(start, start + SLOT, -_kw(site.rated_charge_kw * 0.3))]
+    def _revision(
+        self, site: Ratings, earliest: datetime, planned: datetime
+    ) -> list[PlannedEntry] | None:
+        """1-3 h re-planned on a noisier forecast around a posted entry it must overwrite."""
+        candidates = [e for e in self._posted.get(site.site_id, []) if e.start >= earliest]
+        if not candidates:
+            return None
+        anchor = candidates[self._rng.randrange(len(candidates))]
+        start = max(earliest, anchor.start - SLOT * self._rng.randint(0, 4))
+        end = min(start + SLOT * self._rng.randint(4, 12), planned)
+        entries = plan(self._curve, site, start, max(end, anchor.end), self._rng, forecast_noise=25)
+        if all(e.start != anchor.start for e in entries):  # keep the anchor overwritten
+            halved = math.copysign(_kw(abs(anchor.power_kw) * 0.5), anchor.power_kw)
+            entries = sorted(
+                [*entries, PlannedEntry(anchor.start, anchor.end, halved)], key=lambda e: e.start
+            )
         return entries
+
+    def _remember(self, site_id: int, entries: Sequence[PlannedEntry]) -> None:
+        """Mirror the cloud: posted entries replace the future ones they overlap."""
+        now = self._clock.now()
+        kept = [
+            old
+            for old in self._posted.get(site_id, [])
+            if old.end > now and not any(old.start < e.end and e.start < old.end for e in entries)
+        ]
+        self._posted[site_id] = sorted([*kept, *entries], key=lambda e: e.start)
 
     async def step(self) -> int:
         """One round for every site of the portfolio; returns how many posts were accepted."""
