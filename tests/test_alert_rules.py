@@ -36,7 +36,7 @@ DESIGN_METRICS = frozenset(
         "cellect_site_info",
         "cellect_site_state_of_charge_ratio",
         "cellect_site_power_watts",
-        "cellect_site_energy_capacity_watt_hours",
+        "cellect_site_energy_capacity_joules",
         "cellect_site_rated_charge_power_watts",
         "cellect_site_rated_discharge_power_watts",
         "cellect_site_available",
