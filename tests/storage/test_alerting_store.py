@@ -1,0 +1,112 @@
+"""The alerting engine's state: alerts, silences, the outbox and generated secrets."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlmodel import Session
+
+from receiver.storage.alerts import (
+    active_silences,
+    create_silence,
+    expire_silence,
+    get_or_create_secret,
+    list_firing_alerts,
+    mark_notified,
+    silence_matches,
+    upsert_alert,
+)
+from receiver.storage.outbox import (
+    due_messages,
+    enqueue_message,
+    mark_failed,
+    mark_sent,
+    pending_count,
+)
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+MINUTE = timedelta(minutes=1)
+
+
+def test_a_secret_is_generated_once(session: Session) -> None:
+    """The first call stores the factory's value; later calls return it, never regenerating."""
+    first = get_or_create_secret(session=session, name="webhook", factory=lambda: "s1", now=T0)
+    session.commit()
+    second = get_or_create_secret(session=session, name="webhook", factory=lambda: "s2", now=T0)
+    assert (first, second) == ("s1", "s1")
+
+
+def test_alerts_fire_resolve_and_fire_anew(session: Session) -> None:
+    """Firing keeps its start, resolving sets the end, firing again starts a new episode."""
+    alert = {"fingerprint": "f1", "rule": "SoCLow", "severity": "warning", "annotations": {}}
+    labels = {"site_id": "1"}
+    upsert_alert(session=session, **alert, labels=labels, state="firing", at=T0)
+    upsert_alert(session=session, **alert, labels=labels, state="firing", at=T0 + MINUTE)
+    mark_notified(session=session, fingerprint="f1", at=T0 + MINUTE)
+    session.commit()
+    (firing,) = list_firing_alerts(session=session)
+    assert (firing.starts_at, firing.ends_at, firing.labels) == (T0, None, labels)
+    assert firing.last_notified_at == T0 + MINUTE
+    resolved = upsert_alert(
+        session=session, **alert, labels=labels, state="resolved", at=T0 + 2 * MINUTE
+    )
+    assert (resolved.state, resolved.ends_at) == ("resolved", T0 + 2 * MINUTE)
+    assert list_firing_alerts(session=session, rule="SoCLow") == []
+    again = upsert_alert(
+        session=session, **alert, labels=labels, state="firing", at=T0 + 3 * MINUTE
+    )
+    assert (again.starts_at, again.ends_at, again.id) == (T0 + 3 * MINUTE, None, firing.id)
+
+
+def test_silences_are_active_in_their_window(session: Session) -> None:
+    """A silence mutes from its start until its end (or until expired early)."""
+    silence = create_silence(
+        session=session,
+        matchers={"rule": "SoCLow", "site_id": "1"},
+        starts_at=T0,
+        ends_at=T0 + 60 * MINUTE,
+        created_by="ops",
+        comment="maintenance",
+    )
+    session.commit()
+    assert active_silences(session=session, now=T0 - MINUTE) == []
+    assert [s.id for s in active_silences(session=session, now=T0)] == [silence.id]
+    assert active_silences(session=session, now=T0 + 60 * MINUTE) == []
+    assert silence_matches(silence, {"rule": "SoCLow", "site_id": "1", "severity": "warning"})
+    assert not silence_matches(silence, {"rule": "SoCLow", "site_id": "2"})
+    assert expire_silence(session=session, silence_id=silence.id, now=T0 + MINUTE)
+    session.commit()
+    assert active_silences(session=session, now=T0 + 2 * MINUTE) == []
+    assert not expire_silence(session=session, silence_id=silence.id, now=T0 + 2 * MINUTE)
+    with pytest.raises(ValueError, match="end after"):
+        create_silence(
+            session=session, matchers={}, starts_at=T0, ends_at=T0, created_by="x", comment=""
+        )
+
+
+def test_outbox_due_sent_failed_and_dead(session: Session) -> None:
+    """Due messages are pending ones whose time has come; sent ones leave, failures retry."""
+    a = enqueue_message(session=session, group_key="g", title="A", body="a", tags=["crit"], now=T0)
+    b = enqueue_message(
+        session=session, group_key="g", title="B", body="b", tags=[], now=T0 + MINUTE
+    )
+    session.commit()
+    assert pending_count(session=session) == 2
+    assert [m.id for m in due_messages(session=session, now=T0, limit=10)] == [a.id]
+    assert [m.id for m in due_messages(session=session, now=T0 + MINUTE, limit=1)] == [a.id]
+    mark_sent(session=session, message_id=a.id, sent_at=T0 + MINUTE)
+    failed = mark_failed(
+        session=session, message_id=b.id, next_attempt_at=T0 + 5 * MINUTE, error="x" * 900
+    )
+    session.commit()
+    assert (failed.attempts, len(failed.last_error or "")) == (1, 500)
+    assert due_messages(session=session, now=T0 + 2 * MINUTE, limit=10) == []
+    assert [m.id for m in due_messages(session=session, now=T0 + 5 * MINUTE, limit=10)] == [b.id]
+    dead = mark_failed(
+        session=session, message_id=b.id, next_attempt_at=T0, error="gave up", max_attempts=2
+    )
+    session.commit()
+    assert dead.status == "dead"
+    assert pending_count(session=session) == 0
+    assert due_messages(session=session, now=T0 + 60 * MINUTE, limit=10) == []
