@@ -17,13 +17,13 @@ fault-induced duplicates repeat it), `webhook-timestamp` is the emulated clock a
 Faults on demand (`set_faults`), drawn from the seeded rng: drop (never sent), delay (due
 `delay_s` of emulated time later), duplicate (queued twice), reorder (each batch of due
 deliveries is shuffled). Secrets never reach logs or `attempts`: URLs are redacted (userinfo
-password and every query value), and httpx's own request log line is redacted by a filter.
+password and every query value; receiver.emulator.redaction), and httpx's own request
+log line is redacted by a filter.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import itertools
 import json
 import logging
@@ -32,18 +32,24 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from standardwebhooks import Webhook
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.timestamps import format_timestamp
+from receiver.emulator.redaction import (
+    basic_header,
+    install_httpx_redaction,
+    redact_url,
+    scrub,
+    url_secrets,
+)
 from receiver.emulator.state import StatusChange, Subscription
 
 logger = logging.getLogger(__name__)
 
-REDACTED = "***"
 # Real seconds: a receiver that hangs must not stall the sender for long.
 DEFAULT_TIMEOUT = httpx.Timeout(5.0, connect=2.0)
 # Bounded real wait of the run loop when nothing is pending.
@@ -91,60 +97,6 @@ class _Delivery:
     due: datetime
     attempts: int = 0
     secrets: tuple[str, ...] = field(default=())
-
-
-def redact_url(url: str) -> str:
-    """The URL with its userinfo password and every query value replaced by ***."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:{REDACTED}@{host}" if ":" in userinfo else f"{user}@{host}"
-    pairs = [(k, REDACTED) for k, _ in parse_qsl(parts.query, keep_blank_values=True)]
-    query = urlencode(pairs, safe="*")
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-def _url_secrets(url: str) -> tuple[str, ...]:
-    parts = urlsplit(url)
-    found = [v for _, v in parse_qsl(parts.query, keep_blank_values=True)]
-    if parts.password:
-        found.append(parts.password)
-    return tuple(s for s in found if s)
-
-
-def _scrub(text: str, secrets: Sequence[str]) -> str:
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-    return text
-
-
-def _basic_header(username: str | None, password: str | None) -> str:
-    credentials = f"{unquote(username or '')}:{unquote(password or '')}".encode()
-    return "Basic " + base64.b64encode(credentials).decode("ascii")
-
-
-class _HttpxUrlRedaction(logging.Filter):
-    """httpx logs every request's full URL at INFO; query tokens must not reach the logs."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(
-                redact_url(str(a)) if isinstance(a, httpx.URL) else a for a in record.args
-            )
-        return True
-
-
-_httpx_filter_lock = threading.Lock()
-
-
-def install_httpx_redaction() -> None:
-    """Add the redaction filter to httpx's logger once per process."""
-    httpx_logger = logging.getLogger("httpx")
-    with _httpx_filter_lock:
-        if not any(isinstance(f, _HttpxUrlRedaction) for f in httpx_logger.filters):
-            httpx_logger.addFilter(_HttpxUrlRedaction())
 
 
 def batch_payloads(changes: Sequence[StatusChange]) -> list[dict[str, object]]:
@@ -241,7 +193,7 @@ class WebhookSender:
         # Called under the lock; every rng draw happens here, in publish order.
         delivery_id = f"msg_{self._rng.getrandbits(96):024x}"
         faults = self._faults
-        secrets = _url_secrets(subscription.url) + (
+        secrets = url_secrets(subscription.url) + (
             (subscription.signing_secret,) if subscription.signing_secret else ()
         )
         copy = _Delivery(delivery_id, next(self._seq), subscription, site_id, body, now, 0, secrets)
@@ -259,22 +211,27 @@ class WebhookSender:
             self._log_fault(twin, "duplicated", now)
 
     def _log_fault(self, delivery: _Delivery, fault: str, now: datetime) -> None:
-        self._record(
-            DeliveryAttempt(
-                delivery.delivery_id,
-                delivery.subscription.subscription_id,
-                delivery.site_id,
-                redact_url(delivery.subscription.url),
-                0,
-                now,
-                fault=fault,
-            )
-        )
+        self._record(delivery, now, attempt=0, fault=fault)
 
-    def _record(self, attempt: DeliveryAttempt) -> None:
-        self.attempts.append(attempt)
+    def _record(
+        self,
+        delivery: _Delivery,
+        now: datetime,
+        *,
+        attempt: int,
+        status_code: int | None = None,
+        error: str | None = None,
+        fault: str | None = None,
+    ) -> DeliveryAttempt:
+        url = redact_url(delivery.subscription.url)
+        record = DeliveryAttempt(
+            delivery.delivery_id, delivery.subscription.subscription_id, delivery.site_id, url,
+            attempt, now, status_code, error, fault,
+        )  # fmt: skip
+        self.attempts.append(record)
         if len(self.attempts) > _MAX_ATTEMPT_LOG:  # a long fast demo must not grow forever
             del self.attempts[: _MAX_ATTEMPT_LOG // 2]
+        return record
 
     def _signal(self) -> None:
         wake = self._wake
@@ -313,7 +270,7 @@ class WebhookSender:
         if "@" in parts.netloc:
             netloc = parts.netloc.rsplit("@", 1)[1]
             url = urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-            headers["authorization"] = _basic_header(parts.username, parts.password)
+            headers["authorization"] = basic_header(parts.username, parts.password)
         else:
             url = subscription.url
         if subscription.signing_secret:
@@ -334,19 +291,10 @@ class WebhookSender:
             await response.aclose()
             status = response.status_code
         except Exception as exc:  # refused, timeout, bad URL or secret: all retried, never fatal
-            error = _scrub(f"{type(exc).__name__}: {exc}", delivery.secrets)
-        url = redact_url(delivery.subscription.url)
-        attempt = DeliveryAttempt(
-            delivery.delivery_id,
-            delivery.subscription.subscription_id,
-            delivery.site_id,
-            url,
-            delivery.attempts,
-            now,
-            status,
-            error,
+            error = scrub(f"{type(exc).__name__}: {exc}", delivery.secrets)
+        attempt = self._record(
+            delivery, now, attempt=delivery.attempts, status_code=status, error=error
         )
-        self._record(attempt)
         if attempt.ok:
             self.delivered += 1
             return True

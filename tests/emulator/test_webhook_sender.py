@@ -13,8 +13,9 @@ from standardwebhooks import Webhook
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import ImplementationStatus
+from receiver.emulator.redaction import redact_url
 from receiver.emulator.state import StatusChange, Subscription
-from receiver.emulator.webhook_sender import WebhookSender, redact_url
+from receiver.emulator.webhook_sender import WebhookSender
 from tests.emulator.sinks import HttpSink
 
 # Real now: standardwebhooks verifies the timestamp against the wall clock (±5 min).
