@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,14 @@ def _target(server: Any) -> Target:
 
 
 def _load(urls: Sequence[SecretStr], config: Path | None) -> apprise.Apprise:
+    # Apprise imports its plugins on first use; on Python 3.11 its email plugin imports
+    # the deprecated `imghdr`, a warning that is Apprise's to fix, not the operator's.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "'imghdr' is deprecated", DeprecationWarning)
+        return _load_bundle(urls, config)
+
+
+def _load_bundle(urls: Sequence[SecretStr], config: Path | None) -> apprise.Apprise:
     asset = apprise.AppriseAsset(storage_mode="memory")
     bundle = apprise.Apprise(asset=asset)
     for index, url in enumerate(urls, start=1):

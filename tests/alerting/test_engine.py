@@ -12,7 +12,7 @@ from receiver.alerting.model import Severity
 from receiver.cellect.clock import Clock
 from receiver.settings import Settings
 from receiver.storage import repository
-from tests.alerting.conftest import new_session, outbox, service_alert, site_alert
+from tests.alerting.helpers import new_session, outbox, service_alert, site_alert
 
 LOW7, LOW8 = site_alert("SoCLow", 7), site_alert("SoCLow", 8)
 
