@@ -75,3 +75,22 @@ def test_naive_datetimes_are_refused(session: Session) -> None:
     session.add(_site(datetime(2024, 3, 1, 12, 0)))
     with pytest.raises(StatementError, match="aware datetime"):
         session.commit()
+
+
+def test_sqlite_runs_in_wal_mode_with_durable_commits(sqlite_url: str) -> None:
+    """SQLite connections use WAL, synchronous=FULL, foreign keys and a busy timeout."""
+    engine = create_engine_for(sqlite_url)
+    try:
+        with engine.connect() as connection:
+            pragmas = {
+                name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+            }
+    finally:
+        engine.dispose()
+    assert pragmas == {
+        "journal_mode": "wal",
+        "synchronous": 2,
+        "foreign_keys": 1,
+        "busy_timeout": 30_000,
+    }
