@@ -101,6 +101,8 @@ class Box:
         self._next_random: OutageDraw | None = self._random.next_draw()
         self._charged_ac_kwh = 0.0
         self._discharged_ac_kwh = 0.0
+        self._at_cache = (self._t, _dt(self._t))
+        self._next_at: float | None = None  # next event time, None: to be computed
 
     # ----- live state -------------------------------------------------------------
     @property
@@ -149,6 +151,7 @@ class Box:
         """Accept a validated post: overwrite what it overlaps, queue its entries."""
         changes = self._advance(now)
         slots = [self._new_slot(e, post_id) for e in sorted(entries, key=lambda e: e.start_date)]
+        self._next_at = None
         self._overwrite(slots, changes)
         for slot in slots:
             self._register(slot)
@@ -158,11 +161,12 @@ class Box:
     def delete(self, *, start: datetime, end: datetime, now: datetime) -> list[StatusChange]:
         """Delete the live entries not yet started that overlap [start, end)."""
         changes = self._advance(now)
+        self._next_at = None
         lo, hi = start.timestamp(), end.timestamp()
         for slot in self._live:
             waiting = slot.start > self._t and slot.entry.status in _LIVE
             if waiting and slot.start < hi and slot.end > lo:
-                self._set(slot, ImplementationStatus.DELETED, self._t, changes)
+                self._set(slot, ImplementationStatus.DELETED, self._at(self._t), changes)
                 self._cut(slot, slot.start)
         return changes
 
@@ -190,6 +194,7 @@ class Box:
                 slot.run_end = min(slot.run_end, max(cut, self._t))
             self._pending_cuts.clear()
         self._online = online
+        self._next_at = None
         self._run_until(self._t, changes)
         return changes
 
@@ -214,6 +219,7 @@ class Box:
         start = self._t + starts_in_s
         end = None if duration_s is None else start + duration_s
         outage = self._announce(downtime_type, reason, source, start, end)
+        self._next_at = None
         self._run_until(self._t, self._unreported)
         return outage
 
@@ -225,6 +231,7 @@ class Box:
             return None
         run = max(running, key=lambda r: (r.start_ts, r.outage.event_id))
         self._finish(run, self._t)
+        self._next_at = None
         return run.outage
 
     # ----- the event loop -----------------------------------------------------------
@@ -234,14 +241,16 @@ class Box:
         return changes
 
     def _run_until(self, target: float, changes: list[StatusChange]) -> None:
-        while True:
-            moment = self._next_event_ts()
-            if moment > target:
-                self._integrate_to(target)
-                return
+        # The next event time is kept between calls; a method that adds events resets it
+        # (a stale, earlier value would only cost one idle pass).
+        moment = self._next_at if self._next_at is not None else self._next_event_ts()
+        while moment <= target:
             moment = max(moment, self._t)
             self._integrate_to(moment)
             self._fire(moment, changes)
+            moment = self._next_event_ts()
+        self._integrate_to(target)
+        self._next_at = moment
 
     def _next_event_ts(self) -> float:
         best = _INF
@@ -276,7 +285,7 @@ class Box:
             self._transfer(heapq.heappop(self._transfers)[2], moment, changes)
         while self._prune(self._starts) and self._starts[0][0] <= moment:
             slot = heapq.heappop(self._starts)[2]
-            self._set(slot, ImplementationStatus.IMPLEMENTATION_FAILED, slot.start, changes)
+            self._set(slot, ImplementationStatus.IMPLEMENTATION_FAILED, slot.entry.start, changes)
         while self._next_random is not None and self._next_random.announce_ts <= moment:
             draw = self._next_random
             self._announce(draw.downtime_type, draw.reason, draw.source, draw.start_ts, draw.end_ts)
@@ -299,6 +308,8 @@ class Box:
     def _segment(self) -> _Slot | None:
         """The transferred entry running now or next (skipping finished ones)."""
         plan, t = self._plan, self._t
+        if self._plan_idx < len(plan) and plan[self._plan_idx].run_end > t:
+            return plan[self._plan_idx]  # the usual case: nothing finished since last time
         while self._plan_idx < len(plan) and plan[self._plan_idx].run_end <= t:
             self._plan_idx += 1
         if self._plan_idx >= _PLAN_COMPACT_AT:
@@ -307,7 +318,7 @@ class Box:
         return plan[self._plan_idx] if self._plan_idx < len(plan) else None
 
     def _demand_kw(self) -> float:
-        if any(run.running(self._t) for run in self._runs):
+        if self._runs and any(run.running(self._t) for run in self._runs):
             return 0.0
         segment = self._segment()
         if segment is None or segment.start > self._t:
@@ -324,7 +335,7 @@ class Box:
             end=entry.end_date,
             power_kw=entry.ess_power_ac,
             status=ImplementationStatus.IN_PROGRESS,
-            status_at=_dt(self._t),
+            status_at=self._at(self._t),
         )
         return _Slot(stored, self._t + self._delay)
 
@@ -347,7 +358,7 @@ class Box:
                 old = live[i]
                 i += 1
                 if old.entry.status in _LIVE:
-                    self._set(old, ImplementationStatus.OVERWRITTEN, t, changes)
+                    self._set(old, ImplementationStatus.OVERWRITTEN, self._at(t), changes)
                     # A running entry stops where the new one starts; a future one never runs.
                     self._cut(old, new.start if old.start <= t else old.start)
         kept = [s for s in live if s.entry.status in _LIVE]
@@ -364,15 +375,21 @@ class Box:
 
     def _transfer(self, slot: _Slot, moment: float, changes: list[StatusChange]) -> None:
         slot.entry.transferred = True
-        self._set(slot, ImplementationStatus.IMPLEMENTED, moment, changes)
+        self._set(slot, ImplementationStatus.IMPLEMENTED, self._at(moment), changes)
         insort(self._plan, slot, lo=self._plan_idx, key=lambda s: s.start)
 
     def _set(
-        self, slot: _Slot, status: ImplementationStatus, at: float, changes: list[StatusChange]
+        self, slot: _Slot, status: ImplementationStatus, at: datetime, changes: list[StatusChange]
     ) -> None:
         slot.entry.status = status
-        slot.entry.status_at = _dt(at)
+        slot.entry.status_at = at
         changes.append(self._change(slot))
+
+    def _at(self, ts: float) -> datetime:
+        """`ts` as a datetime, cached: a batch of changes shares one instant."""
+        if self._at_cache[0] != ts:
+            self._at_cache = (ts, _dt(ts))
+        return self._at_cache[1]
 
     def _change(self, slot: _Slot) -> StatusChange:
         e = slot.entry
