@@ -1,0 +1,95 @@
+"""Serve an `Emulator` over HTTP with uvicorn, next to its background loop.
+
+`serve()` binds the socket itself (so port 0 picks a free port and the real URL is
+known), runs uvicorn and `emulator.run(stop)` together, calls `ready(url)` once the
+server accepts connections, and stops the background loop when uvicorn exits (on
+SIGINT/SIGTERM, or when the caller sets `should_exit`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+
+import uvicorn
+
+from receiver.emulator.app import create_emulator_app
+from receiver.emulator.cloud import Emulator
+
+logger = logging.getLogger(__name__)
+
+# Bounded wait for uvicorn to report that it started (real seconds).
+_STARTUP_TIMEOUT_S = 10.0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    sock.set_inheritable(True)
+    return sock
+
+
+def _url(sock: socket.socket, host: str) -> str:
+    port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{port}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's Server, with an event set once it accepts connections."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if self.started:
+            self.listening.set()
+
+
+async def _announce(server: _Server, url: str, ready: Callable[[str], None] | None) -> None:
+    try:
+        await asyncio.wait_for(server.listening.wait(), timeout=_STARTUP_TIMEOUT_S)
+    except TimeoutError:
+        logger.error("the emulator did not start listening on %s", url)
+        return
+    if not server.started:
+        return
+    logger.info("Cellect emulator listening on %s", url)
+    if ready is not None:
+        ready(url)
+
+
+async def serve(
+    emulator: Emulator,
+    host: str = "127.0.0.1",
+    port: int = 8081,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Run the emulator's API on host:port until uvicorn is told to exit."""
+    app = create_emulator_app(emulator)
+    sock = _bind(host, port)
+    url = _url(sock, host)
+    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    server = _Server(config)
+    stop = asyncio.Event()
+
+    async def run_server() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            stop.set()
+            server.listening.set()  # never leave _announce waiting
+
+    try:
+        async with asyncio.TaskGroup() as group:
+            group.create_task(run_server())
+            group.create_task(emulator.run(stop, app=app))
+            group.create_task(_announce(server, url, ready))
+    finally:
+        sock.close()
