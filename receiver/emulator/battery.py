@@ -74,6 +74,8 @@ def integrate(stored_kwh: float, power_kw: float, dt_s: float, params: BatteryPa
     if power == 0.0 or dt_s <= 0:
         return Step(stored_kwh, 0.0, 0.0, 0.0)
     rate = storage_rate_kw(power, params) / _SECONDS_PER_HOUR  # kWh per second
+    if rate == 0.0:  # a power so small (subnormal) that it cannot move the stored energy
+        return Step(stored_kwh, 0.0, 0.0, 0.0)
     limit = params.max_kwh if rate > 0 else params.min_kwh
     to_limit_s = max((limit - stored_kwh) / rate, 0.0)
     if to_limit_s <= dt_s:

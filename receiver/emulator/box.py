@@ -37,7 +37,7 @@ from datetime import UTC, datetime
 from receiver.cellect.enums import DowntimeType, EventReason, EventSource, ImplementationStatus
 from receiver.cellect.models import ScheduleEntry
 from receiver.emulator.battery import BatteryParams, effective_power_kw, integrate
-from receiver.emulator.outages import OutageDraw, OutageRun, RandomOutages
+from receiver.emulator.outages import OutageBook
 from receiver.emulator.state import Outage, SiteSpec, StatusChange, StoredEntry
 
 _INF = float("inf")
@@ -94,11 +94,13 @@ class Box:
         self._plan_idx = 0  # first segment not finished
         self._pending_cuts: dict[int, tuple[_Slot, float]] = {}
         self._unreported: list[StatusChange] = []
-        self.outages: list[Outage] = []
-        self._runs: list[OutageRun] = []
-        own_rng = random.Random(rng.getrandbits(64))  # private: independent of call order
-        self._random = RandomOutages(own_rng, outage_rate_per_day, self._t)
-        self._next_random: OutageDraw | None = self._random.next_draw()
+        self._book = OutageBook(
+            spec.site_id,
+            rng=random.Random(rng.getrandbits(64)),  # private: independent of call order
+            rate_per_day=outage_rate_per_day,
+            start_ts=self._t,
+            next_event_id=next_event_id,
+        )
         self._charged_ac_kwh = 0.0
         self._discharged_ac_kwh = 0.0
         self._at_cache = (self._t, _dt(self._t))
@@ -124,7 +126,12 @@ class Box:
 
     @property
     def available(self) -> bool:
-        return not any(run.running(self._t) for run in self._runs)
+        return not self._book.running(self._t)
+
+    @property
+    def outages(self) -> list[Outage]:
+        """Every outage ever announced (the Availability events), open ones with end None."""
+        return self._book.outages
 
     @property
     def online(self) -> bool:
@@ -218,7 +225,7 @@ class Box:
         self._unreported = self._advance(now)
         start = self._t + starts_in_s
         end = None if duration_s is None else start + duration_s
-        outage = self._announce(downtime_type, reason, source, start, end)
+        outage = self._book.announce(downtime_type, reason, source, start, end, self._t)
         self._next_at = None
         self._run_until(self._t, self._unreported)
         return outage
@@ -226,13 +233,8 @@ class Box:
     def end_outage(self, *, now: datetime) -> Outage | None:
         """End the most recently started running outage now; None when none is running."""
         self._unreported = self._advance(now)
-        running = [run for run in self._runs if run.running(self._t)]
-        if not running:
-            return None
-        run = max(running, key=lambda r: (r.start_ts, r.outage.event_id))
-        self._finish(run, self._t)
         self._next_at = None
-        return run.outage
+        return self._book.end_latest(self._t)
 
     # ----- the event loop -----------------------------------------------------------
     def _advance(self, now: datetime) -> list[StatusChange]:
@@ -261,13 +263,7 @@ class Box:
         segment = self._segment()
         if segment is not None:
             best = min(best, segment.start if segment.start > self._t else segment.run_end)
-        for run in self._runs:
-            moment = run.next_ts(self._t)
-            if moment is not None:
-                best = min(best, moment)
-        if self._next_random is not None:
-            best = min(best, self._next_random.announce_ts)
-        return best
+        return min(best, self._book.next_ts(self._t))
 
     @staticmethod
     def _prune(heap: list[tuple[float, int, _Slot]]) -> bool:
@@ -286,13 +282,7 @@ class Box:
         while self._prune(self._starts) and self._starts[0][0] <= moment:
             slot = heapq.heappop(self._starts)[2]
             self._set(slot, ImplementationStatus.IMPLEMENTATION_FAILED, slot.entry.start, changes)
-        while self._next_random is not None and self._next_random.announce_ts <= moment:
-            draw = self._next_random
-            self._announce(draw.downtime_type, draw.reason, draw.source, draw.start_ts, draw.end_ts)
-            self._next_random = self._random.next_draw()
-        for run in list(self._runs):
-            if run.end_ts is not None and run.start_ts <= moment and run.end_ts <= moment:
-                self._finish(run, run.end_ts)
+        self._book.fire(moment)
 
     def _integrate_to(self, moment: float) -> None:
         if moment <= self._t:
@@ -318,7 +308,7 @@ class Box:
         return plan[self._plan_idx] if self._plan_idx < len(plan) else None
 
     def _demand_kw(self) -> float:
-        if self._runs and any(run.running(self._t) for run in self._runs):
+        if self._book.running(self._t):
             return 0.0
         segment = self._segment()
         if segment is None or segment.start > self._t:
@@ -396,32 +386,3 @@ class Box:
         return StatusChange(
             self.spec.site_id, e.post_id, e.entry_id, e.start, e.end, e.status, e.status_at
         )
-
-    # ----- outages --------------------------------------------------------------------
-    def _announce(
-        self,
-        downtime_type: DowntimeType,
-        reason: EventReason,
-        source: EventSource,
-        start: float,
-        end: float | None,
-    ) -> Outage:
-        began = _dt(start)  # whole microseconds: the published start is the one that counts
-        outage = Outage(
-            event_id=self._next_event_id(),
-            site_id=self.spec.site_id,
-            downtime_type=downtime_type,
-            reason=reason,
-            source=source,
-            start=began,
-            end=None,
-            announced_at=_dt(min(self._t, start)),
-        )
-        self.outages.append(outage)
-        stop = None if end is None else _dt(end).timestamp()
-        self._runs.append(OutageRun(outage, began.timestamp(), stop))
-        return outage
-
-    def _finish(self, run: OutageRun, at: float) -> None:
-        run.outage.end = _dt(at)
-        self._runs.remove(run)

@@ -58,6 +58,12 @@ def test_standby_changes_nothing() -> None:
     assert (step.stored_kwh, step.active_s) == (77.0, 0.0)
 
 
+def test_vanishing_power_moves_nothing() -> None:
+    """A subnormal power (found by hypothesis) leaves the battery as it is, without error."""
+    step = integrate(100.0, 5e-324, 3600.0, PARAMS)
+    assert (step.stored_kwh, step.charged_ac_kwh, step.discharged_ac_kwh) == (100.0, 0.0, 0.0)
+
+
 @given(
     stored=st.floats(min_value=20.0, max_value=180.0),
     power=st.floats(min_value=-100.0, max_value=100.0),
