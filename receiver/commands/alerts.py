@@ -89,16 +89,20 @@ def _test(_args: argparse.Namespace) -> int:
     return 0 if all(r.ok for r in results) else 1
 
 
-def _service(args: argparse.Namespace) -> SilenceService:
+def _with_service(args: argparse.Namespace, action: Callable[[SilenceService], T]) -> T:
+    """Run `action` on the silences of the configured database, then release it."""
     url = args.database_url or _settings().database_url
     try:
         engine: Engine = create_engine_for(url)
-        upgrade(engine)
     except DatabaseUrlError as exc:
         raise CommandError(str(exc)) from None
+    try:
+        upgrade(engine)
+        return action(SilenceService(engine, Clock()))
     except SQLAlchemyError as exc:
         raise _database_error(exc) from None
-    return SilenceService(engine, Clock())
+    finally:
+        engine.dispose()
 
 
 def _database_error(exc: SQLAlchemyError) -> CommandError:
@@ -131,13 +135,13 @@ def _silence(args: argparse.Namespace) -> int:
         error = exc.errors()[0]
         option = _OPTIONS.get(str(error["loc"][0]) if error["loc"] else "", "input")
         raise CommandError(f"{option}: {error['msg']}") from None
-    silence = _run(lambda: _service(args).create(spec))
+    silence = _with_service(args, lambda service: service.create(spec))
     print(f"silence {silence.id} until {silence.ends_at.isoformat()}: {silence.matchers}")
     return 0
 
 
 def _list(args: argparse.Namespace) -> int:
-    silences = _run(lambda: _service(args).active())
+    silences = _with_service(args, SilenceService.active)
     if args.json:
         print(json.dumps([silence_json(s) for s in silences], indent=2))
         return 0
@@ -149,14 +153,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _expire(args: argparse.Namespace) -> int:
-    if not _run(lambda: _service(args).expire(args.silence_id)):
+    if not _with_service(args, lambda service: service.expire(args.silence_id)):
         raise CommandError(f"no active silence {args.silence_id}")
     print(f"silence {args.silence_id} expired")
     return 0
-
-
-def _run(action: Callable[[], T]) -> T:
-    try:
-        return action()
-    except SQLAlchemyError as exc:
-        raise _database_error(exc) from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import logging
@@ -18,7 +19,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from receiver.alerting.engine import AlertEngine
-from receiver.alerting.model import Severity
+from receiver.alerting.model import FleetView, Severity, SiteView
 from receiver.alerting.notifier import Notifier
 from receiver.alerting.outbox import Backoff, DeliveryWorker
 from receiver.cellect.clock import Clock
@@ -179,3 +180,26 @@ def test_message_is_dead_after_max_attempts(
         assert outcomes == ["failed", "failed", "dead"]
         assert len(sink.requests) == 3
         assert worker.pending() == 0
+
+
+@pytest.mark.anyio
+async def test_run_loops_evaluate_flush_and_deliver(
+    clock: Clock, settings: Settings, store: Engine
+) -> None:
+    """The engine and worker loops, on a sped-up clock, deliver a fleet's alert and stop."""
+    with HttpSink() as sink:
+        notifier = Notifier([SecretStr(sink.url("/hook").replace("http://", "json://"))])
+        engine, worker = wire(clock, settings, store, notifier, Outcomes())
+        fleet = FleetView(sites=(SiteView(7, "Alpha", soc_ratio=0.02, last_update=clock.now()),))
+        stop = asyncio.Event()
+        clock.set_speed(600.0)  # group_wait of 30 s passes in 50 ms
+        tasks = [
+            asyncio.create_task(engine.run(stop, fleet=lambda: fleet, tick_s=5)),
+            asyncio.create_task(worker.run(stop, tick_s=5)),
+        ]
+        try:
+            [request] = await sink.until(1)
+        finally:
+            stop.set()
+            await asyncio.wait_for(asyncio.gather(*tasks), timeout=5)
+        assert request.json()["title"] == "[FIRING:1] SoCLow (warning)"
