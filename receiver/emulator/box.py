@@ -80,7 +80,6 @@ class Box:
         self._stored = self._params.clamp(spec.capacity_kwh * spec.initial_soc_pct / 100.0)
         self._t = now.timestamp()
         self._delay = transfer_delay_s
-        self._next_event_id = next_event_id
         self._online = True
         self._reporting = True
         self._entry_ids = 0
@@ -178,7 +177,10 @@ class Box:
         return changes
 
     def entries_between(self, start: datetime, end: datetime) -> list[StoredEntry]:
-        """Every entry ever stored that overlaps [start, end), by start (live records)."""
+        """Every entry ever stored that overlaps [start, end), by start, in any status.
+
+        The records are the box's own (not copies): read them, do not change them.
+        """
         lo, hi = start.timestamp(), end.timestamp()
         found: list[StoredEntry] = []
         i = bisect_left(self._slot_starts, hi) - 1
