@@ -11,7 +11,8 @@ Statuses (the returned StatusChanges are what webhooks must report):
   5 Overwritten; one already running keeps executing until the new entry starts.
 - Online, an entry is transferred `transfer_delay_s` after it was stored → 2 Implemented.
   One whose start comes before it could be transferred → 3 ImplementationFailed.
-  On reconnect, waiting entries whose start is still ahead are transferred at once.
+  On reconnect, waiting entries whose start is still ahead are transferred at once
+  (or at stored + transfer_delay_s, if that is later).
 - delete(): live entries not yet started overlapping [start, end) → 4 Deleted.
 
 Execution: the site's AC power is the running transferred entry's power, 0 kW in a gap
@@ -24,6 +25,7 @@ already reports as 5 or 4 (as a real disconnected box would).
 Changes produced by a call that returns no changes (start_outage, end_outage,
 set_reporting) are kept and returned by the next call that does.
 Times are kept internally as POSIX seconds (floats) to keep advancing cheap.
+A Box is not thread-safe: its owner (the cloud) serialises the calls.
 """
 
 from __future__ import annotations
