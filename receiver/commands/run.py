@@ -1,0 +1,136 @@
+"""`cellect-monitor run [--emulator]`: serve the monitor (and, for a demo, the emulator).
+
+With `--emulator` the embedded emulator of the Cellect cloud and boxes runs in the same
+process on its own port: the monitor issues itself a refresh token there, points its
+client at it, subscribes its own webhook endpoint (with its secret) and turns on the
+emulator's demo trader — schedules are posted, executed, implemented or failed, and
+webhooks flow, without a Cellect account. `--speed` makes emulated time run faster;
+the monitor then reads the same clock, so its intervals and alert timings follow it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import secrets
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from receiver.app import WEBHOOK_PATH, create_app
+from receiver.cellect.clock import Clock
+from receiver.commands import CommandError
+from receiver.emulator.cloud import Emulator
+from receiver.emulator.server import serve as serve_emulator
+from receiver.logsetup import configure_logging
+from receiver.monitor import Monitor
+from receiver.serving import bind, serve_app, url_of
+from receiver.settings import Settings, describe_error
+from receiver.storage.engine import DatabaseUrlError
+
+log = logging.getLogger(__name__)
+DEMO_SPEED = 60.0
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("run", help="run the monitor (--emulator: with a demo)")
+    parser.add_argument("--host", help="address to listen on (CELLECT_HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (CELLECT_PORT, 8080)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL (CELLECT_DATABASE_URL)")
+    demo = parser.add_argument_group("demo with the embedded emulator")
+    demo.add_argument("--emulator", action="store_true", help="run the embedded emulator")
+    demo.add_argument("--emulator-port", type=int, default=8081, help="its port (8081)")
+    demo.add_argument("--sites", type=int, default=5, help="demo sites (5)")
+    demo.add_argument("--seed", type=int, default=1, help="demo seed (1)")
+    demo.add_argument(
+        "--speed", type=float, default=DEMO_SPEED, help=f"emulated s per real s ({DEMO_SPEED:g})"
+    )
+    demo.add_argument("--outage-rate", type=float, default=1.0, help="random outages/site/day")
+    demo.add_argument("--no-demo-trader", action="store_true", help="post no demo schedules")
+    parser.set_defaults(handler=run)
+
+
+def load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    overrides = {
+        key: value
+        for key, value in (
+            ("host", args.host),
+            ("port", args.port),
+            ("database_url", args.database_url),
+            *extra.items(),
+        )
+        if value is not None
+    }
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise CommandError(describe_error(exc)) from None
+
+
+def _check(args: argparse.Namespace) -> None:
+    for name in ("port", "emulator_port"):
+        value = getattr(args, name)
+        if value is not None and not 0 <= value <= 65535:
+            raise CommandError(f"--{name.replace('_', '-')} must be between 0 and 65535")
+    if args.sites < 1 or args.speed <= 0 or args.outage_rate < 0:
+        raise CommandError("--sites must be >= 1, --speed > 0 and --outage-rate >= 0")
+
+
+def run(args: argparse.Namespace) -> int:
+    _check(args)
+    configure_logging()
+    try:
+        if args.emulator:
+            asyncio.run(_demo(args))
+        else:
+            settings = load_settings(args)
+            asyncio.run(_monitor_only(settings))
+    except DatabaseUrlError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot listen: {exc.strerror or exc}") from None
+    return 0
+
+
+async def _monitor_only(settings: Settings) -> None:
+    sock = bind(settings.host, settings.port)
+    url = url_of(sock, settings.host)
+    app = create_app(settings)
+    await serve_app(app, sock, ready=lambda: log.info("cellect-monitor listening on %s", url))
+
+
+async def _demo(args: argparse.Namespace) -> None:
+    clock = Clock(speed=args.speed)
+    emulator = Emulator(
+        sites=args.sites,
+        seed=args.seed,
+        clock=clock,
+        outage_rate_per_day=args.outage_rate,
+        demo_trader=not args.no_demo_trader,
+    )
+    started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+    emulator_task = asyncio.create_task(
+        serve_emulator(emulator, "127.0.0.1", args.emulator_port, ready=started.set_result)
+    )
+    emulator_url = await asyncio.wait_for(started, timeout=30)
+    refresh = emulator.issue_refresh_token(1, token=secrets.token_urlsafe(24))
+    settings = load_settings(
+        args, api_url=emulator_url, token_url=emulator_url, refresh_token=SecretStr(refresh)
+    )
+    sock = bind(settings.host, settings.port)
+    url = url_of(sock, settings.host)
+    app = create_app(settings, clock=clock)
+    monitor: Monitor = app.state.monitor
+
+    def monitor_ready() -> None:
+        token = f"?token={monitor.webhook_secret}" if monitor.webhook_secret else ""
+        emulator.subscribe(f"{url}{WEBHOOK_PATH}{token}", description="cellect-monitor")
+        log.info("cellect-monitor listening on %s (emulator on %s)", url, emulator_url)
+        log.info("Grafana/Prometheus: scrape %s/metrics; emulated time runs x%g", url, args.speed)
+
+    try:
+        await serve_app(app, sock, ready=monitor_ready)
+    finally:
+        emulator_task.cancel()
+        await asyncio.gather(emulator_task, return_exceptions=True)

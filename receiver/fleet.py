@@ -1,0 +1,218 @@
+"""The monitor's live picture of the portfolio: what the pollers and webhooks last saw.
+
+One `Fleet` per app. Pollers and the webhook receiver report into it; it keeps the
+metrics' site gauges in step and builds the `FleetView` snapshot the alert rules read.
+It holds only the current picture — history lives in the database.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from receiver.alerting.model import (
+    Downtime,
+    FleetView,
+    ImplementationFailure,
+    ServiceView,
+    SiteView,
+)
+from receiver.cellect.clock import Clock
+from receiver.cellect.enums import AvailabilityStatus, ImplementationStatus
+from receiver.cellect.models import AvailabilityEvent, SiteInformation, TimeSeriesResult
+from receiver.metrics import Metrics
+from receiver.sitestate import Availability, ScheduleOutlook, SiteSnapshot, camel
+
+PLANNED = frozenset({ImplementationStatus.IN_PROGRESS, ImplementationStatus.IMPLEMENTED})
+FAILURE_MEMORY = timedelta(hours=2)
+Slot = tuple[datetime, datetime]
+
+
+@dataclass
+class _Site:
+    info: SiteInformation
+    updated_at: datetime
+    unavailable: AvailabilityEvent | None = None
+    planned: dict[Slot, ImplementationStatus] = field(default_factory=dict)
+    failures: deque[ImplementationFailure] = field(default_factory=lambda: deque(maxlen=50))
+
+
+@dataclass
+class _Service:
+    api_last_success: datetime | None = None
+    api_failures: int = 0
+    api_failing_since: datetime | None = None
+    auth_failing_since: datetime | None = None
+    last_webhook_at: datetime | None = None
+    refresh_token_expires_at: datetime | None = None
+
+
+def _open_outage(events: Iterable[AvailabilityEvent], now: datetime) -> AvailabilityEvent | None:
+    """The NotAvailable event in force at `now`, if any (latest start wins)."""
+    current = [
+        e
+        for e in events
+        if e.availability_status is AvailabilityStatus.NOT_AVAILABLE
+        and e.start_date <= now
+        and (e.end_date is None or e.end_date > now)
+    ]
+    return max(current, key=lambda e: e.start_date, default=None)
+
+
+class Fleet:
+    """Current state per site plus the service's own health, shared by metrics and alerts."""
+
+    def __init__(self, *, metrics: Metrics, clock: Clock, in_progress_stuck_s: float) -> None:
+        self.metrics = metrics
+        self.clock = clock
+        self.in_progress_stuck_s = in_progress_stuck_s
+        self.started_at = clock.now()
+        self._sites: dict[int, _Site] = {}
+        self._present: set[int] = set()
+        self._service = _Service()
+
+    @property
+    def site_ids(self) -> list[int]:
+        """The sites of the latest portfolio, the ones the per-site pollers visit."""
+        return sorted(self._present)
+
+    def portfolio_polled(self, sites: Sequence[SiteInformation]) -> None:
+        """A fresh portfolio: sites in it are live; those missing from it go stale."""
+        now = self.clock.now()
+        for info in sites:
+            known = self._sites.get(info.site_id)
+            if known is None:
+                self._sites[info.site_id] = _Site(info=info, updated_at=now)
+            else:
+                known.info, known.updated_at = info, now
+        present = self._present = {info.site_id for info in sites}
+        self.metrics.update_sites(
+            SiteSnapshot.from_information(s.info, s.updated_at.timestamp())
+            for site_id, s in self._sites.items()
+            if site_id in present
+        )
+
+    def availability_polled(self, site_id: int, events: Sequence[AvailabilityEvent]) -> None:
+        site = self._sites.get(site_id)
+        if site is None:
+            return
+        site.unavailable = _open_outage(events, self.clock.now())
+        self.metrics.update_availability([self._availability(site_id, site)])
+
+    @staticmethod
+    def _availability(site_id: int, site: _Site) -> Availability:
+        event = site.unavailable
+        if event is None:
+            return Availability(site_id=site_id, available=True)
+        return Availability(site_id, False, event.type, event.reason, event.source)
+
+    def schedule_polled(self, site_id: int, results: Sequence[TimeSeriesResult]) -> None:
+        """The planned (ExAnte) schedule replaces what was known of the site's future."""
+        site = self._sites.get(site_id)
+        if site is None:
+            return
+        site.planned = {(r.start_date, r.end_date): r.implementation_status for r in results}
+        self._publish_outlook([site_id])
+
+    def status_changed(
+        self, site_id: int, start: datetime, end: datetime, status: ImplementationStatus
+    ) -> None:
+        """One entry moved to a new status (each transition is reported once)."""
+        self.metrics.schedule_status(site_id, status)
+        site = self._sites.get(site_id)
+        if site is None:
+            return
+        if (start, end) in site.planned or end > self.clock.now():
+            site.planned[(start, end)] = status
+        if status is ImplementationStatus.IMPLEMENTATION_FAILED:
+            site.failures.append(ImplementationFailure(start, end, self.clock.now()))
+        self._publish_outlook([site_id])
+
+    def _outlook(self, site_id: int, site: _Site, now: datetime) -> ScheduleOutlook:
+        ends = [end for (_, end), st in site.planned.items() if st in PLANNED and end > now]
+        horizon = max((max(ends) - now).total_seconds(), 0.0) if ends else 0.0
+        return ScheduleOutlook(site_id, horizon, len(self._stuck(site, now)))
+
+    def _stuck(self, site: _Site, now: datetime) -> tuple[datetime, ...]:
+        near = now + timedelta(seconds=self.in_progress_stuck_s)
+        return tuple(
+            sorted(
+                start
+                for (start, end), st in site.planned.items()
+                if st is ImplementationStatus.IN_PROGRESS and start <= near and end > now
+            )
+        )
+
+    def _publish_outlook(self, site_ids: Iterable[int]) -> None:
+        now = self.clock.now()
+        self.metrics.update_schedules(
+            self._outlook(site_id, self._sites[site_id], now) for site_id in site_ids
+        )
+
+    def refresh_outlook(self) -> None:
+        """Recompute horizons against the current time (they shrink as time passes)."""
+        self._publish_outlook(list(self._sites))
+
+    def webhook_received(self) -> None:
+        self._service.last_webhook_at = self.clock.now()
+
+    def api_request(self, endpoint: str, code: str, seconds: float) -> None:
+        """Every request to the vendor: metrics, and the ApiDown / AuthFailing picture."""
+        self.metrics.observe_api(endpoint, code, seconds)
+        svc, now = self._service, self.clock.now()
+        if code.isdigit() and int(code) < 500 and code != "429":
+            svc.api_last_success, svc.api_failures, svc.api_failing_since = now, 0, None
+        else:
+            svc.api_failures += 1
+            svc.api_failing_since = svc.api_failing_since or now
+        if endpoint == "access_token":
+            svc.auth_failing_since = (svc.auth_failing_since or now) if code != "200" else None
+
+    def set_refresh_token_expiry(self, at: datetime | None) -> None:
+        self._service.refresh_token_expires_at = at
+        self.metrics.set_refresh_token_expiry(at.timestamp() if at else None)
+
+    def view(self) -> FleetView:
+        """The snapshot the alert rules evaluate."""
+        now = self.clock.now()
+        sites = tuple(self._site_view(site_id, site, now) for site_id, site in self._sites.items())
+        return FleetView(sites=sites, service=self._service_view(sites))
+
+    def _site_view(self, site_id: int, site: _Site, now: datetime) -> SiteView:
+        ends = [end for (_, end), st in site.planned.items() if st in PLANNED and end > now]
+        event = site.unavailable
+        downtime = None
+        if event is not None:
+            downtime = Downtime(
+                planned=event.type.value == "Planned",
+                reason=camel(event.reason),
+                source=camel(event.source),
+            )
+        return SiteView(
+            site_id=site_id,
+            name=site.info.site_name,
+            soc_ratio=site.info.ess_soc / 100.0,
+            available=event is None,
+            downtime=downtime,
+            unavailable_since=event.start_date if event else None,
+            last_update=site.updated_at,
+            horizon_end=max(ends) if ends else None,
+            in_progress_near_start=self._stuck(site, now),
+            failures=tuple(f for f in site.failures if now - f.at < FAILURE_MEMORY),
+        )
+
+    def _service_view(self, sites: tuple[SiteView, ...]) -> ServiceView:
+        svc = self._service
+        return ServiceView(
+            api_last_success=svc.api_last_success,
+            api_consecutive_failures=svc.api_failures,
+            api_failing_since=svc.api_failing_since,
+            auth_failing=svc.auth_failing_since is not None,
+            auth_failing_since=svc.auth_failing_since,
+            refresh_token_expires_at=svc.refresh_token_expires_at,
+            last_webhook_at=svc.last_webhook_at,
+            started_at=self.started_at,
+            schedules_exist=any(s.horizon_end is not None for s in sites),
+        )

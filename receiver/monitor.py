@@ -1,0 +1,251 @@
+"""The running monitor: every component, built from the settings, and its background work.
+
+`Monitor.start()` opens what needs opening (database schema, webhook secret, HTTP
+client) and `run(stop)` drives the pollers, the webhook writer, the alert engine, the
+notification outbox and retention until `stop` is set. The Starlette app's lifespan
+(receiver.app) owns one Monitor; tests can build several with different settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Coroutine
+from contextlib import AsyncExitStack, suppress
+from datetime import timedelta
+from typing import Any
+
+import anyio.to_thread
+import httpx
+from sqlalchemy import text
+from sqlmodel import Session
+
+from receiver.alerting.engine import AlertEngine
+from receiver.alerting.notifier import Notifier
+from receiver.alerting.outbox import DeliveryWorker
+from receiver.cellect.clock import Clock
+from receiver.cellect.enums import ImplementationStatus
+from receiver.client import CellectClient
+from receiver.fleet import Fleet
+from receiver.ingest import GroupCommitter
+from receiver.metrics import Metrics
+from receiver.pollers.base import Poller
+from receiver.pollers.context import PollContext
+from receiver.pollers.events import EventsPoller
+from receiver.pollers.portfolio import PortfolioPoller
+from receiver.pollers.schedules import ExAntePoller, ExPostPoller
+from receiver.settings import Settings
+from receiver.storage.alerts import get_or_create_secret
+from receiver.storage.engine import create_engine_for, session_factory, upgrade
+from receiver.storage.retention import run_retention
+from receiver.storage.webhooks import BatchOutcome, IncomingDelivery, store_webhook_batch
+from receiver.webhook_auth import WebhookAuth
+from receiver.webhooks import WebhookReceiver
+
+log = logging.getLogger(__name__)
+WEBHOOK_SECRET_NAME = "webhook_secret"
+ALERT_TICK_S = 5.0
+
+
+def load_webhook_secret(settings: Settings, engine: Any, clock: Clock) -> str | None:
+    """The configured secret, else the one generated on first start and kept in the DB."""
+    if settings.webhook_secret is not None:
+        return settings.webhook_secret.get_secret_value()
+    if settings.webhook_auth_disabled:
+        return None
+    with session_factory(engine)() as session:
+        value = get_or_create_secret(
+            session=session,
+            name=WEBHOOK_SECRET_NAME,
+            factory=lambda: secrets.token_urlsafe(32),
+            now=clock.now(),
+        )
+        session.commit()
+    return value
+
+
+class Monitor:
+    """All of cellect-monitor's parts, wired together."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock,
+        metrics: Metrics,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings, self.clock, self.metrics = settings, clock, metrics
+        self.transport = transport
+        self.engine = create_engine_for(settings.database_url)
+        self.fleet = Fleet(
+            metrics=metrics, clock=clock, in_progress_stuck_s=settings.in_progress_stuck_s
+        )
+        self.notifier = Notifier.from_settings(settings)
+        self.alerts = AlertEngine(
+            clock,
+            settings,
+            self.engine,
+            metrics,
+            route=lambda severity: [t.id for t in self.notifier.targets_for(severity)],
+        )
+        self.outbox = DeliveryWorker(clock, self.engine, self.notifier, metrics)
+        self.committer: GroupCommitter[IncomingDelivery, BatchOutcome] = GroupCommitter(
+            self._commit_batch
+        )
+        self.client: CellectClient | None = None
+        self.pollers: list[Poller] = []
+        self.receiver: WebhookReceiver | None = None
+        self.webhook_secret: str | None = None
+        self._wake_alerts = asyncio.Event()
+        self._exit = AsyncExitStack()
+
+    # Start-up.
+
+    async def start(self) -> None:
+        await anyio.to_thread.run_sync(upgrade, self.engine)
+        self.webhook_secret = await anyio.to_thread.run_sync(
+            load_webhook_secret, self.settings, self.engine, self.clock
+        )
+        self.receiver = self._build_receiver()
+        if self.settings.refresh_token is not None:
+            http = await self._exit.enter_async_context(
+                httpx.AsyncClient(transport=self.transport, timeout=self.settings.http_timeout_s)
+            )
+            self.client = CellectClient.from_settings(
+                self.settings, http, self.clock, on_request=self._api_request
+            )
+            self.pollers = self._build_pollers(self.client)
+        else:
+            log.warning("CELLECT_REFRESH_TOKEN is not set: polling is off, webhooks only")
+        self.metrics.set_thresholds(
+            (self.settings.soc_low, self.settings.soc_high), self.settings.site_soc_thresholds
+        )
+
+    def _build_receiver(self) -> WebhookReceiver:
+        s = self.settings
+        auth = WebhookAuth.build(
+            secret=self.webhook_secret,
+            disabled=s.webhook_auth_disabled,
+            signing_secrets=[x.get_secret_value() for x in s.webhook_signing_secrets],
+            allowed=s.webhook_allowed_ips,
+        )
+        return WebhookReceiver(
+            auth=auth,
+            committer=self.committer,
+            clock=self.clock,
+            max_body_bytes=s.webhook_max_body_bytes,
+            on_request=self.metrics.observe_webhook,
+            on_stored=self._stored,
+        )
+
+    def _build_pollers(self, client: CellectClient) -> list[Poller]:
+        s = self.settings
+        context = PollContext(client, self.engine, self.fleet, s.poll_concurrency)
+        common: dict[str, Any] = {
+            "clock": self.clock,
+            "jitter": s.poll_jitter,
+            "on_success": lambda name, at: self.metrics.poll_succeeded(name, at.timestamp()),
+        }
+        pollers: list[Poller] = [
+            PortfolioPoller(context, interval_s=s.portfolio_interval_s, **common),
+            EventsPoller(context, interval_s=s.events_interval_s, **common),
+            ExAntePoller(context, interval_s=s.ex_ante_interval_s, **common),
+            ExPostPoller(context, interval_s=s.ex_post_interval_s, **common),
+        ]
+        for poller in pollers:
+            self.metrics.set_poll_interval(poller.name, poller.interval_s)
+        return pollers
+
+    # Callbacks from the parts.
+
+    def _commit_batch(self, deliveries: list[IncomingDelivery]) -> list[BatchOutcome]:
+        with session_factory(self.engine)() as session:
+            return store_webhook_batch(session=session, deliveries=deliveries)
+
+    def _stored(self, outcome: BatchOutcome) -> None:
+        self.fleet.webhook_received()
+        for change in outcome.changes:
+            self.fleet.status_changed(change.site_id, change.start, change.end, change.status)
+            if change.status is ImplementationStatus.IMPLEMENTATION_FAILED:
+                self._wake_alerts.set()
+
+    def _api_request(self, endpoint: str, code: str, seconds: float) -> None:
+        self.fleet.api_request(endpoint, code, seconds)
+        if endpoint == "access_token" and self.client is not None:
+            expiry = self.client.access_token_expires_at
+            if expiry is not None:
+                self.metrics.set_access_token_expiry(expiry.timestamp())
+
+    # Health.
+
+    def database_ok(self) -> bool:
+        try:
+            with Session(self.engine) as session:
+                session.exec(text("SELECT 1"))  # type: ignore[call-overload]
+        except Exception:
+            return False
+        return True
+
+    # Background work.
+
+    async def _alert_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            self.fleet.refresh_outlook()
+            view = self.fleet.view()
+            try:
+                await anyio.to_thread.run_sync(self.alerts.evaluate_view, view)
+                await anyio.to_thread.run_sync(self.alerts.flush)
+            except Exception:
+                log.exception("alert cycle failed; retrying")
+            self._wake_alerts.clear()
+            wake = self.clock.now() + timedelta(seconds=ALERT_TICK_S)
+            if self.alerts.next_due is not None:
+                wake = min(wake, self.alerts.next_due)
+            await _first(self.clock.sleep_until(wake), stop.wait(), self._wake_alerts.wait())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run every background part until `stop` is set, then wind them down in order."""
+        work: list[Coroutine[Any, Any, None]] = [poller.run() for poller in self.pollers]
+        work += [
+            self._alert_loop(stop),
+            self.outbox.run(stop),
+            run_retention(
+                self.engine,
+                retention_days=self.settings.retention_days,
+                clock=self.clock,
+                stop=stop,
+            ),
+        ]
+        writer = asyncio.create_task(self.committer.run())
+        tasks = [asyncio.create_task(w) for w in work]
+        try:
+            await stop.wait()
+        finally:
+            for poller in self.pollers:
+                poller.stop()
+            await _wind_down(tasks)
+            await _wind_down([writer])
+
+    async def close(self) -> None:
+        await self._exit.aclose()
+        self.engine.dispose()
+
+
+async def _first(*awaitables: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+async def _wind_down(tasks: list[asyncio.Task[None]], grace_s: float = 5.0) -> None:
+    _, pending = await asyncio.wait(tasks, timeout=grace_s) if tasks else (set(), set())
+    for task in pending:
+        task.cancel()
+    for task in tasks:
+        with suppress(asyncio.CancelledError, Exception):
+            await task

@@ -1,0 +1,66 @@
+"""Serve an ASGI app with uvicorn on a socket we bind ourselves.
+
+Binding first means port 0 picks a free port and the real URL is known before the
+server starts; `ready(url)` is called once it accepts connections (after the app's
+lifespan started).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Callable
+
+import uvicorn
+from starlette.types import ASGIApp
+
+STARTUP_TIMEOUT_S = 30.0
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def url_of(sock: socket.socket, host: str) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{sock.getsockname()[1]}"
+
+
+class Server(uvicorn.Server):
+    """uvicorn's Server with an event set once it listens."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        self.listening.set()
+
+
+async def serve_app(
+    app: ASGIApp,
+    sock: socket.socket,
+    *,
+    ready: Callable[[], None] | None = None,
+    access_log: bool = True,
+) -> None:
+    """Serve `app` on the bound `sock` until uvicorn exits (SIGINT/SIGTERM)."""
+    config = uvicorn.Config(app, lifespan="on", access_log=access_log, log_config=None)
+    server = Server(config)
+
+    async def announce() -> None:
+        await asyncio.wait_for(server.listening.wait(), timeout=STARTUP_TIMEOUT_S)
+        if server.started and ready is not None:
+            ready()
+
+    announcer = asyncio.create_task(announce())
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        announcer.cancel()
+        sock.close()
