@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any, TypeVar
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from starlette.requests import Request
 
 from receiver.cellect.enums import DowntimeType, EventReason, EventSource
@@ -34,6 +34,7 @@ class ControlError(Exception):
 
 
 class _Body(BaseModel):
+    # Booleans are strict: "no" or 1 for a flag is more likely a mistake than a wish.
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=False)
 
 
@@ -48,7 +49,7 @@ class RefreshTokenBody(_Body):
 class SubscriptionBody(_Body):
     url: str = Field(min_length=1, max_length=2048)
     signing_secret: str | None = Field(None, alias="signingSecret", min_length=1)
-    enabled: bool = True
+    enabled: StrictBool = True
     partner_id: int = Field(1, alias="partnerId", ge=1)
     description: str = Field("", max_length=500)
 
@@ -56,7 +57,7 @@ class SubscriptionBody(_Body):
 class SubscriptionUpdate(_Body):
     url: str | None = Field(None, min_length=1, max_length=2048)
     signing_secret: str | None = Field(None, alias="signingSecret")
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
     description: str | None = Field(None, max_length=500)
 
 
@@ -72,20 +73,20 @@ class FaultBody(_Body):
     rate_limit_rate: float = Field(0.0, ge=0, le=1)
     retry_after_s: int = Field(1, ge=0, le=3600)
     drop_rate: float = Field(0.0, ge=0, le=1)
-    expire_tokens: bool = False
+    expire_tokens: StrictBool = False
 
 
 class WebhookFaultBody(_Body):
     drop_rate: float = Field(0.0, ge=0, le=1)
     duplicate_rate: float = Field(0.0, ge=0, le=1)
-    reorder: bool = False
+    reorder: StrictBool = False
     delay_s: float = Field(0.0, ge=0, le=7 * 86400)
     delay_rate: float = Field(1.0, ge=0, le=1)
 
 
 class BoxBody(_Body):
-    online: bool | None = None
-    reporting: bool | None = None
+    online: StrictBool | None = None
+    reporting: StrictBool | None = None
 
 
 class OutageBody(_Body):
