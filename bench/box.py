@@ -122,7 +122,7 @@ def main() -> int:
     worst = max(energy_error(box, kwh) for box, kwh in zip(boxes, initial, strict=True))
     outages = sum(len(box.outages) for box in boxes)
     print(f"sites: {SITES}, entries per site: {ENTRIES}, emulated: 48 h (+15 min tail)")
-    print(f"status changes: {dict(sorted(counts.items()))}, outages: {outages}")
+    print(f"status changes: { {int(k): v for k, v in sorted(counts.items())} }, outages: {outages}")
     print(f"energy balance, worst |ΔE − (η_c·in − out/η_d)|: {worst:.2e} kWh")
     print(f"baseline (real time): {HORIZON_S:,.0f} s")
     print(
