@@ -1,0 +1,132 @@
+"""A whole cellect-monitor stack for tests: the real monitor app served by uvicorn on a
+loopback port, and the real emulator reached through `httpx.ASGITransport`, both in the
+test's event loop and on one frozen Clock.
+
+Time moves only when a test says so (`stack.advance(s)`), and waits are bounded polls of
+an observable condition (`until`), never sleeps standing in for time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import httpx
+import uvicorn
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+from starlette.applications import Starlette
+from starlette.types import ASGIApp
+
+from receiver.app import WEBHOOK_PATH, create_app
+from receiver.cellect.clock import Clock
+from receiver.emulator.app import create_emulator_app
+from receiver.emulator.cloud import Emulator
+from receiver.monitor import Monitor
+from receiver.serving import Server, bind, url_of
+from receiver.settings import Settings
+
+START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+REFRESH_TOKEN = "test-refresh-token-0001"
+WEBHOOK_SECRET = "test-webhook-secret-0001"
+
+
+async def until(condition: Callable[[], Any], *, within: float = 10.0, what: str = "") -> Any:
+    """Poll `condition` (bounded in real time) until it returns something truthy."""
+    deadline = time.monotonic() + within
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await asyncio.sleep(0.01)
+
+
+@asynccontextmanager
+async def served(app: ASGIApp, host: str = "127.0.0.1") -> AsyncIterator[str]:
+    """Serve `app` (lifespan on) on a free loopback port; yields its base URL."""
+    sock = bind(host, 0)
+    url = url_of(sock, host)
+    config = uvicorn.Config(app, lifespan="on", log_config=None, access_log=False)
+    server = Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        await asyncio.wait_for(server.listening.wait(), timeout=30)
+        if not server.started:
+            raise RuntimeError("the app did not start")
+        yield url
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, timeout=30)
+        sock.close()
+
+
+@dataclass
+class Stack:
+    clock: Clock
+    emulator: Emulator
+    emulator_app: Starlette
+    app: Starlette
+    url: str
+    registry: CollectorRegistry
+    settings: Settings
+
+    @property
+    def monitor(self) -> Monitor:
+        monitor: Monitor = self.app.state.monitor
+        return monitor
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+    async def advance(self, seconds: float) -> None:
+        """Move emulated time; the boxes act and their webhooks are delivered."""
+        self.clock.advance(seconds)
+        self.emulator.sync()
+        await self.emulator.sender.deliver_due()
+
+    def emulator_client(self) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=self.emulator_app)
+        return httpx.AsyncClient(transport=transport, base_url="http://emulator")
+
+
+def stack_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "api_url": "http://emulator",
+        "token_url": "http://emulator",
+        "refresh_token": SecretStr(REFRESH_TOKEN),
+        "webhook_secret": SecretStr(WEBHOOK_SECRET),
+        "poll_jitter": 0.0,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@asynccontextmanager
+async def monitor_stack(
+    database_url: str, *, sites: int = 3, seed: int = 1, subscribe: bool = True, **overrides: Any
+) -> AsyncIterator[Stack]:
+    """The monitor polling the emulator and receiving its webhooks, on a frozen clock."""
+    clock = Clock.frozen(START)
+    emulator = Emulator(sites=sites, seed=seed, clock=clock)
+    emulator.issue_refresh_token(1, token=REFRESH_TOKEN)
+    emulator_app = create_emulator_app(emulator)
+    settings = stack_settings(database_url, **overrides)
+    registry = CollectorRegistry()
+    app = create_app(
+        settings, clock=clock, registry=registry, transport=httpx.ASGITransport(emulator_app)
+    )
+    try:
+        async with served(app) as url:
+            if subscribe:
+                emulator.subscribe(f"{url}{WEBHOOK_PATH}?token={WEBHOOK_SECRET}")
+            yield Stack(clock, emulator, emulator_app, app, url, registry, settings)
+    finally:
+        await emulator.sender.aclose()
