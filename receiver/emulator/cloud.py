@@ -32,6 +32,7 @@ from receiver.emulator.faults import Faults
 from receiver.emulator.portfolio import MAIN_PARTNER, Portfolio, demo_portfolio
 from receiver.emulator.state import Outage, SiteSpec, StatusChange, Subscription
 from receiver.emulator.tokens import TokenService
+from receiver.emulator.trader import DemoTrader
 from receiver.emulator.webhook_sender import WebhookSender
 
 logger = logging.getLogger(__name__)
@@ -194,8 +195,6 @@ class Emulator:
                 await asyncio.wait_for(stop.wait(), timeout=TICK_S)
 
     async def _trade(self, stop: asyncio.Event, app: ASGIApp) -> None:
-        from receiver.emulator.trader import DemoTrader
-
         token = self.issue_refresh_token(MAIN_PARTNER)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as http:
