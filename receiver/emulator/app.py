@@ -67,7 +67,8 @@ register_url_convertor("segment", _Segment())
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.CellectApiError)
-    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if exc.code == 0 else None
+    unauthorized = exc.http_status == 401
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'} if unauthorized else None
     return JSONResponse(exc.body(), status_code=exc.http_status, headers=headers)
 
 

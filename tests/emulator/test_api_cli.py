@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from sinks import HttpSink
 
 from receiver.cellect.timestamps import format_timestamp
 
@@ -38,10 +39,17 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 
 
 
 @pytest.fixture
-def emulator_url() -> Iterator[str]:
+def sink() -> Iterator[HttpSink]:
+    with HttpSink() as running:
+        yield running
+
+
+@pytest.fixture
+def emulator_url(sink: HttpSink) -> Iterator[str]:
     port = _free_port()
     command = [sys.executable, "-m", "receiver", "emulator", "--port", str(port)]
     command += ["--sites", "2", "--seed", "3", "--refresh-token", TOKEN, "--speed", "1"]
+    command += ["--webhook-url", sink.url("/hook?token=hook-secret")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -55,10 +63,12 @@ def emulator_url() -> Iterator[str]:
             process.kill()
             _, stderr = process.communicate()
         assert TOKEN.encode() not in stderr
+        assert b"hook-secret" not in stderr
 
 
-def test_cli_serves_token_store_and_read_back(emulator_url: str) -> None:
-    """The served emulator exchanges the pre-issued token, stores a post and reads it back."""
+def test_cli_serves_token_store_and_read_back(emulator_url: str, sink: HttpSink) -> None:
+    """The served emulator exchanges the pre-issued token, stores a post, reads it back, and
+    reports it to the webhook URL given on the command line."""
     with httpx.Client(base_url=emulator_url, timeout=5.0) as http:
         answer = http.post("/v1/access-token", headers={"Authorization": f"Bearer {TOKEN}"})
         assert answer.status_code == 200
@@ -91,6 +101,9 @@ def test_cli_serves_token_store_and_read_back(emulator_url: str) -> None:
         [result] = read.json()["results"]
         assert result["startDate"] == format_timestamp(start)
         assert result["essPowerAC"] == -10
+    [webhook] = sink.wait_for(1)
+    assert (webhook.path, webhook.query) == ("/hook", "token=hook-secret")
+    assert webhook.json()["schedule"][0]["status"] == 1
 
 
 def test_cli_logs_its_url_and_is_ready_quickly() -> None:
