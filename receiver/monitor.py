@@ -13,7 +13,7 @@ import logging
 import secrets
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack, suppress
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import anyio.to_thread
@@ -99,6 +99,7 @@ class Monitor:
         self.receiver: WebhookReceiver | None = None
         self.webhook_secret: str | None = None
         self._wake_alerts = asyncio.Event()
+        self.alert_cycle_at: datetime | None = None  # the clock time the last cycle judged
         self._exit = AsyncExitStack()
 
     # Start-up.
@@ -113,8 +114,14 @@ class Monitor:
             http = await self._exit.enter_async_context(
                 httpx.AsyncClient(transport=self.transport, timeout=self.settings.http_timeout_s)
             )
+            # Backoff waits on the monitor's clock, as its intervals do: a sped-up
+            # demo or a frozen test clock does not wait in real time.
             self.client = CellectClient.from_settings(
-                self.settings, http, self.clock, on_request=self._api_request
+                self.settings,
+                http,
+                self.clock,
+                on_request=self._api_request,
+                sleep=self.clock.sleep,
             )
             self.pollers = self._build_pollers(self.client)
         else:
@@ -146,7 +153,7 @@ class Monitor:
         common: dict[str, Any] = {
             "clock": self.clock,
             "jitter": s.poll_jitter,
-            "on_success": lambda name, at: self.metrics.poll_succeeded(name, at.timestamp()),
+            "on_success": self._poll_succeeded,
         }
         pollers: list[Poller] = [
             PortfolioPoller(context, interval_s=s.portfolio_interval_s, **common),
@@ -169,14 +176,22 @@ class Monitor:
         for change in outcome.changes:
             self.fleet.status_changed(change.site_id, change.start, change.end, change.status)
             if change.status is ImplementationStatus.IMPLEMENTATION_FAILED:
-                self._wake_alerts.set()
+                self.wake_alerts()
+
+    def wake_alerts(self) -> None:
+        """Have the alert loop judge the fleet now rather than at its next tick."""
+        self._wake_alerts.set()
 
     def _api_request(self, endpoint: str, code: str, seconds: float) -> None:
         self.fleet.api_request(endpoint, code, seconds)
-        if endpoint == "access_token" and self.client is not None:
-            expiry = self.client.access_token_expires_at
-            if expiry is not None:
-                self.metrics.set_access_token_expiry(expiry.timestamp())
+
+    def _poll_succeeded(self, name: str, at: datetime) -> None:
+        self.metrics.poll_succeeded(name, at.timestamp())
+        # Published here, not on the token request: the new expiry is known only once
+        # the token answer has been read, after that request was reported.
+        expiry = self.client.access_token_expires_at if self.client else None
+        if expiry is not None:
+            self.metrics.set_access_token_expiry(expiry.timestamp())
 
     # Health.
 
@@ -192,6 +207,10 @@ class Monitor:
 
     async def _alert_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
+            # Cleared before the cycle and timed from its start, so a webhook or a clock
+            # jump during the cycle brings the next one at once instead of a tick later.
+            self._wake_alerts.clear()
+            started = self.clock.now()
             self.fleet.refresh_outlook()
             view = self.fleet.view()
             try:
@@ -199,8 +218,8 @@ class Monitor:
                 await anyio.to_thread.run_sync(self.alerts.flush)
             except Exception:
                 log.exception("alert cycle failed; retrying")
-            self._wake_alerts.clear()
-            wake = self.clock.now() + timedelta(seconds=ALERT_TICK_S)
+            self.alert_cycle_at = started
+            wake = started + timedelta(seconds=ALERT_TICK_S)
             if self.alerts.next_due is not None:
                 wake = min(wake, self.alerts.next_due)
             await _first(self.clock.sleep_until(wake), stop.wait(), self._wake_alerts.wait())
@@ -226,7 +245,8 @@ class Monitor:
             for poller in self.pollers:
                 poller.stop()
             await _wind_down(tasks)
-            await _wind_down([writer])
+            # The writer runs until cancelled; no request is in flight any more.
+            await _wind_down([writer], grace_s=0.0)
 
     async def close(self) -> None:
         await self._exit.aclose()
