@@ -9,6 +9,15 @@ Decision (master data): a site whose box is offline or not reporting has no live
 in the cloud: it is left out of PortfolioOverview and its SiteInformation answers
 30003 Site Data Fetch Failed, so that a monitor marks it stale instead of showing
 frozen values.
+
+Decision (determinism): the same seed on a frozen clock driven through the same calls
+gives the same run, byte for byte. Nothing reads the wall clock or an unseeded rng:
+each box, the webhook sender, the API faults and the tokens have their own rng derived
+from the seed. Availability event ids are taken per site from the site's own id
+space, `site_id * EVENT_ID_SPACE + n` (site 3's events are 300001, 300002, ...), so
+they depend only on that box's own history, never on how often or in which order the
+boxes are synced; they stay unique across the portfolio (up to 99,999 events a site)
+and within a 32-bit integer for up to 21,474 sites.
 """
 
 from __future__ import annotations
@@ -40,6 +49,8 @@ logger = logging.getLogger(__name__)
 # Real seconds between background syncs: webhooks for transfers and executions go out
 # at most this late (in real time) at any clock speed.
 TICK_S = 0.5
+# Availability event ids of site s are s * EVENT_ID_SPACE + 1, + 2, ... (see above).
+EVENT_ID_SPACE = 100_000
 
 
 class Emulator:
@@ -59,10 +70,9 @@ class Emulator:
         self.seed = seed
         self.portfolio: Portfolio = demo_portfolio(sites, seed)
         self.specs: dict[int, SiteSpec] = self.portfolio.sites
-        self.tokens = TokenService(self.clock)
+        self.tokens = TokenService(self.clock, rng=random.Random(f"{seed}:tokens"))
         self.faults = Faults(seed=seed)
         self.demo_trader = demo_trader
-        self._event_ids = itertools.count(1)
         self._post_ids = itertools.count(1)
         self._subscription_ids = itertools.count(1)
         self.subscriptions: dict[int, Subscription] = {}
@@ -74,7 +84,7 @@ class Emulator:
                 rng=random.Random(seed * 1_000_003 + site_id),
                 transfer_delay_s=transfer_delay_s,
                 outage_rate_per_day=outage_rate_per_day,
-                next_event_id=self._event_ids.__next__,
+                next_event_id=itertools.count(site_id * EVENT_ID_SPACE + 1).__next__,
             )
             for site_id, spec in self.specs.items()
         }

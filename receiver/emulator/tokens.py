@@ -9,12 +9,20 @@ Decisions: the store keeps only a SHA-256 digest of each refresh token; access t
 are stateless, so revoking a refresh token does not cut short the access tokens it
 already gave (as with any JWT). `expire_access_tokens()` (the `expire_tokens` fault)
 invalidates every access token issued so far, through a generation claim.
+
+Decision (determinism): given an `rng`, the signing key, generated refresh tokens and
+their identifiers and each access token's `jti` are drawn from it, and `iat`/`exp` come
+from the emulated clock, so a seeded emulator on a frozen clock issues the same tokens
+byte for byte. The emulator is a test double, not a security boundary: anyone who
+knows its seed can forge its tokens. Without an rng, `secrets` is used.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import random
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -52,9 +60,16 @@ def _digest(token: str) -> str:
 class TokenService:
     """Issues, lists, revokes and exchanges refresh tokens; signs and checks access tokens."""
 
-    def __init__(self, clock: Clock, *, signing_key: bytes | None = None) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        signing_key: bytes | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
         self._clock = clock
-        self._key = signing_key or secrets.token_bytes(32)
+        self._rng = rng
+        self._key = signing_key or self._bytes(32)
         self._refresh: dict[str, RefreshToken] = {}
         self._generation = 0
 
@@ -68,9 +83,9 @@ class TokenService:
     ) -> tuple[str, RefreshToken]:
         """A new refresh token (its value, shown only now) and its dashboard record."""
         now = self._clock.now()
-        value = token or secrets.token_urlsafe(32)
+        value = token or base64.urlsafe_b64encode(self._bytes(32)).rstrip(b"=").decode()
         record = RefreshToken(
-            identifier=f"rt_{secrets.token_hex(6)}",
+            identifier=f"rt_{self._bytes(6).hex()}",
             partner_id=partner_id,
             resource_type=resource_type,
             created_at=now,
@@ -79,6 +94,10 @@ class TokenService:
         )
         self._refresh[record.identifier] = record
         return value, record
+
+    def _bytes(self, n: int) -> bytes:
+        """`n` random bytes: from the seeded rng if there is one, else from `secrets`."""
+        return secrets.token_bytes(n) if self._rng is None else self._rng.randbytes(n)
 
     def refresh_tokens(self, partner_id: int | None = None) -> list[RefreshToken]:
         records = self._refresh.values()
@@ -106,7 +125,7 @@ class TokenService:
             "iat": int(now.timestamp()),
             "exp": int((now + ACCESS_TOKEN_LIFETIME).timestamp()),
             "gen": self._generation,
-            "jti": secrets.token_hex(8),
+            "jti": self._bytes(8).hex(),
         }
         return jwt.encode(claims, self._key, algorithm=_ALGORITHM)
 
