@@ -99,7 +99,10 @@ class Monitor:
         self.receiver: WebhookReceiver | None = None
         self.webhook_secret: str | None = None
         self._wake_alerts = asyncio.Event()
-        self.alert_cycle_at: datetime | None = None  # the clock time the last cycle judged
+        # Alert cycles started / completed (the number of the last one): `wake_alerts()`
+        # then waiting for `alert_cycles_done > alert_cycles_started` (read before) is a
+        # barrier: the fleet as it was at the wake has been judged and flushed.
+        self.alert_cycles_started = self.alert_cycles_done = 0
         self._exit = AsyncExitStack()
 
     # Start-up.
@@ -210,7 +213,8 @@ class Monitor:
             # Cleared before the cycle and timed from its start, so a webhook or a clock
             # jump during the cycle brings the next one at once instead of a tick later.
             self._wake_alerts.clear()
-            started = self.clock.now()
+            self.alert_cycles_started += 1
+            cycle, started = self.alert_cycles_started, self.clock.now()
             self.fleet.refresh_outlook()
             view = self.fleet.view()
             try:
@@ -218,7 +222,7 @@ class Monitor:
                 await anyio.to_thread.run_sync(self.alerts.flush)
             except Exception:
                 log.exception("alert cycle failed; retrying")
-            self.alert_cycle_at = started
+            self.alert_cycles_done = cycle
             wake = started + timedelta(seconds=ALERT_TICK_S)
             if self.alerts.next_due is not None:
                 wake = min(wake, self.alerts.next_due)

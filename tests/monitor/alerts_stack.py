@@ -39,15 +39,12 @@ class AlertStack:
         bodies = [json.loads(r.body) for r in self.sink.accepted]
         return [b for b in bodies if rule is None or f"] {rule} (" in b["title"]]
 
-    async def judged(self, at: datetime | None = None) -> None:
-        """Wait until an alert cycle has judged the clock's time `at` (default: now)."""
-        target = at or self.stack.clock.now()
+    async def judged(self) -> None:
+        """Wait for an alert cycle that starts after this call (what is known now is judged)."""
         monitor = self.stack.monitor
+        before = monitor.alert_cycles_started
         monitor.wake_alerts()
-        await until(
-            lambda: monitor.alert_cycle_at is not None and monitor.alert_cycle_at >= target,
-            what=f"an alert cycle at {target}",
-        )
+        await until(lambda: monitor.alert_cycles_done > before, what="an alert cycle")
 
     async def polled(self, *names: str) -> None:
         """Wait until the named pollers (default: all) have succeeded at the current time."""
