@@ -1,7 +1,8 @@
 """The shared poll loop (Home Assistant's DataUpdateCoordinator pattern).
 
-A `Poller` runs `poll()` every `interval_s` (with jitter, so a fleet of monitors does
-not hit the vendor in lock-step), on the injected Clock. It keeps `last_success`,
+A `Poller` starts `poll()` every `interval_s` (with jitter, so a fleet of monitors does
+not hit the vendor in lock-step), on the injected Clock; a round that outlasts the
+interval is followed by the next one at once. It keeps `last_success`,
 `last_error` and `consecutive_failures`, and logs on *transitions* only: the first
 failure at warning, "recovered" at info — a vendor outage gives two log lines, not one
 per poll. `stop()` ends the loop after the current round.
@@ -13,7 +14,7 @@ import asyncio
 import logging
 import random
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.errors import CellectError
@@ -94,8 +95,12 @@ class Poller:
     async def run(self) -> None:
         """Poll until `stop()`; each wait is on the clock, so tests advance it instead."""
         while not self._stop.is_set():
+            # The next round is due one interval after this one *started*, fixed now:
+            # a deadline taken only once the sleeper first runs would slip past a clock
+            # advance made in between (and rounds would drift by their own duration).
+            due = self.clock.now() + timedelta(seconds=self._next_delay())
             await self.run_once()
-            sleeper = asyncio.ensure_future(self.clock.sleep(self._next_delay()))
+            sleeper = asyncio.ensure_future(self.clock.sleep_until(due))
             stopper = asyncio.ensure_future(self._stop.wait())
             await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
             for task in (sleeper, stopper):
