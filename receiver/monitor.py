@@ -132,6 +132,7 @@ class Monitor:
         self.metrics.set_thresholds(
             (self.settings.soc_low, self.settings.soc_high), self.settings.site_soc_thresholds
         )
+        self.fleet.set_refresh_token_expiry(self.settings.refresh_token_expires_at)
 
     def _build_receiver(self) -> WebhookReceiver:
         s = self.settings
