@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import Route
 
 from receiver.alerting.silences import silence_routes
 from receiver.cellect.clock import Clock
@@ -94,7 +94,7 @@ def create_app(
             Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            Mount("/api", routes=silence_routes(monitor.engine, clock)),
+            *silence_routes(monitor.engine, clock),  # full paths: /api/silences
         ],
         lifespan=lifespan,
     )

@@ -111,10 +111,16 @@ def stack_settings(database_url: str, **overrides: Any) -> Settings:
 
 @asynccontextmanager
 async def monitor_stack(
-    database_url: str, *, sites: int = 3, seed: int = 1, subscribe: bool = True, **overrides: Any
+    database_url: str,
+    *,
+    sites: int = 3,
+    seed: int = 1,
+    subscribe: bool = True,
+    start: datetime = START,
+    **overrides: Any,
 ) -> AsyncIterator[Stack]:
-    """The monitor polling the emulator and receiving its webhooks, on a frozen clock."""
-    clock = Clock.frozen(START)
+    """The monitor polling the emulator and receiving its webhooks, on a clock frozen at `start`."""
+    clock = Clock.frozen(start)
     emulator = Emulator(sites=sites, seed=seed, clock=clock)
     emulator.issue_refresh_token(1, token=REFRESH_TOKEN)
     emulator_app = create_emulator_app(emulator)
