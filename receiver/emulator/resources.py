@@ -154,7 +154,9 @@ class Resources:
         owned_site(emulator, partner, site_id, foreign=errors.PartnerAccountSiteNotFound)
         info = emulator.site_information(site_id)
         if info is None:
-            raise errors.SiteDataFetchFailed(f"site {site_id} is not reporting")
+            raise errors.SiteDataFetchFailed(
+                f"site {site_id} has no live data (its box is offline or not reporting)"
+            )
         return JSONResponse([info.wire()])
 
     async def portfolio(self, request: Request) -> Response:

@@ -15,8 +15,10 @@ from collections.abc import Callable
 
 import uvicorn
 
+from receiver.cellect.timestamps import format_timestamp
 from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
+from receiver.emulator.portfolio import MAIN_PARTNER
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +54,20 @@ class _Server(uvicorn.Server):
             self.listening.set()
 
 
-async def _announce(server: _Server, url: str, ready: Callable[[str], None] | None) -> None:
+def _describe(emulator: Emulator) -> str:
+    """One line for a new user: where the emulated clock is (it may run ahead) and the sites."""
+    mine = [s.site_id for s in emulator.specs.values() if s.partner_id == MAIN_PARTNER]
+    sites = f"sites {mine[0]}-{mine[-1]}" if mine else "no sites"
+    now = format_timestamp(emulator.clock.now())
+    return (
+        f"emulated clock {now} at speed {emulator.clock.speed:g} (GET /_emulator/clock); "
+        f"partner {MAIN_PARTNER} owns {sites}"
+    )
+
+
+async def _announce(
+    server: _Server, url: str, ready: Callable[[str], None] | None, emulator: Emulator
+) -> None:
     try:
         await asyncio.wait_for(server.listening.wait(), timeout=_STARTUP_TIMEOUT_S)
     except TimeoutError:
@@ -61,6 +76,7 @@ async def _announce(server: _Server, url: str, ready: Callable[[str], None] | No
     if not server.started:
         return
     logger.info("Cellect emulator listening on %s", url)
+    logger.info("%s", _describe(emulator))
     if ready is not None:
         ready(url)
 
@@ -90,6 +106,6 @@ async def serve(
         async with asyncio.TaskGroup() as group:
             group.create_task(run_server())
             group.create_task(emulator.run(stop, app=app))
-            group.create_task(_announce(server, url, ready))
+            group.create_task(_announce(server, url, ready, emulator))
     finally:
         sock.close()
