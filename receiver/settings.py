@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite:///cellect-monitor.db"
@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     api_url: str = "http://127.0.0.1:8081"
     token_url: str = "http://127.0.0.1:8081"
     refresh_token: SecretStr | None = None
+    # The vendor's refresh tokens are opaque: only the partner dashboard shows when one
+    # expires, so the operator copies it here for the RefreshTokenExpiring alert.
+    refresh_token_expires_at: AwareDatetime | None = None
     http_timeout_s: float = Field(10.0, gt=0)
     retry_attempts: int = Field(5, ge=1, le=20)
     retry_max_s: float = Field(60.0, gt=0)

@@ -114,9 +114,13 @@ async def _demo(args: argparse.Namespace) -> None:
         serve_emulator(emulator, "127.0.0.1", args.emulator_port, ready=started.set_result)
     )
     emulator_url = await asyncio.wait_for(started, timeout=30)
-    refresh = emulator.issue_refresh_token(1, token=secrets.token_urlsafe(24))
+    refresh, record = emulator.tokens.issue_refresh_token(1, token=secrets.token_urlsafe(24))
     settings = load_settings(
-        args, api_url=emulator_url, token_url=emulator_url, refresh_token=SecretStr(refresh)
+        args,
+        api_url=emulator_url,
+        token_url=emulator_url,
+        refresh_token=SecretStr(refresh),
+        refresh_token_expires_at=record.expires_at,
     )
     sock = bind(settings.host, settings.port)
     url = url_of(sock, settings.host)
