@@ -1,0 +1,255 @@
+"""The metrics, dashboards and alert rules proven against a real Prometheus.
+
+Set-up (one per module, about two minutes in all):
+- `python -m receiver run --emulator --speed 120 --sites 5 --outage-rate 0` as a child
+  process on free loopback ports, in a tmp dir with its own SQLite file: the demo exactly
+  as a user starts it (demo trader on), except for one setting,
+  CELLECT_SITE_SOC_THRESHOLDS={"3": [0.1, 0.85]}, so that SoCHigh can fire for site 3
+  (the emulated battery never exceeds 95 %, the default high threshold).
+- /usr/bin/prometheus (Debian's package) scraping the monitor every second, evaluating
+  every second, with a copy of alerts/cellect.rules.yml. The monitor runs on an emulated
+  clock 120× real time, Prometheus on real time, so the copy is moved onto the emulated
+  clock: every `for:` and range selector is divided by 120 (ranges kept ≥ 5 s so rate()
+  sees a few scrapes) and `time()` becomes the emulated now (anchored on the emulator's
+  GET /_emulator/clock). So DataStale's "600 s without an update" means 600 emulated
+  seconds, as the exported timestamps are emulated. What `for:` and the windows do at
+  their real length is pinned by the promtool unit tests (tests/test_alert_rules.py).
+  Without Prometheus the module is skipped, or fails when CELLECT_TEST_REQUIRE_PEERS is
+  set (CI installs the package).
+
+Scenario, through the emulator's control and partner APIs over HTTP:
+- warm-up: the demo trader plans every site; Prometheus sees every site's state;
+- the test then takes over trading (revokes the trader's refresh token), so that no
+  re-plan of the trader undoes the schedules posted below;
+- failures: site 4's box goes offline and entries are posted for it (each fails at its
+  start: ImplementationFailed; the site stops reporting: DataStale); site 2 gets an
+  unplanned inverter outage (SiteUnavailableUnplanned); site 5 a planned maintenance
+  and its schedule deleted (SiteUnavailablePlanned, ScheduleHorizonShort); site 1 is
+  discharged (SoCLow), site 3 charged (SoCHigh);
+- while all of them fire, every PromQL expression of every dashboard panel must return
+  data (the site dashboard on site 2, the one in an outage);
+- recovery resolves every one of those alerts;
+- a failing token endpoint (with the access tokens expired) fires AuthFailing and ApiDown,
+  and clearing the fault resolves them;
+- no webhook for a while (the trader is gone) fires WebhookSilence, a post resolves it.
+InProgressStuck and RefreshTokenExpiring are proven by promtool only: an entry stays
+InProgress near its start only while its box is offline, and an offline box leaves the
+portfolio (its outlook series go stale with it); the demo's refresh token lives a year.
+The tests run in file order and share the scenario's state: each phase starts from what
+the one before left.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.prometheus.harness import (
+    DASHBOARDS,
+    PROMETHEUS,
+    RULES,
+    Child,
+    Emulator,
+    PromApi,
+    child_env,
+    free_port,
+    prometheus_config,
+    scale_rules,
+    wait_for,
+)
+from tests.prometheus.panels import panel_queries, panels_without_queries
+
+pytestmark = pytest.mark.prometheus
+SPEED = 120
+SITES = (1, 2, 3, 4, 5)
+PHASE_S = 60.0  # real seconds any one alert may take to fire or to resolve
+
+
+@dataclass
+class Demo:
+    monitor: Child
+    prometheus: Child
+    emulator: Emulator
+    api: PromApi
+    fired: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def diagnostics(self) -> str:
+        return self.monitor.tail() + "\n" + self.prometheus.tail(15)
+
+
+def _require_prometheus() -> None:
+    if os.access(PROMETHEUS, os.X_OK):
+        return
+    reason = f"{PROMETHEUS} not installed (Debian package `prometheus`)"
+    if os.environ.get("CELLECT_TEST_REQUIRE_PEERS"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def _start_monitor(tmp: Path) -> tuple[Child, str, Emulator]:
+    port, emulator_port = free_port(), free_port()
+    argv = [sys.executable, "-m", "receiver", "run", "--emulator", "--port", str(port)]
+    argv += ["--emulator-port", str(emulator_port), "--speed", str(SPEED)]
+    argv += ["--sites", str(len(SITES)), "--outage-rate", "0"]
+    argv += ["--database-url", f"sqlite:///{tmp}/monitor.db"]
+    env = child_env(CELLECT_SITE_SOC_THRESHOLDS='{"3": [0.1, 0.85]}')
+    monitor = Child.start("monitor", argv, log=tmp / "monitor.log", cwd=tmp, env=env)
+    target = f"127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        assert monitor.alive(), monitor.tail()
+        try:
+            return httpx.get(f"http://{target}/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(healthy, within=60, what="the monitor to listen")
+    return monitor, target, Emulator(f"http://127.0.0.1:{emulator_port}")
+
+
+def _start_prometheus(tmp: Path, target: str, emulator: Emulator) -> tuple[Child, PromApi]:
+    rules, config, port = tmp / "cellect.rules.yml", tmp / "prometheus.yml", free_port()
+    rules.write_text(scale_rules(RULES.read_text(), emulator.clock()))
+    config.write_text(prometheus_config(target, rules))
+    argv = [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}"]
+    argv += [f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+    prometheus = Child.start("prometheus", argv, log=tmp / "prometheus.log", cwd=tmp)
+    api = PromApi(f"http://127.0.0.1:{port}")
+    wait_for(api.ready, within=60, what="Prometheus to be ready")
+    return prometheus, api
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """The demo monitor and a Prometheus scraping it, warmed up: every site seen, planned."""
+    _require_prometheus()
+    tmp = tmp_path_factory.mktemp("prometheus-e2e")
+    monitor, target, emulator = _start_monitor(tmp)
+    prometheus: Child | None = None
+    try:
+        prometheus, api = _start_prometheus(tmp, target, emulator)
+        demo = Demo(monitor, prometheus, emulator, api)
+        try:
+            wait_for(lambda: _warm(api), within=PHASE_S, what="every site's state and plan")
+            yield demo
+        finally:
+            api.close()
+            emulator.close()
+    finally:
+        for child in (prometheus, monitor):
+            if child is not None:
+                child.stop()
+
+
+def _warm(api: PromApi) -> bool:
+    soc = api.query("cellect_site_state_of_charge_ratio")
+    planned = api.query("cellect_site_schedule_horizon_seconds > 6 * 3600")
+    return len(soc) == len(planned) == len(SITES)
+
+
+# The alerts the failures must fire, with the labels each must carry.
+EXPECTED = {
+    "ImplementationFailed": {"site_id": "4", "severity": "critical"},
+    "DataStale": {"site_id": "4", "severity": "warning"},
+    "SiteUnavailableUnplanned": {
+        "site_id": "2",
+        "severity": "critical",
+        "type": "Unplanned",
+        "reason": "Outage",
+        "source": "Inverter",
+    },
+    "SiteUnavailablePlanned": {
+        "site_id": "5",
+        "severity": "warning",
+        "type": "Planned",
+        "reason": "Maintenance",
+        "source": "Cellect",
+    },
+    "ScheduleHorizonShort": {"site_id": "5", "severity": "warning"},
+    "SoCLow": {"site_id": "1", "severity": "warning"},
+    "SoCHigh": {"site_id": "3", "severity": "warning"},
+}
+
+
+@pytest.fixture(scope="module")
+def failing(demo: Demo) -> Demo:
+    """Every failure of the scenario driven, and each expected alert seen firing."""
+    emulator, api = demo.emulator, demo.api
+    emulator.take_over_trading()
+    already = {name for name, labels in EXPECTED.items() if api.firing(name, **labels)}
+    assert not already, f"firing before any failure was driven: {already}"
+    emulator.box(4, online=False)
+    emulator.post_schedule(4, 50.0, hours=3, entries=12)  # one fails every 15 min
+    emulator.outage(2, type="Unplanned", reason=4, source=4)
+    emulator.outage(5, type="Planned", reason=3, source=1)
+    emulator.delete_schedule(5)
+    emulator.post_schedule(1, 120.0, hours=2)  # full discharge
+    emulator.post_schedule(3, -100.0, hours=2)  # full charge
+    for name, labels in EXPECTED.items():
+        demo.fired[name] = api.wait_firing(name, within=PHASE_S, **labels)
+    return demo
+
+
+def test_every_dashboard_panel_has_a_query() -> None:
+    """Every dashboard panel (rows aside) carries a PromQL target."""
+    assert panels_without_queries(DASHBOARDS) == []
+
+
+def test_every_dashboard_panel_returns_data(failing: Demo) -> None:
+    """Each PromQL expression of each dashboard panel returns data through Prometheus."""
+    queries = panel_queries(DASHBOARDS, {"site": "2"})
+    assert len(queries) > 30
+    empty = [q.id + ": " + q.expr for q in queries if not failing.api.query(q.expr)]
+    assert empty == [], "\n".join(empty)
+
+
+@pytest.mark.parametrize("alertname", sorted(EXPECTED))
+def test_driven_failure_fires_its_rule(failing: Demo, alertname: str) -> None:
+    """Each driven failure fired its rule with the site, severity and event labels."""
+    fired = failing.fired[alertname]
+    assert {k: fired.get(k) for k in EXPECTED[alertname]} == EXPECTED[alertname]
+
+
+def test_recovery_resolves_every_fired_rule(failing: Demo) -> None:
+    """Back online, outages over, plans and charge restored: every fired alert resolves."""
+    emulator, api = failing.emulator, failing.api
+    emulator.box(4, online=True)
+    emulator.end_outage(2)
+    emulator.end_outage(5)
+    emulator.post_schedule(5, 1.0, hours=8)
+    emulator.post_schedule(1, -100.0, hours=1)
+    emulator.post_schedule(3, 120.0, hours=1)
+    for name, labels in EXPECTED.items():
+        api.wait_resolved(name, within=PHASE_S, **labels)
+
+
+def test_failing_token_endpoint_fires_auth_and_api_rules(demo: Demo) -> None:
+    """Expired access tokens and a failing token endpoint fire AuthFailing and ApiDown; a
+    working endpoint resolves them."""
+    emulator, api = demo.emulator, demo.api
+    fault = {"endpoint": "access-token", "error_rate": 1.0, "expire_tokens": True}
+    emulator.control("POST", "/faults", fault)
+    try:
+        for name in ("AuthFailing", "ApiDown"):
+            alert = api.wait_firing(name, within=PHASE_S)
+            assert alert["severity"] == "critical"
+    finally:
+        emulator.control("DELETE", "/faults")
+    for name in ("AuthFailing", "ApiDown"):
+        api.wait_resolved(name, within=PHASE_S)
+
+
+def test_webhook_silence_fires_and_a_delivery_resolves_it(demo: Demo) -> None:
+    """With plans ahead but no webhook accepted for the window, WebhookSilence fires; the
+    webhooks of a new post resolve it."""
+    emulator, api = demo.emulator, demo.api
+    alert = api.wait_firing("WebhookSilence", within=PHASE_S)
+    assert alert["severity"] == "warning"
+    emulator.post_schedule(2, 1.0, hours=1)
+    api.wait_resolved("WebhookSilence", within=PHASE_S)
