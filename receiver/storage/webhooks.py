@@ -23,8 +23,9 @@ from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from receiver.cellect.models import StatusWebhook
-from receiver.storage.dialect import chunks, insert_for
-from receiver.storage.schedules import StatusChange, apply_entry
+from receiver.storage.dialect import insert_for
+from receiver.storage.schedules import StatusChange
+from receiver.storage.status_batch import Observation, apply_observations
 from receiver.storage.tables import WebhookDelivery
 from receiver.storage.types import utc_now
 
@@ -93,15 +94,17 @@ def _insert_new(session: Session, unique: Mapping[str, IncomingDelivery]) -> dic
         }
         for digest, delivery in sorted(unique.items())
     ]
-    ids: dict[str, int] = {}
-    for chunk in chunks(rows):
-        stmt = (
-            insert_for(session, WebhookDelivery)
-            .values(list(chunk))
-            .on_conflict_do_nothing(index_elements=["digest"])
-            .returning(col(WebhookDelivery.digest), col(WebhookDelivery.id))
-        )
-        ids.update((digest, delivery_id) for digest, delivery_id in session.exec(stmt).all())
+    if not rows:
+        return {}
+    # executemany ("insertmanyvalues"): multi-row statements with RETURNING from one
+    # cached compilation, rather than a literal multi-row VALUES compiled every batch.
+    stmt = (
+        insert_for(session, WebhookDelivery)
+        .on_conflict_do_nothing(index_elements=["digest"])
+        .returning(col(WebhookDelivery.digest), col(WebhookDelivery.id))
+    )
+    result = session.connection().execute(stmt, rows)
+    ids = {digest: row_id for digest, row_id in result.all() if row_id is not None}
     return ids
 
 
@@ -109,29 +112,17 @@ def _apply(
     session: Session, fresh: Sequence[tuple[IncomingDelivery, BatchOutcome]]
 ) -> list[tuple[BatchOutcome, StatusChange]]:
     """Apply the entries of new deliveries; each change made, with its delivery's outcome."""
+    # One batch for all (status_batch): a few statements, not a few per entry. Entries
+    # keep their received order per entry, so the forward-only walk sees them as sent.
     work = [
-        (delivery.webhook.site_id, entry, delivery.received_at, outcome)
+        (outcome, Observation(site, e.start, e.end, e.status, at, outcome.delivery_id))
         for delivery, outcome in fresh
-        for entry in delivery.webhook.schedule
+        for site, at in [(delivery.webhook.site_id, delivery.received_at)]
+        for e in delivery.webhook.schedule
     ]
-    # In entry order (stable: one entry's reports keep their received order), so that
-    # concurrent writers lock entry rows in the same order and cannot deadlock.
-    work.sort(key=lambda item: (item[0], item[1].start, item[1].end))
-    applied = []
-    for site_id, entry, received_at, outcome in work:
-        change = apply_entry(
-            session=session,
-            site_id=site_id,
-            start=entry.start,
-            end=entry.end,
-            status=entry.status,
-            observed_at=received_at,
-            source="webhook",
-            delivery_id=outcome.delivery_id,
-        )
-        if change is not None:
-            applied.append((outcome, change))
-    return applied
+    observations = [seen for _, seen in work]
+    changes = apply_observations(session=session, observations=observations, source="webhook")
+    return [(work[index][0], change) for index, change in changes]
 
 
 def deliveries_since(*, session: Session, since: datetime) -> list[WebhookDelivery]:

@@ -1,0 +1,177 @@
+"""Apply many observed entry statuses at once: the webhook writer's hot path.
+
+Same rule as `schedules.apply_entry` (a status only moves forward by rank; every
+change appends a history row), but a handful of statements per batch instead of two or
+three per entry: one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` creates the
+entries not known yet, one `SELECT … FOR UPDATE` reads (and on PostgreSQL locks) the
+others, the forward-only walk runs in Python, and the updates and history rows go out
+as executemany batches. Keys are handled in (site, start, end) order, so concurrent
+writers take row locks in one order and cannot deadlock. Nothing here commits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, tuple_, update
+from sqlmodel import Session
+
+from receiver.cellect.enums import ImplementationStatus
+from receiver.storage.dialect import chunks, insert_for
+from receiver.storage.schedules import Source, StatusChange
+from receiver.storage.tables import ScheduleEntryRecord, ScheduleStatusChange
+
+Key = tuple[int, datetime, datetime]
+_ENTRIES = ScheduleEntryRecord.__table__  # type: ignore[attr-defined]
+_HISTORY = ScheduleStatusChange.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One entry's status as a delivery (or a poll) reported it."""
+
+    site_id: int
+    start: datetime
+    end: datetime
+    status: ImplementationStatus
+    observed_at: datetime
+    delivery_id: int | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.site_id, self.start, self.end)
+
+
+def apply_observations(
+    *, session: Session, observations: Sequence[Observation], source: Source
+) -> list[tuple[int, StatusChange]]:
+    """Apply `observations` (in their order per entry); each change with its observation's index."""
+    by_key: dict[Key, list[int]] = {}
+    for index in sorted(range(len(observations)), key=lambda i: observations[i].key):
+        by_key.setdefault(observations[index].key, []).append(index)
+    firsts = {key: observations[indexes[0]] for key, indexes in by_key.items()}
+    created = _insert_missing(session, firsts, source)
+    current = _lock_existing(session, [key for key in by_key if key not in created])
+    changes: list[tuple[int, StatusChange]] = []
+    history: list[dict[str, Any]] = []
+    moved: dict[int, Observation] = {}
+    for key, indexes in by_key.items():
+        entry_id, status = created[key] if key in created else current[key]
+        for position, index in enumerate(indexes):
+            seen = observations[index]
+            is_new = key in created and position == 0
+            if not is_new and seen.status.rank <= status.rank:
+                continue
+            previous = None if is_new else status
+            changes.append((index, _change(seen, previous, source)))
+            history.append(_history_row(entry_id, seen, source))
+            if not is_new:
+                moved[entry_id] = seen
+            status = seen.status
+    _update_statuses(session, moved, source)
+    if history:
+        session.connection().execute(insert_for(session, _HISTORY), history)
+    return changes
+
+
+def _change(
+    seen: Observation, previous: ImplementationStatus | None, source: Source
+) -> StatusChange:
+    return StatusChange(
+        seen.site_id, seen.start, seen.end, previous, seen.status, source, seen.observed_at
+    )
+
+
+def _history_row(entry_id: int, seen: Observation, source: Source) -> dict[str, Any]:
+    return {
+        "entry_id": entry_id,
+        "status": int(seen.status),
+        "observed_at": seen.observed_at,
+        "source": source,
+        "delivery_id": seen.delivery_id,
+    }
+
+
+def _insert_missing(
+    session: Session, firsts: dict[Key, Observation], source: Source
+) -> dict[Key, tuple[int, ImplementationStatus]]:
+    """Create the entries not stored yet; (id, status) of each one created, by key."""
+    rows = [
+        {
+            "site_id": seen.site_id,
+            "start_at": seen.start,
+            "end_at": seen.end,
+            "power_kw": None,
+            "status": int(seen.status),
+            "status_at": seen.observed_at,
+            "updated_source": source,
+        }
+        for seen in firsts.values()
+    ]
+    created: dict[Key, tuple[int, ImplementationStatus]] = {}
+    if not rows:
+        return created
+    # executemany: SQLAlchemy's "insertmanyvalues" batches the rows into multi-row
+    # statements with RETURNING, from one cached compilation (a literal multi-row
+    # VALUES would be compiled afresh every batch).
+    stmt = (
+        insert_for(session, _ENTRIES)
+        .on_conflict_do_nothing(index_elements=["site_id", "start_at", "end_at"])
+        .returning(_ENTRIES.c.id, _ENTRIES.c.site_id, _ENTRIES.c.start_at, _ENTRIES.c.end_at)
+    )
+    for entry_id, site_id, start, end in session.connection().execute(stmt, rows).all():
+        created[(site_id, start, end)] = (entry_id, firsts[(site_id, start, end)].status)
+    return created
+
+
+def _lock_existing(
+    session: Session, keys: Sequence[Key]
+) -> dict[Key, tuple[int, ImplementationStatus]]:
+    """(id, current status) of the stored entries `keys`, locked until the commit."""
+    found: dict[Key, tuple[int, ImplementationStatus]] = {}
+    span = tuple_(_ENTRIES.c.site_id, _ENTRIES.c.start_at, _ENTRIES.c.end_at)
+    for chunk in chunks(keys):
+        query = (
+            _ENTRIES.select()
+            .with_only_columns(
+                _ENTRIES.c.id,
+                _ENTRIES.c.site_id,
+                _ENTRIES.c.start_at,
+                _ENTRIES.c.end_at,
+                _ENTRIES.c.status,
+            )
+            .where(span.in_(list(chunk)))
+            .order_by(_ENTRIES.c.site_id, _ENTRIES.c.start_at, _ENTRIES.c.end_at)
+            .with_for_update()
+        )
+        for entry_id, site_id, start, end, status in session.execute(query).all():
+            found[(site_id, start, end)] = (entry_id, ImplementationStatus(status))
+    return found
+
+
+def _update_statuses(session: Session, moved: dict[int, Observation], source: Source) -> None:
+    """Move each entry of `moved` to its last forward status, in one executemany."""
+    if not moved:
+        return
+    stmt = (
+        update(_ENTRIES)
+        .where(_ENTRIES.c.id == bindparam("entry_id"))
+        .values(
+            status=bindparam("new_status"),
+            status_at=bindparam("new_status_at"),
+            updated_source=bindparam("new_source"),
+        )
+    )
+    params = [
+        {
+            "entry_id": entry_id,
+            "new_status": int(seen.status),
+            "new_status_at": seen.observed_at,
+            "new_source": source,
+        }
+        for entry_id, seen in sorted(moved.items())
+    ]
+    session.connection().execute(stmt, params)
