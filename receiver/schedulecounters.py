@@ -2,8 +2,8 @@
 `cellect_schedule_implementation_failures_total{site_id}`), served from cached text.
 
 At fleet size these are the largest families (six series per site), and webhooks change
-only a few sites between two scrapes, so each site's lines are re-rendered when its counts
-change and a scrape only re-joins the cached lines (and only if anything changed).
+only a few sites between two scrapes, so a scrape re-renders only the sites whose counts
+changed since the last one and re-joins the cached lines (and only if anything changed).
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ class ScheduleCounters(Collector):
         self._lock = threading.Lock()
         self._counts: dict[int, dict[ImplementationStatus, float]] = {}
         self._lines: dict[int, tuple[str, str]] = {}  # site → (entries lines, failures line)
+        self._dirty: set[int] = set()  # sites counted since their lines were last rendered
         self._cache: bytes | None = None
 
     def ensure_site(self, site_id: int) -> None:
@@ -57,10 +58,15 @@ class ScheduleCounters(Collector):
         self.ensure_site(site_id)
         with self._lock:
             self._counts[site_id][status] += amount
-            self._render_site(site_id)
+            # Rendered at the next scrape: a burst of webhooks costs one render per site.
+            self._dirty.add(site_id)
+            self._cache = None
 
     def render(self) -> bytes:
         with self._lock:
+            for site_id in self._dirty:
+                self._render_site(site_id)
+            self._dirty.clear()
             if self._cache is None:
                 entries = family_text(ENTRIES, (e for e, _ in self._lines.values()))
                 failures = family_text(FAILURES, (f for _, f in self._lines.values()))
