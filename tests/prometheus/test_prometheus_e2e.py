@@ -178,10 +178,17 @@ EXPECTED = {
 
 
 @pytest.fixture(scope="module")
-def failing(demo: Demo) -> Demo:
+def taken_over(demo: Demo) -> Demo:
+    """The demo after the test took over trading: only the test posts schedules now."""
+    demo.emulator.take_over_trading()
+    return demo
+
+
+@pytest.fixture(scope="module")
+def failing(taken_over: Demo) -> Demo:
     """Every failure of the scenario driven, and each expected alert seen firing."""
+    demo = taken_over
     emulator, api = demo.emulator, demo.api
-    emulator.take_over_trading()
     already = {name for name, labels in EXPECTED.items() if api.firing(name, **labels)}
     assert not already, f"firing before any failure was driven: {already}"
     emulator.box(4, online=False)
@@ -245,10 +252,10 @@ def test_failing_token_endpoint_fires_auth_and_api_rules(demo: Demo) -> None:
         api.wait_resolved(name, within=PHASE_S)
 
 
-def test_webhook_silence_fires_and_a_delivery_resolves_it(demo: Demo) -> None:
+def test_webhook_silence_fires_and_a_delivery_resolves_it(taken_over: Demo) -> None:
     """With plans ahead but no webhook accepted for the window, WebhookSilence fires; the
     webhooks of a new post resolve it."""
-    emulator, api = demo.emulator, demo.api
+    emulator, api = taken_over.emulator, taken_over.api
     alert = api.wait_firing("WebhookSilence", within=PHASE_S)
     assert alert["severity"] == "warning"
     emulator.post_schedule(2, 1.0, hours=1)
