@@ -4,9 +4,11 @@
 ones start firing (the engine's clock is their `starts_at`; the condition's own
 "since" is kept in the annotations), vanished ones resolve. `flush()` applies silences
 and inhibition (site alerts are muted while ApiDown fires: their data is stale, not
-wrong), asks `grouping.plan_group` what each group (rule + severity) is due to send,
-and writes one outbox message per routed target, stamping the alerts as told in the
-same transaction, so a crash can neither lose nor duplicate a notification.
+wrong; those that began before it resolved stay muted one `group_interval` longer,
+until fresh polls settle them), asks `grouping.plan_group` what each group (rule +
+severity) is due to send, and writes one outbox message per routed target, stamping
+the alerts as told in the same transaction, so a crash can neither lose nor duplicate
+a notification.
 
 `run(stop)` loops on the injected Clock: evaluate (when given a fleet source), flush,
 sleep until the next group is due (at most `tick_s`).
@@ -135,7 +137,8 @@ class AlertEngine:
         now, written = self.clock.now(), 0
         with self._sessions() as session, session.begin():
             records = self._candidates(session)
-            muted = self._muter(records, repository.active_silences(session=session, now=now))
+            silences = repository.active_silences(session=session, now=now)
+            muted = self._muter(silences, self._inhibition(session, now))
             groups: dict[tuple[str, str], list[AlertRecord]] = defaultdict(list)
             for record in records:
                 groups[(record.rule, record.severity)].append(record)
@@ -162,14 +165,34 @@ class AlertEngine:
         )
         return [*repository.list_firing_alerts(session=session), *session.exec(owed).all()]
 
+    def _inhibition(self, session: Session, now: datetime) -> datetime | None:
+        """Site alerts that started before this moment are inhibited (None: none are).
+
+        While ApiDown fires: all of them. Once it resolves, those that began before its
+        end stay muted for one `group_interval` (the next group flush, in Alertmanager's
+        terms): the ones the outage caused (DataStale, ...) resolve only when the next
+        polls bring fresh data, and must not be told in that gap.
+        """
+        down = session.exec(select(AlertRecord).where(AlertRecord.rule == INHIBITING_RULE)).first()
+        if down is None:
+            return None
+        if down.state == FIRING:
+            return now
+        ended = down.ends_at
+        if ended is None or now >= ended + self.timing.group_interval:
+            return None
+        return ended
+
     @staticmethod
     def _muter(
-        records: Sequence[AlertRecord], silences: Sequence[Silence]
+        silences: Sequence[Silence], inhibited_before: datetime | None
     ) -> Callable[[AlertRecord], bool]:
-        api_down = any(r.rule == INHIBITING_RULE and r.state == FIRING for r in records)
-
         def muted(record: AlertRecord) -> bool:
-            if api_down and "site_id" in record.labels:
+            if (
+                inhibited_before is not None
+                and "site_id" in record.labels
+                and record.starts_at <= inhibited_before
+            ):
                 return True
             labels = match_labels(record)
             return any(repository.silence_matches(s, labels) for s in silences)

@@ -1,0 +1,38 @@
+"""End to end: while the Partner API is down, ApiDown speaks and the site alerts keep quiet."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.monitor.alerts_stack import alert_stack
+
+pytestmark = pytest.mark.anyio
+ALL_FAILING = {"endpoint": "*", "error_rate": 1.0}
+
+
+async def test_api_down_inhibits_site_alerts(database_url: str) -> None:
+    """ApiDown is told; the DataStale alerts it causes fire, are muted, and resolve unheard."""
+    async with alert_stack(database_url, stale_after_s=600.0, retry_attempts=1) as a:
+        await a.control("POST", "/faults", ALL_FAILING)
+        for _ in range(6):
+            await a.step(60)
+        [down] = a.notes("ApiDown")
+        assert down["title"] == "[FIRING:1] ApiDown (critical)"
+        assert "the Cellect Partner API failed" in down["message"]
+        assert "Check: cellect_api_requests_total" in down["message"]
+        for _ in range(10):
+            await a.step(60)  # the sites' data is now 16 min old: stale
+        firing = a.stack.sample("cellect_alerts_firing", rule="DataStale", severity="warning")
+        assert firing == 2
+        assert a.notes("DataStale") == []
+
+        await a.control("DELETE", "/faults")
+        await a.step(60, "portfolio", "events")
+        assert [n["title"] for n in a.notes("ApiDown")] == [
+            "[FIRING:1] ApiDown (critical)",
+            "[RESOLVED] ApiDown (critical)",
+        ]
+        for _ in range(6):  # past group_interval: the stale alerts resolved unheard
+            await a.step(60, "portfolio")
+        assert a.notes("DataStale") == []
+        assert not a.stack.sample("cellect_alerts_firing", rule="DataStale", severity="warning")
