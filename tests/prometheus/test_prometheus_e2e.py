@@ -42,8 +42,10 @@ the one before left.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -79,8 +81,14 @@ class Demo:
     api: PromApi
     fired: dict[str, dict[str, str]] = field(default_factory=dict)
 
-    def diagnostics(self) -> str:
-        return self.monitor.tail() + "\n" + self.prometheus.tail(15)
+    @contextmanager
+    def explained(self) -> Iterator[None]:
+        """Add the children's last log lines to a failure (their tmp dir is removed)."""
+        try:
+            yield
+        except AssertionError as exc:
+            logs = self.monitor.tail() + "\n" + self.prometheus.tail(15)
+            raise AssertionError(f"{exc}\n{logs}") from None
 
 
 def _require_prometheus() -> None:
@@ -136,7 +144,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         prometheus, api = _start_prometheus(tmp, target, emulator)
         demo = Demo(monitor, prometheus, emulator, api)
         try:
-            wait_for(lambda: _warm(api), within=PHASE_S, what="every site's state and plan")
+            with demo.explained():
+                wait_for(lambda: _warm(api), within=PHASE_S, what="every site's state and plan")
             yield demo
         finally:
             api.close()
@@ -145,6 +154,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
         for child in (prometheus, monitor):
             if child is not None:
                 child.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _warm(api: PromApi) -> bool:
@@ -188,9 +198,16 @@ def taken_over(demo: Demo) -> Demo:
 def failing(taken_over: Demo) -> Demo:
     """Every failure of the scenario driven, and each expected alert seen firing."""
     demo = taken_over
-    emulator, api = demo.emulator, demo.api
+    api = demo.api
     already = {name for name, labels in EXPECTED.items() if api.firing(name, **labels)}
     assert not already, f"firing before any failure was driven: {already}"
+    with demo.explained():
+        _drive_failures(demo)
+    return demo
+
+
+def _drive_failures(demo: Demo) -> None:
+    emulator, api = demo.emulator, demo.api
     emulator.box(4, online=False)
     emulator.post_schedule(4, 50.0, hours=3, entries=12)  # one fails every 15 min
     emulator.outage(2, type="Unplanned", reason=4, source=4)
@@ -200,7 +217,6 @@ def failing(taken_over: Demo) -> Demo:
     emulator.post_schedule(3, -100.0, hours=2)  # full charge
     for name, labels in EXPECTED.items():
         demo.fired[name] = api.wait_firing(name, within=PHASE_S, **labels)
-    return demo
 
 
 def test_every_dashboard_panel_has_a_query() -> None:
@@ -232,8 +248,9 @@ def test_recovery_resolves_every_fired_rule(failing: Demo) -> None:
     emulator.post_schedule(5, 1.0, hours=8)
     emulator.post_schedule(1, -100.0, hours=1)
     emulator.post_schedule(3, 120.0, hours=1)
-    for name, labels in EXPECTED.items():
-        api.wait_resolved(name, within=PHASE_S, **labels)
+    with failing.explained():
+        for name, labels in EXPECTED.items():
+            api.wait_resolved(name, within=PHASE_S, **labels)
 
 
 def test_failing_token_endpoint_fires_auth_and_api_rules(demo: Demo) -> None:
