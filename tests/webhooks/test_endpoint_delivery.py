@@ -1,0 +1,110 @@
+"""The served endpoint's delivery semantics on SQLite and PostgreSQL: idempotent, forward-only,
+counted, and an ImplementationFailed status reaching the alerting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import timedelta
+
+import httpx
+import pytest
+from sqlmodel import Session, col, select
+
+from receiver.app import WEBHOOK_PATH
+from receiver.storage.alert_tables import AlertRecord
+from receiver.storage.tables import ScheduleEntryRecord, WebhookDelivery
+from tests.support.stack import WEBHOOK_SECRET, monitor_stack, until
+from tests.webhooks.served_receiver import body, entry, receiver_app, stamp
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_a_redelivery_is_acknowledged_as_duplicate_and_stored_once(
+    database_url: str,
+) -> None:
+    """The same content again (even re-spelled) gets 200 with duplicate true; one row."""
+    async with receiver_app(database_url) as app:
+        first = await app.post(body(1, entry(1, 2)))
+        respelled = json.dumps({"schedule": [entry(1, 2)], "siteId": 1}, indent=2).encode()
+        again = await app.post(respelled)
+        assert first.status_code == again.status_code == 200
+        assert first.json()["duplicate"] is False
+        assert again.json()["duplicate"] is True
+        assert app.counts() == (1, 1, 1)
+        assert (app.outcomes("accepted"), app.outcomes("duplicate")) == (1, 1)
+
+
+async def test_ten_concurrent_copies_are_all_acknowledged_and_stored_once(
+    database_url: str,
+) -> None:
+    """The same delivery sent 10 times at once: ten 200s, exactly one new, one row."""
+    async with receiver_app(database_url) as app:
+        content = body(3, entry(1, 1), entry(2, 1))
+        responses = await asyncio.gather(*(app.post(content) for _ in range(10)))
+        assert [r.status_code for r in responses] == [200] * 10
+        assert sorted(r.json()["duplicate"] for r in responses) == [False] + [True] * 9
+        assert len({r.json()["deliveryId"] for r in responses if not r.json()["duplicate"]}) == 1
+        assert app.counts() == (1, 2, 2)
+
+
+async def test_a_late_older_status_does_not_undo_a_newer_one(database_url: str) -> None:
+    """Deleted, then a late InProgress for the same entry: stays Deleted; both raw kept."""
+    async with receiver_app(database_url) as app:
+        assert (await app.post(body(1, entry(1, 4)))).status_code == 200
+        late = await app.post(body(1, entry(1, 1)))
+        assert late.status_code == 200
+        assert late.json()["duplicate"] is False
+        assert (await app.post(body(1, entry(1, 2)))).status_code == 200
+        with Session(app.monitor.engine) as session:
+            statuses = session.exec(select(ScheduleEntryRecord.status)).all()
+            bodies = session.exec(select(WebhookDelivery.body).order_by(col(WebhookDelivery.id)))
+            kept = [json.loads(b)["schedule"][0]["status"] for b in bodies.all()]
+        assert statuses == [4]
+        assert kept == [4, 1, 2]
+
+
+async def test_accepted_deliveries_update_the_schedule_metrics(database_url: str) -> None:
+    """Each new status of an entry counts once in cellect_schedule_entries_total."""
+    async with receiver_app(database_url) as app:
+        await app.post(body(5, entry(1, 1), entry(2, 1)))
+        await app.post(body(5, entry(1, 2), entry(2, 3)))
+        await app.post(body(5, entry(1, 2), entry(2, 3)))  # a duplicate: not counted again
+        await app.post(body(5, entry(1, 1)))  # older: no change, not counted
+        counts = {
+            status: app.sample("cellect_schedule_entries_total", site_id="5", status=status)
+            for status in ("in_progress", "implemented", "implementation_failed")
+        }
+        assert counts == {"in_progress": 2, "implemented": 1, "implementation_failed": 1}
+        failures = app.sample("cellect_schedule_implementation_failures_total", site_id="5")
+        assert failures == 1
+
+
+async def test_an_implementation_failed_delivery_fires_the_alert_within_a_cycle(
+    database_url: str,
+) -> None:
+    """A status-3 webhook makes ImplementationFailed fire within seconds of emulated time."""
+    async with monitor_stack(database_url, sites=2, subscribe=False) as stack:
+        await until(lambda: stack.monitor.fleet.site_ids, what="the first portfolio poll")
+        start = stack.clock.now() + timedelta(minutes=30)
+        failed = {"start": stamp(start), "end": stamp(start + timedelta(minutes=15)), "status": 3}
+        async with httpx.AsyncClient(base_url=stack.url) as http:
+            response = await http.post(
+                WEBHOOK_PATH,
+                params={"token": WEBHOOK_SECRET},
+                json={"siteId": 2, "schedule": [failed]},
+            )
+        assert response.status_code == 200
+        await stack.advance(5)
+
+        def firing() -> list[AlertRecord]:
+            with Session(stack.monitor.engine) as session:
+                query = select(AlertRecord).where(AlertRecord.rule == "ImplementationFailed")
+                return [a for a in session.exec(query).all() if a.state == "firing"]
+
+        alerts = await until(firing, within=10, what="the ImplementationFailed alert")
+        assert [a.labels["site_id"] for a in alerts] == ["2"]
+        gauge = stack.sample(
+            "cellect_alerts_firing", rule="ImplementationFailed", severity="critical"
+        )
+        assert gauge == 1
