@@ -1,4 +1,9 @@
-"""What every poller needs: the vendor client, the database, the live fleet picture."""
+"""What every poller needs: the vendor client, the database, the live fleet picture.
+
+Per-site pollers fetch concurrently (`fetch_each`) and then write the whole round in
+one transaction (`write`): at 10,000 sites a transaction and a thread hop per site
+cost more than the requests themselves.
+"""
 
 from __future__ import annotations
 
@@ -36,23 +41,25 @@ class PollContext:
 
         return await anyio.to_thread.run_sync(run)
 
-    async def for_each_site(
-        self, site_ids: Iterable[int], visit: Callable[[int], Awaitable[None]]
-    ) -> None:
-        """Visit every site with at most `concurrency` requests in flight.
+    async def fetch_each(
+        self, site_ids: Iterable[int], fetch: Callable[[int], Awaitable[T]]
+    ) -> tuple[dict[int, T], BaseException | None]:
+        """Fetch every site with at most `concurrency` requests in flight.
 
-        One site's failure does not stop the others; the first failure is raised at the
-        end so the poller records the round as failed.
+        Returns what came back, by site, and the first failure (None if none): one
+        site's failure does not stop the others, and the caller stores what came back
+        (in one transaction, not one per site) before it reports the failure.
         """
         limit = asyncio.Semaphore(self.concurrency)
+        fetched: dict[int, T] = {}
+        failures: list[BaseException] = []
 
         async def bounded(site_id: int) -> None:
             async with limit:
-                await visit(site_id)
+                try:
+                    fetched[site_id] = await fetch(site_id)
+                except Exception as exc:
+                    failures.append(exc)
 
-        results = await asyncio.gather(
-            *(bounded(site_id) for site_id in site_ids), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+        await asyncio.gather(*(bounded(site_id) for site_id in site_ids))
+        return fetched, (failures[0] if failures else None)

@@ -19,16 +19,22 @@ class EventsPoller(Poller):
         self.context = context
 
     async def poll(self) -> None:
-        await self.context.for_each_site(self.context.fleet.site_ids, self._site)
-
-    async def _site(self, site_id: int) -> None:
-        events = await self.context.client.availability_events(site_id)
+        client = self.context.client
+        fetched, failure = await self.context.fetch_each(
+            self.context.fleet.site_ids, client.availability_events
+        )
         seen_at = self.clock.now()
 
         def store(session: Session) -> int:
-            return upsert_availability_events(
-                session=session, site_id=site_id, events=events, seen_at=seen_at
+            return sum(
+                upsert_availability_events(
+                    session=session, site_id=site_id, events=events, seen_at=seen_at
+                )
+                for site_id, events in fetched.items()
             )
 
         await self.context.write(store)
-        self.context.fleet.availability_polled(site_id, events)
+        for site_id, events in fetched.items():
+            self.context.fleet.availability_polled(site_id, events)
+        if failure is not None:
+            raise failure

@@ -8,7 +8,6 @@ forward-only status store as the webhooks, so a poll never undoes a newer status
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -24,22 +23,26 @@ from receiver.storage.schedules import StatusChange, apply_entry
 EX_ANTE_SPAN = timedelta(hours=48) - timedelta(minutes=1)
 
 
-def _store(site_id: int, results: Sequence[TimeSeriesResult], observed_at: datetime) -> Any:
-    def work(session: Session) -> list[StatusChange]:
+Fetched = dict[int, tuple[datetime, list[TimeSeriesResult]]]
+
+
+def _store(fetched: Fetched) -> Any:
+    def work(session: Session) -> list[tuple[int, StatusChange]]:
         changes = []
-        for result in results:
-            change = apply_entry(
-                session=session,
-                site_id=site_id,
-                start=result.start_date,
-                end=result.end_date,
-                status=result.implementation_status,
-                observed_at=observed_at,
-                source="poll",
-                power_kw=result.ess_power_ac,
-            )
-            if change is not None:
-                changes.append(change)
+        for site_id, (observed_at, results) in fetched.items():
+            for result in results:
+                change = apply_entry(
+                    session=session,
+                    site_id=site_id,
+                    start=result.start_date,
+                    end=result.end_date,
+                    status=result.implementation_status,
+                    observed_at=observed_at,
+                    source="poll",
+                    power_kw=result.ess_power_ac,
+                )
+                if change is not None:
+                    changes.append((site_id, change))
         return changes
 
     return work
@@ -51,18 +54,23 @@ class _SchedulePoller(Poller):
         self.context = context
 
     async def poll(self) -> None:
-        await self.context.for_each_site(self.context.fleet.site_ids, self._site)
+        fetched, failure = await self.context.fetch_each(self.context.fleet.site_ids, self._fetch)
+        changes: list[tuple[int, StatusChange]] = await self.context.write(_store(fetched))
+        for site_id, change in changes:
+            self.context.fleet.status_changed(site_id, change.start, change.end, change.status)
+        for site_id, (_, results) in fetched.items():
+            self.seen(site_id, results)
+        if failure is not None:
+            raise failure
+
+    async def _fetch(self, site_id: int) -> tuple[datetime, list[TimeSeriesResult]]:
+        # Each site's window is taken when its request goes out (ExAnte must not start
+        # in the past), and its results are observed as of then.
+        now = self.clock.now()
+        return now, await self.fetch(site_id, now)
 
     async def fetch(self, site_id: int, now: datetime) -> list[TimeSeriesResult]:
         raise NotImplementedError
-
-    async def _site(self, site_id: int) -> None:
-        now = self.clock.now()
-        results = await self.fetch(site_id, now)
-        changes: list[StatusChange] = await self.context.write(_store(site_id, results, now))
-        for change in changes:
-            self.context.fleet.status_changed(site_id, change.start, change.end, change.status)
-        self.seen(site_id, results)
 
     def seen(self, site_id: int, results: list[TimeSeriesResult]) -> None:
         """Hook for what a subclass learns from a site's results beyond the statuses."""
