@@ -21,7 +21,10 @@ def parse_timestamp(value: object) -> datetime | None:
         return None
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         return None
-    return parsed.astimezone(UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00+14:00 lies before datetime.min in UTC
+        return None
 
 
 def format_timestamp(moment: datetime) -> str:

@@ -108,6 +108,8 @@ BAD = [
     (_with({"entry": {"start": "2026-03-02T09:00:00"}}), 422, "schedule[0].start"),
     (_with({"entry": {"end": "2026-03-02 09:00"}}), 422, "schedule[0].end"),
     (_with({"entry": {"start": "yesterday"}}), 422, "schedule[0].start"),
+    (_with({"entry": {"start": "0001-01-01T00:00:00+14:00"}}), 422, "schedule[0].start"),
+    (_with({"entry": {"end": "9999-12-31T23:59:59-12:00"}}), 422, "schedule[0].end"),
     (_with({"entry": {"start": 1772438400}}), 422, "schedule[0].start"),
     (_with({"entry": {"end": "2026-03-02T08:15:00Z"}}), 422, "schedule[0].start"),
     (_with({"entry": {"end": "2026-03-02T08:00:00Z"}}), 422, "schedule[0].start"),
