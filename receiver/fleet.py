@@ -27,6 +27,9 @@ from receiver.sitestate import Availability, ScheduleOutlook, SiteSnapshot, came
 
 PLANNED = frozenset({ImplementationStatus.IN_PROGRESS, ImplementationStatus.IMPLEMENTED})
 FAILURE_MEMORY = timedelta(hours=2)
+# A partner posts its first schedules site by site, over minutes: until they have all
+# arrived, a site without a plan is not yet news (ScheduleHorizonShort, WebhookSilence).
+SCHEDULES_SETTLE = timedelta(minutes=10)
 Slot = tuple[datetime, datetime]
 
 
@@ -72,6 +75,7 @@ class Fleet:
         self._sites: dict[int, _Site] = {}
         self._present: set[int] = set()
         self._service = _Service()
+        self._schedules_since: datetime | None = None  # first seen; sticky, see _service_view
 
     @property
     def site_ids(self) -> list[int]:
@@ -178,7 +182,7 @@ class Fleet:
         """The snapshot the alert rules evaluate."""
         now = self.clock.now()
         sites = tuple(self._site_view(site_id, site, now) for site_id, site in self._sites.items())
-        return FleetView(sites=sites, service=self._service_view(sites))
+        return FleetView(sites=sites, service=self._service_view(sites, now))
 
     def _site_view(self, site_id: int, site: _Site, now: datetime) -> SiteView:
         ends = [end for (_, end), st in site.planned.items() if st in PLANNED and end > now]
@@ -203,8 +207,13 @@ class Fleet:
             failures=tuple(f for f in site.failures if now - f.at < FAILURE_MEMORY),
         )
 
-    def _service_view(self, sites: tuple[SiteView, ...]) -> ServiceView:
+    def _service_view(self, sites: tuple[SiteView, ...], now: datetime) -> ServiceView:
         svc = self._service
+        # Sticky: a partner whose every plan has run out is the worst case of a short
+        # horizon, not a partner that does not schedule.
+        if self._schedules_since is None and any(s.horizon_end is not None for s in sites):
+            self._schedules_since = now
+        since = self._schedules_since
         return ServiceView(
             api_last_success=svc.api_last_success,
             api_consecutive_failures=svc.api_failures,
@@ -214,5 +223,5 @@ class Fleet:
             refresh_token_expires_at=svc.refresh_token_expires_at,
             last_webhook_at=svc.last_webhook_at,
             started_at=self.started_at,
-            schedules_exist=any(s.horizon_end is not None for s in sites),
+            schedules_exist=since is not None and now - since >= SCHEDULES_SETTLE,
         )
