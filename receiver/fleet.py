@@ -205,6 +205,7 @@ class Fleet:
             horizon_end=max(ends) if ends else None,
             in_progress_near_start=self._stuck(site, now),
             failures=tuple(f for f in site.failures if now - f.at < FAILURE_MEMORY),
+            in_portfolio=site_id in self._present,
         )
 
     def _service_view(self, sites: tuple[SiteView, ...], now: datetime) -> ServiceView:

@@ -60,6 +60,9 @@ class SiteView:
     horizon_end: datetime | None = None  # end of the last planned entry, if any
     in_progress_near_start: tuple[datetime, ...] = ()  # starts of entries still InProgress
     failures: tuple[ImplementationFailure, ...] = ()  # recent ones (the last hour or so)
+    # False: the latest PortfolioOverview left the site out (Cellect has no live data:
+    # its box is offline or not reporting), so its data goes stale for that reason.
+    in_portfolio: bool = True
 
 
 @dataclass(frozen=True)

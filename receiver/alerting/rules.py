@@ -15,7 +15,8 @@ rules mirror `alerts/cellect.rules.yml` (DESIGN.md, "Alerts"):
   the partner schedules at all (`service.schedules_exist`).
 - InProgressStuck (warning): entries still InProgress within `in_progress_stuck_s` of
   their start (or past it): the box has not saved them.
-- DataStale (warning): no update for `stale_after_s` (or never).
+- DataStale (warning): no update for `stale_after_s` (or never); names a site left
+  out of PortfolioOverview (its box offline or not reporting) as such.
 - ApiDown (critical): `api_down_failures` failures in a row and no success for
   `api_down_after_s`. AuthFailing (critical). RefreshTokenExpiring (warning).
 - WebhookSilence (warning): schedules exist but no webhook for `webhook_silence_s`.
@@ -173,6 +174,9 @@ def data_stale(site: SiteView, _svc: ServiceView, th: Thresholds, now: datetime)
     else:
         what, since = f"no update since {when(site.last_update)}", site.last_update
     check = "the pollers (cellect_poll_last_success_timestamp_seconds) and webhook deliveries."
+    if not site.in_portfolio:
+        what = f"{what}: Cellect reports no live data (left out of PortfolioOverview)"
+        check = "the site's Cellect Box (power, network link): it is offline or not reporting."
     yield _site_alert("DataStale", Severity.WARNING, site, since, what, check)
 
 

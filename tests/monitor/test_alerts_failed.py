@@ -33,3 +33,21 @@ async def test_box_offline_failed_entry_is_one_alert_after_group_wait(database_u
         assert "Check: the site's availability events and connectivity" in message
         await a.step(60)
         assert len(a.notes("ImplementationFailed")) == 1
+
+
+async def test_box_offline_site_goes_stale_naming_the_box(sqlite_url: str) -> None:
+    """A box cut off leaves Cellect's portfolio: DataStale names the box as what to check."""
+    async with alert_stack(sqlite_url, stale_after_s=600.0) as a:
+        await a.control("POST", "/sites/1/box", {"online": False})
+        for _ in range(11):
+            await a.step(60, "portfolio")
+        await a.step(30)
+        [note] = a.notes("DataStale")
+        name = a.stack.emulator.specs[1].name
+        assert note["title"] == "[FIRING:1] DataStale (warning)"
+        assert f"DataStale: site {name} (1)" in note["message"]
+        assert "Cellect reports no live data (left out of PortfolioOverview)" in note["message"]
+        assert "Check: the site's Cellect Box (power, network link)" in note["message"]
+        await a.control("POST", "/sites/1/box", {"online": True})
+        await a.step(60, "portfolio")
+        assert [n["title"] for n in a.notes("DataStale")][1:] == ["[RESOLVED] DataStale (warning)"]
