@@ -125,7 +125,7 @@ def soc_bounds(site: SiteView, _svc: ServiceView, th: Thresholds, now: datetime)
         return
     low, high = th.soc_limits(site.site_id)
     since = site.last_update or now
-    soc = f"state of charge {site.soc_ratio:.0%}"
+    soc = f"state of charge {site.soc_ratio:.1%}"  # 9.6 %, not "10 %, below 10 %"
     if site.soc_ratio < low:
         what, check = f"{soc}, below {low:.0%}", "the schedule for discharges; plan a charge."
         yield _site_alert("SoCLow", Severity.WARNING, site, since, what, check)
