@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
+from receiver.alerting.notifier import NotifierConfigError
 from receiver.app import WEBHOOK_PATH, create_app
 from receiver.cellect.clock import Clock
 from receiver.commands import CommandError
@@ -86,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             settings = load_settings(args)
             asyncio.run(_monitor_only(settings))
-    except DatabaseUrlError as exc:
+    except (DatabaseUrlError, NotifierConfigError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
         raise CommandError(f"cannot listen: {exc.strerror or exc}") from None
