@@ -79,8 +79,15 @@ class Fleet:
 
     @property
     def site_ids(self) -> list[int]:
-        """The sites of the latest portfolio, the ones the per-site pollers visit."""
+        """The sites of the latest portfolio."""
         return sorted(self._present)
+
+    @property
+    def known_site_ids(self) -> list[int]:
+        """Every site seen so far: the per-site pollers visit them all, because a site
+        whose box is offline leaves the portfolio while its events and schedule (the
+        very entries failing for want of a box) are still served."""
+        return sorted(self._sites)
 
     def portfolio_polled(self, sites: Sequence[SiteInformation]) -> None:
         """A fresh portfolio: sites in it are live; those missing from it go stale."""

@@ -164,7 +164,12 @@ class SiteState(Collector):
         self._valid_until = dict.fromkeys(GROUPS, -math.inf)  # rebuild a group from then on
 
     def update_sites(self, snapshots: Iterable[SiteSnapshot]) -> None:
-        """Record a completed portfolio poll; sites missing from it drop out of live gauges."""
+        """Record a completed portfolio poll; sites missing from it drop out of SoC/power.
+
+        Availability and the schedule outlook come from their own polls (events,
+        ExAnte), which keep working for a site whose box is offline: they stay live as
+        long as those polls keep them fresh.
+        """
         rendered = {s.site_id: self._snapshot_parts(s) for s in snapshots}
         with self._lock:
             self._portfolio = {i: p["state"].expires for i, p in rendered.items()}
@@ -173,7 +178,7 @@ class SiteState(Collector):
                 site.update(parts)
                 if "thresholds" not in site:
                     site["thresholds"] = self._threshold_part(site_id)
-            self._invalidate(*GROUPS)  # portfolio membership gates every live group
+            self._invalidate("info", "state", "thresholds")  # membership gates "state"
 
     def update_availability(self, states: Iterable[Availability], now: float | None = None) -> None:
         """Record availability as of `now`; sites not named keep theirs until it goes stale."""
@@ -263,7 +268,9 @@ class SiteState(Collector):
             if part is None:
                 continue
             if part.live:
-                until = min(part.expires, self._portfolio.get(site_id, -math.inf))
+                until = part.expires
+                if group == "state":  # only the portfolio poll vouches for SoC and power
+                    until = min(until, self._portfolio.get(site_id, -math.inf))
                 if now >= until:
                     continue
                 valid_until = min(valid_until, until)

@@ -16,11 +16,13 @@ import anyio.to_thread
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
+from receiver.cellect.errors import CellectApiError
 from receiver.client import CellectClient
 from receiver.fleet import Fleet
 from receiver.storage.engine import session_factory
 
 T = TypeVar("T")
+GONE = frozenset({403, 404})
 
 
 @dataclass
@@ -46,6 +48,8 @@ class PollContext:
     ) -> tuple[dict[int, T], BaseException | None]:
         """Fetch every site with at most `concurrency` requests in flight.
 
+        A site the API no longer serves to us (403/404: removed from the portfolio,
+        handed to another partner) is skipped rather than failing every round.
         Returns what came back, by site, and the first failure (None if none): one
         site's failure does not stop the others, and the caller stores what came back
         (in one transaction, not one per site) before it reports the failure.
@@ -58,6 +62,9 @@ class PollContext:
             async with limit:
                 try:
                     fetched[site_id] = await fetch(site_id)
+                except CellectApiError as exc:
+                    if exc.http_status not in GONE:
+                        failures.append(exc)
                 except Exception as exc:
                     failures.append(exc)
 

@@ -21,7 +21,7 @@ class EventsPoller(Poller):
     async def poll(self) -> None:
         client = self.context.client
         fetched, failure = await self.context.fetch_each(
-            self.context.fleet.site_ids, client.availability_events
+            self.context.fleet.known_site_ids, client.availability_events
         )
         seen_at = self.clock.now()
 

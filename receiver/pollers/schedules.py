@@ -54,7 +54,9 @@ class _SchedulePoller(Poller):
         self.context = context
 
     async def poll(self) -> None:
-        fetched, failure = await self.context.fetch_each(self.context.fleet.site_ids, self._fetch)
+        fetched, failure = await self.context.fetch_each(
+            self.context.fleet.known_site_ids, self._fetch
+        )
         changes: list[tuple[int, StatusChange]] = await self.context.write(_store(fetched))
         for site_id, change in changes:
             self.context.fleet.status_changed(site_id, change.start, change.end, change.status)

@@ -138,15 +138,25 @@ def test_a_fresh_update_brings_a_stale_site_back(
 def test_a_site_missing_from_the_latest_portfolio_drops_out(
     metrics: Metrics, registry: CollectorRegistry, clock: Clock
 ) -> None:
-    """A site absent from the latest portfolio loses its live gauges, keeps its info."""
+    """A site absent from the latest portfolio loses SoC and power, keeps its info.
+
+    Its availability and schedule outlook come from their own polls (which keep working
+    for a site whose box is offline): they stay until they go stale on their own.
+    """
     now = clock.timestamp()
     metrics.update_sites([snapshot(7, now), snapshot(8, now)])
     metrics.update_availability([Availability(7, True), Availability(8, True)])
+    metrics.update_schedules([ScheduleOutlook(7, 3600.0, 1)])
     metrics.update_sites([snapshot(8, now)])
     assert value(registry, "cellect_site_state_of_charge_ratio") is None
-    assert value(registry, "cellect_site_available") is None
+    assert value(registry, "cellect_site_power_watts") is None
     assert value(registry, "cellect_site_last_update_timestamp_seconds") == now
-    assert value(registry, "cellect_site_available", {"site_id": "8"}) == 1
+    assert value(registry, "cellect_site_available") == 1
+    assert value(registry, "cellect_schedule_entries_in_progress_near_start") == 1
+    clock.advance(STALE_AFTER + 1)
+    assert value(registry, "cellect_site_available") is None
+    assert value(registry, "cellect_schedule_entries_in_progress_near_start") is None
+    assert "cellect_site_available{" not in render_metrics(metrics).decode()
 
 
 def test_unavailable_info_only_while_unavailable(

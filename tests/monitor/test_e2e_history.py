@@ -137,3 +137,21 @@ async def test_ex_post_brings_final_statuses_of_lost_webhooks(database_url: str)
         await advance_until(stack, final, step=300, max_steps=12, what="final statuses")
         assert {r.updated_source for r in rows(stack, ScheduleEntryRecord)} == {"poll"}
         assert stack.sample("cellect_webhook_requests_total", outcome="accepted") in (None, 0.0)
+
+
+async def test_an_offline_site_keeps_its_schedule_watched(database_url: str) -> None:
+    """A site whose box is offline leaves the portfolio, yet its plan is still polled: an
+    entry stuck InProgress near its start shows up (the InProgressStuck condition)."""
+    async with monitor_stack(
+        database_url, sites=2, subscribe=False, ex_ante_interval_s=60, stale_after_s=300
+    ) as stack:
+        await until(lambda: poller(stack, "ex_ante").last_success, what="first poll")
+        async with stack.emulator_client() as control:
+            answer = await control.post("/_emulator/sites/1/box", json={"online": False})
+            assert answer.status_code == 200
+        stack.emulator.store(1, [entry(stack, 8, 15)])
+        await rounds_pass(stack, "ex_ante", 5, step=60)
+        assert stack.monitor.fleet.site_ids == [2]
+        assert stack.sample("cellect_site_state_of_charge_ratio", site_id="1") is None
+        assert stack.sample("cellect_schedule_entries_in_progress_near_start", site_id="1") == 1
+        assert stack.monitor.fleet.view().sites[0].in_progress_near_start
