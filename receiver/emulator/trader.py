@@ -164,8 +164,8 @@ class DemoTrader:
         seed: int,
         interval_s: float = 600.0,
         token_path: str = paths.ACCESS_TOKEN,
-        horizon_h: float = 12.0,
-        refill_below_h: float = 6.0,
+        horizon_h: float = 18.0,
+        refill_below_h: float = 9.0,
         replace_rate: float = 0.15,
     ) -> None:
         self._http = http
@@ -181,6 +181,7 @@ class DemoTrader:
         self._access: tuple[str, datetime] | None = None
         self._planned_until: dict[int, datetime] = {}
         self._posted: dict[int, list[PlannedEntry]] = {}
+        self._sites: dict[int, Ratings] = {}
         self.posts: list[TraderPost] = []
         self.token_requests = 0
 
@@ -311,10 +312,15 @@ class DemoTrader:
         self._posted[site_id] = sorted([*kept, *entries], key=lambda e: e.start)
 
     async def step(self) -> int:
-        """One round for every site of the portfolio; returns how many posts were accepted."""
+        """One round for every site it has seen in the portfolio; returns posts accepted.
+
+        A site that left the portfolio (its box offline) keeps being planned, as a real
+        trader would: its new entries then fail, which is what a demo should show.
+        """
+        self._sites.update((site.site_id, site) for site in await self._portfolio())
         accepted = 0
-        for site in await self._portfolio():
-            accepted += await self._serve_site(site)
+        for site_id in sorted(self._sites):
+            accepted += await self._serve_site(self._sites[site_id])
         return accepted
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -147,15 +147,16 @@ async def test_a_day_and_a_half_of_steps_is_all_accepted(
 async def test_each_site_is_kept_planned_hours_ahead(
     clock: Clock, stand_in: tuple[StandIn, httpx.AsyncClient]
 ) -> None:
-    """The first step plans every site 12 h ahead from the first slot after now + 6 min."""
+    """The first step plans every site 18 h ahead from the first slot after now + 6 min
+    (beyond the monitor's 6 h ScheduleHorizonShort threshold, and refilled below 9 h)."""
     api, http = stand_in
     trader = DemoTrader(http=http, refresh_token=REFRESH, clock=clock, seed=1)
     assert await trader.step() == 3
     for _, data, _ in api.posts:
         first, last = _span(data)
         assert first >= NOW + timedelta(minutes=6)
-        assert last <= NOW + timedelta(hours=12)
-        assert last >= NOW + timedelta(hours=8)
+        assert last <= NOW + timedelta(hours=18)
+        assert last >= NOW + timedelta(hours=14)
 
 
 @pytest.mark.anyio

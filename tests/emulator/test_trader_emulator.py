@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
 
 from receiver.cellect.clock import Clock
+from receiver.cellect.enums import ImplementationStatus
 from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
 from receiver.emulator.trader import DemoTrader
@@ -62,3 +63,29 @@ async def test_trader_schedules_are_stored_executed_and_reported(emulator: Emula
     assert {request.json()["siteId"] for request in sink.accepted} == own
     assert emulator.sender.pending == 0
     assert "t0k" not in repr(emulator.sender.attempts)
+
+
+@pytest.mark.anyio
+async def test_trader_keeps_planning_a_site_whose_box_went_offline(emulator: Emulator) -> None:
+    """A site missing from the portfolio (box offline) is still planned; its entries fail."""
+    clock = emulator.clock
+    transport = httpx.ASGITransport(app=create_emulator_app(emulator))
+    async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as http:
+        trader = DemoTrader(
+            http=http, refresh_token=emulator.issue_refresh_token(), clock=clock, seed=5
+        )
+        await trader.step()
+        emulator.box(1).set_online(False, now=clock.now())
+        for _ in range(72):  # 12 h in 10-minute steps: the plan of site 1 runs low
+            clock.advance(600)
+            emulator.sync()
+            await trader.step()
+    later = [p for p in trader.posts if p.site_id == 1 and p.at > trader.posts[0].at]
+    assert later
+    assert all(p.accepted for p in later)
+    failed = [
+        e
+        for e in emulator.box(1).entries_between(clock.now() - timedelta(hours=12), clock.now())
+        if e.status is ImplementationStatus.IMPLEMENTATION_FAILED
+    ]
+    assert failed
