@@ -35,8 +35,8 @@ Slot = tuple[datetime, datetime]
 
 @dataclass
 class _Site:
-    info: SiteInformation
-    updated_at: datetime
+    info: SiteInformation | None  # None: known only from webhooks so far
+    updated_at: datetime | None
     unavailable: AvailabilityEvent | None = None
     planned: dict[Slot, ImplementationStatus] = field(default_factory=dict)
     failures: deque[ImplementationFailure] = field(default_factory=lambda: deque(maxlen=50))
@@ -67,8 +67,16 @@ def _open_outage(events: Iterable[AvailabilityEvent], now: datetime) -> Availabi
 class Fleet:
     """Current state per site plus the service's own health, shared by metrics and alerts."""
 
-    def __init__(self, *, metrics: Metrics, clock: Clock, in_progress_stuck_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        metrics: Metrics,
+        clock: Clock,
+        in_progress_stuck_s: float,
+        polling: bool = True,
+    ) -> None:
         self.metrics = metrics
+        self.polling = polling  # False: webhooks only (no refresh token), nothing is polled
         self.clock = clock
         self.in_progress_stuck_s = in_progress_stuck_s
         self.started_at = clock.now()
@@ -98,11 +106,9 @@ class Fleet:
                 self._sites[info.site_id] = _Site(info=info, updated_at=now)
             else:
                 known.info, known.updated_at = info, now
-        present = self._present = {info.site_id for info in sites}
+        self._present = {info.site_id for info in sites}
         self.metrics.update_sites(
-            SiteSnapshot.from_information(s.info, s.updated_at.timestamp())
-            for site_id, s in self._sites.items()
-            if site_id in present
+            SiteSnapshot.from_information(info, now.timestamp()) for info in sites
         )
 
     def availability_polled(self, site_id: int, events: Sequence[AvailabilityEvent]) -> None:
@@ -132,9 +138,9 @@ class Fleet:
     ) -> None:
         """One entry moved to a new status (each transition is reported once)."""
         self.metrics.schedule_status(site_id, status)
-        site = self._sites.get(site_id)
-        if site is None:
-            return
+        # A site first heard of by webhook (webhooks-only mode, or before the first
+        # portfolio poll) is tracked too, so its failures still raise alerts.
+        site = self._sites.setdefault(site_id, _Site(info=None, updated_at=None))
         if (start, end) in site.planned or end > self.clock.now():
             site.planned[(start, end)] = status
         if status is ImplementationStatus.IMPLEMENTATION_FAILED:
@@ -203,8 +209,8 @@ class Fleet:
             )
         return SiteView(
             site_id=site_id,
-            name=site.info.site_name,
-            soc_ratio=site.info.ess_soc / 100.0,
+            name=site.info.site_name if site.info else f"site {site_id}",
+            soc_ratio=site.info.ess_soc / 100.0 if site.info else None,
             available=event is None,
             downtime=downtime,
             unavailable_since=event.start_date if event else None,
@@ -231,5 +237,6 @@ class Fleet:
             refresh_token_expires_at=svc.refresh_token_expires_at,
             last_webhook_at=svc.last_webhook_at,
             started_at=self.started_at,
+            polling=self.polling,
             schedules_exist=since is not None and now - since >= SCHEDULES_SETTLE,
         )

@@ -80,7 +80,10 @@ class Monitor:
         self.transport = transport
         self.engine = create_engine_for(settings.database_url)
         self.fleet = Fleet(
-            metrics=metrics, clock=clock, in_progress_stuck_s=settings.in_progress_stuck_s
+            metrics=metrics,
+            clock=clock,
+            in_progress_stuck_s=settings.in_progress_stuck_s,
+            polling=settings.refresh_token is not None,
         )
         self.notifier = Notifier.from_settings(settings)
         self.alerts = AlertEngine(

@@ -77,6 +77,7 @@ class ServiceView:
     refresh_token_expires_at: datetime | None = None
     last_webhook_at: datetime | None = None
     started_at: datetime | None = None  # silence is only judged after this much uptime
+    polling: bool = True  # False in webhooks-only mode: no master data to go stale
     schedules_exist: bool = False
 
 

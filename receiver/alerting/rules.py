@@ -166,8 +166,8 @@ def in_progress_stuck(
     yield _site_alert("InProgressStuck", Severity.WARNING, site, since, what, check)
 
 
-def data_stale(site: SiteView, _svc: ServiceView, th: Thresholds, now: datetime) -> Iterable[Alert]:
-    if not _stale(site, th, now):
+def data_stale(site: SiteView, svc: ServiceView, th: Thresholds, now: datetime) -> Iterable[Alert]:
+    if not svc.polling or not _stale(site, th, now):
         return
     if site.last_update is None:
         what, since = "no data received yet", now

@@ -108,3 +108,23 @@ async def test_an_implementation_failed_delivery_fires_the_alert_within_a_cycle(
             "cellect_alerts_firing", rule="ImplementationFailed", severity="critical"
         )
         assert gauge == 1
+
+
+async def test_webhooks_only_mode_still_alerts_on_a_failed_entry(database_url: str) -> None:
+    """Without a refresh token (nothing polled) a status-3 webhook still raises
+    ImplementationFailed for the site it names, and no DataStale is invented."""
+    async with receiver_app(database_url) as app:
+        started = app.monitor.alert_cycles_started
+        response = await app.post(body(7, entry(4, 3)))
+        assert response.status_code == 200
+        await until(lambda: app.monitor.alert_cycles_done > started, what="an alert cycle")
+
+        def firing() -> dict[str, dict[str, str]]:
+            with Session(app.monitor.engine) as session:
+                rows = session.exec(select(AlertRecord)).all()
+                return {a.rule: a.labels for a in rows if a.state == "firing"}
+
+        alerts = await until(firing, within=10, what="the ImplementationFailed alert")
+        assert alerts == {"ImplementationFailed": alerts["ImplementationFailed"]}
+        assert alerts["ImplementationFailed"]["site_id"] == "7"
+        assert alerts["ImplementationFailed"]["site_name"] == "site 7"
