@@ -4,18 +4,59 @@ Shape (DESIGN.md): `{"siteId": int, "schedule": [{"start": ts, "end": ts, "statu
 timestamps ISO-8601 with a zone. Policy for unknown fields: they are ignored (Cellect may
 add fields without notice, and refusing a delivery would lose the statuses it carries);
 the raw body, unknown fields included, is kept with the stored delivery.
+
+The result is a plain frozen dataclass, not the pydantic `StatusWebhook`: this runs once
+per request on the ingest hot path, where building validated models cost more than the
+checks themselves. It has the same attributes (`site_id`, `schedule[i].start/end/status`)
+and the same `wire()`, and `to_model()` gives the pydantic model where one is wanted.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from receiver.cellect.enums import ImplementationStatus
 from receiver.cellect.models import StatusWebhook, WebhookScheduleEntry
-from receiver.cellect.timestamps import parse_timestamp
+from receiver.cellect.timestamps import format_timestamp, parse_timestamp
 
 MAX_ENTRIES = 10_000
-_STATUSES = {s.value for s in ImplementationStatus}
+_STATUS_OF = {s.value: s for s in ImplementationStatus}
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookEntry:
+    """One entry of a delivery: [start, end) in UTC and its reported status."""
+
+    start: datetime
+    end: datetime
+    status: ImplementationStatus
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedWebhook:
+    """A validated status webhook (the fields `StatusWebhook` has, as plain data)."""
+
+    site_id: int
+    schedule: tuple[WebhookEntry, ...]
+
+    def wire(self) -> dict[str, object]:
+        """The JSON-ready dict in the API's spelling, as `StatusWebhook.wire()` gives it."""
+        schedule = [
+            {
+                "start": format_timestamp(e.start),
+                "end": format_timestamp(e.end),
+                "status": int(e.status),
+            }
+            for e in self.schedule
+        ]
+        return {"siteId": self.site_id, "schedule": schedule}
+
+    def to_model(self) -> StatusWebhook:
+        entries = [
+            WebhookScheduleEntry(start=e.start, end=e.end, status=e.status) for e in self.schedule
+        ]
+        return StatusWebhook(site_id=self.site_id, schedule=entries)
 
 
 @dataclass(frozen=True)
@@ -36,37 +77,37 @@ def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _entry(raw: object, where: str, errors: list[FieldError]) -> WebhookScheduleEntry | None:
+def _entry(raw: object, where: str, errors: list[FieldError]) -> WebhookEntry | None:
     if not isinstance(raw, dict):
         errors.append(FieldError(where, "must be an object"))
         return None
     start = parse_timestamp(raw.get("start"))
     end = parse_timestamp(raw.get("end"))
-    status = raw.get("status")
-    for name, value in (("start", start), ("end", end)):
-        if value is None:
+    value = raw.get("status")
+    status = _STATUS_OF.get(value) if isinstance(value, int) and _is_int(value) else None
+    for name, moment in (("start", start), ("end", end)):
+        if moment is None:
             errors.append(FieldError(f"{where}.{name}", "must be an ISO-8601 timestamp with zone"))
-    if not _is_int(status) or status not in _STATUSES:
+    if status is None:
         errors.append(FieldError(f"{where}.status", "must be an integer from 1 to 5"))
-        status = None
     if start is not None and end is not None and start >= end:
         errors.append(FieldError(f"{where}.start", "must be before end"))
         return None
     if start is None or end is None or status is None:
         return None
-    return WebhookScheduleEntry(start=start, end=end, status=ImplementationStatus(status))
+    return WebhookEntry(start, end, status)
 
 
-def parse_status_webhook(data: object) -> StatusWebhook:
+def parse_status_webhook(data: object) -> ParsedWebhook:
     """The validated webhook, or PayloadError listing every problem."""
     if not isinstance(data, dict):
         raise PayloadError([FieldError("body", "must be a JSON object")])
     errors: list[FieldError] = []
     site_id = data.get("siteId")
-    if not isinstance(site_id, int) or isinstance(site_id, bool) or not 1 <= site_id < 2**63:
+    if not _is_int(site_id) or not 1 <= site_id < 2**63:  # type: ignore[operator]
         errors.append(FieldError("siteId", "must be a positive integer"))
     schedule = data.get("schedule")
-    entries: list[WebhookScheduleEntry] = []
+    entries: list[WebhookEntry] = []
     if not isinstance(schedule, list) or not schedule:
         errors.append(FieldError("schedule", "must be a non-empty array"))
     elif len(schedule) > MAX_ENTRIES:
@@ -79,4 +120,4 @@ def parse_status_webhook(data: object) -> StatusWebhook:
     if errors:
         raise PayloadError(errors)
     assert isinstance(site_id, int)
-    return StatusWebhook(site_id=site_id, schedule=entries)
+    return ParsedWebhook(site_id, tuple(entries))

@@ -7,6 +7,8 @@ once and never applied twice), each new delivery's entries are applied with the
 forward-only rule, and the whole batch is committed ONCE — the only function here that
 commits. A delivery's digest is the SHA-256 of its payload's canonical JSON, so the same
 content with other whitespace, key order or timestamp spelling counts as a duplicate.
+The canonical JSON of a parsed webhook is written directly (`canonical_json`), the same
+bytes `json.dumps` makes of its `wire()` dict, without building that dict.
 """
 
 from __future__ import annotations
@@ -16,18 +18,24 @@ import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 from pydantic import ValidationError
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from receiver.cellect.models import StatusWebhook
+from receiver.cellect.timestamps import format_timestamp
 from receiver.storage.dialect import insert_for
 from receiver.storage.schedules import StatusChange
-from receiver.storage.status_batch import Observation, apply_observations
+from receiver.storage.status_batch import Observation, apply_observations, session_binder, untyped
 from receiver.storage.tables import WebhookDelivery
 from receiver.storage.types import utc_now
+from receiver.webhook_payload import ParsedWebhook
+
+Webhook = StatusWebhook | ParsedWebhook
+_DELIVERIES = WebhookDelivery.__table__  # type: ignore[attr-defined]
+_DELIVERIES_RAW = untyped(_DELIVERIES)
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +45,7 @@ class IncomingDelivery:
     """One webhook request as received: the raw body and what it parsed to."""
 
     body: str
-    webhook: StatusWebhook
+    webhook: Webhook
     received_at: datetime
     remote_addr: str | None = None
 
@@ -52,11 +60,38 @@ class BatchOutcome:
     changes: list[StatusChange] = field(default_factory=list)
 
 
-def canonical_digest(payload: StatusWebhook | Mapping[str, object]) -> str:
+def canonical_digest(payload: Webhook | Mapping[str, object]) -> str:
     """SHA-256 (hex) of the payload's canonical JSON: sorted keys, no spaces, wire spelling."""
-    data = payload.wire() if isinstance(payload, StatusWebhook) else payload
-    canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    if isinstance(payload, StatusWebhook | ParsedWebhook):
+        canonical = canonical_json(payload)
+    else:
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def canonical_json(webhook: Webhook) -> str:
+    """`json.dumps(webhook.wire(), sort_keys=True, separators=(",", ":"))`, written directly.
+
+    Keys in sorted order (end, start, status; schedule, siteId); timestamps are the
+    wire spelling, which never needs JSON escaping.
+    """
+    entries = ",".join(
+        f'{{"end":"{wire_timestamp(e.end)}","start":"{wire_timestamp(e.start)}",'
+        f'"status":{int(e.status)}}}'
+        for e in webhook.schedule
+    )
+    return f'{{"schedule":[{entries}],"siteId":{int(webhook.site_id)}}}'
+
+
+def wire_timestamp(moment: datetime) -> str:
+    """`format_timestamp(moment)`, through `isoformat` (C) for the common 4-digit years."""
+    if moment.tzinfo is not UTC:
+        moment = moment.astimezone(UTC)
+    if moment.year < 1000:  # strftime does not pad such years the way isoformat does
+        return format_timestamp(moment)
+    if moment.microsecond:
+        return moment.isoformat(timespec="milliseconds")[:23] + "Z"
+    return moment.isoformat(timespec="seconds")[:19] + "Z"
 
 
 def store_webhook_batch(
@@ -83,10 +118,11 @@ def store_webhook_batch(
 
 def _insert_new(session: Session, unique: Mapping[str, IncomingDelivery]) -> dict[str, int]:
     """Insert the deliveries not stored yet; their ids by digest (duplicates are absent)."""
+    bind = session_binder(session)
     # Sorted by digest, so concurrent batches take the unique-index locks in one order.
     rows = [
         {
-            "received_at": delivery.received_at,
+            "received_at": bind(delivery.received_at),
             "digest": digest,
             "site_id": delivery.webhook.site_id,
             "body": delivery.body,
@@ -98,10 +134,11 @@ def _insert_new(session: Session, unique: Mapping[str, IncomingDelivery]) -> dic
         return {}
     # executemany ("insertmanyvalues"): multi-row statements with RETURNING from one
     # cached compilation, rather than a literal multi-row VALUES compiled every batch.
+    # Untyped columns, values pre-bound: see status_batch.datetime_binder.
     stmt = (
-        insert_for(session, WebhookDelivery)
+        insert_for(session, _DELIVERIES_RAW)
         .on_conflict_do_nothing(index_elements=["digest"])
-        .returning(col(WebhookDelivery.digest), col(WebhookDelivery.id))
+        .returning(_DELIVERIES_RAW.c.digest, _DELIVERIES_RAW.c.id)
     )
     result = session.connection().execute(stmt, rows)
     ids = {digest: row_id for digest, row_id in result.all() if row_id is not None}
