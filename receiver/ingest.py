@@ -40,7 +40,7 @@ class GroupCommitter(Generic[T, R]):
         if self._closed:
             raise CommitterClosed("the webhook writer is shutting down")
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-        await self._queue.put((item, future))
+        self._queue.put_nowait((item, future))  # unbounded: never waits
         return await future
 
     def _take_batch(self, first: tuple[T, asyncio.Future[R]]) -> list[tuple[T, asyncio.Future[R]]]:

@@ -160,8 +160,9 @@ class Metrics:
 
     def _precreate(self) -> None:
         """Create every known label child at 0, so rate() and absent() work from the start."""
-        for outcome in WEBHOOK_OUTCOMES:
-            self.webhook_requests.labels(outcome)
+        # Children by outcome, kept: observe_webhook runs for every delivery, and
+        # `labels()` validates and looks up its arguments on every call.
+        self._webhook_outcomes = {o: self.webhook_requests.labels(o) for o in WEBHOOK_OUTCOMES}
         for endpoint in API_ENDPOINTS:
             self.api_duration.labels(endpoint)
             for code in API_PRECREATED_CODES:
@@ -177,7 +178,8 @@ class Metrics:
 
     def observe_webhook(self, outcome: str, seconds: float) -> None:
         """One webhook delivery handled with `outcome` (one of WEBHOOK_OUTCOMES)."""
-        self.webhook_requests.labels(outcome).inc()
+        child = self._webhook_outcomes.get(outcome) or self.webhook_requests.labels(outcome)
+        child.inc()
         self.webhook_duration.observe(seconds)
 
     def observe_api(self, endpoint: str, code: int | str, seconds: float) -> None:
