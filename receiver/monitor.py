@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack, suppress
 from datetime import datetime, timedelta
@@ -219,6 +220,7 @@ class Monitor:
             self._wake_alerts.clear()
             self.alert_cycles_started += 1
             cycle, started = self.alert_cycles_started, self.clock.now()
+            began = time.monotonic()
             self.fleet.refresh_outlook()
             view = self.fleet.view()
             try:
@@ -227,6 +229,9 @@ class Monitor:
             except Exception:
                 log.exception("alert cycle failed; retrying")
             self.alert_cycles_done = cycle
+            # Throttle: a burst of failures wakes the loop again at once, so let at least
+            # as much real time pass as the cycle took — alerting gets at most half a core.
+            await _first(asyncio.sleep(min(time.monotonic() - began, 1.0)), stop.wait())
             wake = started + timedelta(seconds=ALERT_TICK_S)
             if self.alerts.next_due is not None:
                 wake = min(wake, self.alerts.next_due)

@@ -60,6 +60,17 @@ class AlertMetrics(Protocol):
     def set_alerts_firing(self, firing: Mapping[tuple[str, str], int]) -> None: ...
 
 
+def _unchanged(record: AlertRecord | None, alert: Alert) -> bool:
+    """True when `record` already stores `alert` as firing, word for word."""
+    return (
+        record is not None
+        and record.state == "firing"
+        and record.severity == str(alert.severity)
+        and record.labels == alert.labels
+        and record.annotations == AlertEngine._annotations(alert)
+    )
+
+
 def timing_from(settings: Settings) -> Timing:
     return Timing(
         group_wait=timedelta(seconds=settings.group_wait_s),
@@ -99,17 +110,24 @@ class AlertEngine:
     # State.
 
     def evaluate(self, alerts: Iterable[Alert]) -> None:
-        """Record which alerts hold now: new ones fire, vanished ones resolve."""
+        """Record which alerts hold now: new ones fire, vanished ones resolve.
+
+        Only what changed is written: with thousands of alerts firing, rewriting each one
+        every cycle would hold the database's write lock (and the webhook writer) for
+        hundreds of milliseconds per cycle.
+        """
         now, current = self.clock.now(), {a.fingerprint: a for a in alerts}
         with self._sessions() as session, session.begin():
-            for record in repository.list_firing_alerts(session=session):
-                if record.fingerprint not in current:
-                    self._upsert(session, record.fingerprint, record, "resolved", now)
+            firing = {r.fingerprint: r for r in repository.list_firing_alerts(session=session)}
+            for fp, record in firing.items():
+                if fp not in current:
+                    self._upsert(session, fp, record, "resolved", now)
             for fp, alert in current.items():
-                self._upsert(session, fp, alert, "firing", now)
-            firing = repository.list_firing_alerts(session=session)
+                if not _unchanged(firing.get(fp), alert):
+                    self._upsert(session, fp, alert, "firing", now)
         if self.metrics is not None:
-            self.metrics.set_alerts_firing(Counter((r.rule, r.severity) for r in firing))
+            counts = Counter((a.rule, str(a.severity)) for a in current.values())
+            self.metrics.set_alerts_firing(counts)
 
     def evaluate_view(self, view: FleetView) -> list[Alert]:
         """Run the built-in rules over `view` and record the result."""
@@ -118,13 +136,14 @@ class AlertEngine:
         return alerts
 
     @staticmethod
+    def _annotations(alert: Alert) -> dict[str, str]:
+        return {**alert.annotations(), "since": when(alert.since)}
+
+    @staticmethod
     def _upsert(
         session: Session, fp: str, alert: Alert | AlertRecord, state: AlertState, now: datetime
     ) -> None:
-        if isinstance(alert, Alert):
-            notes = {**alert.annotations(), "since": when(alert.since)}
-        else:
-            notes = alert.annotations
+        notes = AlertEngine._annotations(alert) if isinstance(alert, Alert) else alert.annotations
         repository.upsert_alert(
             session=session, fingerprint=fp, rule=alert.rule, severity=str(alert.severity),
             labels=alert.labels, annotations=notes, state=state, at=now,
