@@ -159,4 +159,7 @@ def _signature_bytes(signed: str) -> bytes:
 def _timestamp(raw: str) -> datetime | None:
     if not raw.isdigit() or len(raw) > 12:
         return None
-    return datetime.fromtimestamp(int(raw), tz=UTC)
+    try:
+        return datetime.fromtimestamp(int(raw), tz=UTC)
+    except (ValueError, OverflowError, OSError):  # beyond the year 9999
+        return None
