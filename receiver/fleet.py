@@ -145,7 +145,8 @@ class Fleet:
             site.planned[(start, end)] = status
         if status is ImplementationStatus.IMPLEMENTATION_FAILED:
             site.failures.append(ImplementationFailure(start, end, self.clock.now()))
-        self._publish_outlook([site_id])
+        # The outlook gauges follow at the next refresh_outlook (every alert cycle, a
+        # few seconds): recomputing them per webhook entry cost the ingest path dearly.
 
     def _outlook(self, site_id: int, site: _Site, now: datetime) -> ScheduleOutlook:
         ends = [end for (_, end), st in site.planned.items() if st in PLANNED and end > now]
@@ -169,7 +170,13 @@ class Fleet:
         )
 
     def refresh_outlook(self) -> None:
-        """Recompute horizons against the current time (they shrink as time passes)."""
+        """Recompute horizons against the current time (they shrink as time passes),
+        forgetting plan entries that have ended."""
+        now = self.clock.now()
+        for site in self._sites.values():
+            ended = [slot for slot in site.planned if slot[1] <= now]
+            for slot in ended:
+                del site.planned[slot]
         self._publish_outlook(list(self._sites))
 
     def webhook_received(self) -> None:
