@@ -229,9 +229,11 @@ class Monitor:
             except Exception:
                 log.exception("alert cycle failed; retrying")
             self.alert_cycles_done = cycle
-            # Throttle: a burst of failures wakes the loop again at once, so let at least
-            # as much real time pass as the cycle took — alerting gets at most half a core.
-            await _first(asyncio.sleep(min(time.monotonic() - began, 1.0)), stop.wait())
+            # Throttle: a burst of failures wakes the loop again at once, so let four times
+            # the cycle's real duration pass first — alerting takes at most a fifth of a
+            # core from webhook ingest, and a small fleet still gets its alert in moments.
+            spent = time.monotonic() - began
+            await _first(asyncio.sleep(min(4 * spent, ALERT_TICK_S)), stop.wait())
             wake = started + timedelta(seconds=ALERT_TICK_S)
             if self.alerts.next_due is not None:
                 wake = min(wake, self.alerts.next_due)
