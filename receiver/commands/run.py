@@ -6,6 +6,8 @@ client at it, subscribes its own webhook endpoint (with its secret) and turns on
 emulator's demo trader — schedules are posted, executed, implemented or failed, and
 webhooks flow, without a Cellect account. `--speed` makes emulated time run faster;
 the monitor then reads the same clock, so its intervals and alert timings follow it.
+`--refresh-token-days` sets the life of the refresh token the monitor is given (a year by
+default), so that RefreshTokenExpiring can be seen without waiting a year.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import argparse
 import asyncio
 import logging
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
@@ -32,6 +35,7 @@ from receiver.storage.engine import DatabaseUrlError
 
 log = logging.getLogger(__name__)
 DEMO_SPEED = 60.0
+DEMO_REFRESH_TOKEN_DAYS = 365.0
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -49,6 +53,14 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     demo.add_argument("--outage-rate", type=float, default=1.0, help="random outages/site/day")
     demo.add_argument("--no-demo-trader", action="store_true", help="post no demo schedules")
+    demo.add_argument(
+        "--refresh-token-days",
+        type=float,
+        default=DEMO_REFRESH_TOKEN_DAYS,
+        metavar="D",
+        help="the monitor's refresh token expires D emulated days after start"
+        f" ({DEMO_REFRESH_TOKEN_DAYS:g}; below 7 RefreshTokenExpiring fires)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -76,6 +88,8 @@ def _check(args: argparse.Namespace) -> None:
             raise CommandError(f"--{name.replace('_', '-')} must be between 0 and 65535")
     if args.sites < 1 or args.speed <= 0 or args.outage_rate < 0:
         raise CommandError("--sites must be >= 1, --speed > 0 and --outage-rate >= 0")
+    if not 0 < args.refresh_token_days <= 36500:  # also refuses nan
+        raise CommandError("--refresh-token-days must be > 0 and <= 36500")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,7 +129,10 @@ async def _demo(args: argparse.Namespace) -> None:
         serve_emulator(emulator, "127.0.0.1", args.emulator_port, ready=started.set_result)
     )
     emulator_url = await asyncio.wait_for(started, timeout=30)
-    refresh, record = emulator.tokens.issue_refresh_token(1, token=secrets.token_urlsafe(24))
+    lifetime = timedelta(days=args.refresh_token_days)
+    refresh, record = emulator.tokens.issue_refresh_token(
+        1, token=secrets.token_urlsafe(24), expires_at=clock.now() + lifetime
+    )
     settings = load_settings(
         args,
         api_url=emulator_url,
