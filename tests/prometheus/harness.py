@@ -329,6 +329,16 @@ class Emulator:
         response = self.partner("DELETE", paths.time_series(site_id), params=params)
         assert response.is_success, response.text
 
+    def ex_ante(self, site_id: int, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """The site's schedule entries overlapping [start, end), with their statuses."""
+        window = {"startDate": start, "endDate": end}
+        params = {k: format_timestamp(v.astimezone(UTC)) for k, v in window.items()}
+        params["symbol"] = "ExAnteInformationEssPowerAC"
+        response = self.partner("GET", paths.time_series(site_id), params=params)
+        assert response.is_success, response.text
+        results: list[dict[str, Any]] = response.json()["results"]
+        return results
+
     def box(self, site_id: int, **state: bool) -> None:
         self.control("POST", f"/sites/{site_id}/box", state)
 

@@ -1,11 +1,14 @@
 """The metrics, dashboards and alert rules proven against a real Prometheus.
 
-Set-up (one per module, about two minutes in all):
-- `python -m receiver run --emulator --speed 120 --sites 5 --outage-rate 0` as a child
-  process on free loopback ports, in a tmp dir with its own SQLite file: the demo exactly
-  as a user starts it (demo trader on), except for one setting,
-  CELLECT_SITE_SOC_THRESHOLDS={"3": [0.1, 0.85]}, so that SoCHigh can fire for site 3
-  (the emulated battery never exceeds 95 %, the default high threshold).
+Set-up (one per module, about a minute and a half in all):
+- `python -m receiver run --emulator --speed 120 --sites 5 --outage-rate 0
+  --refresh-token-days 3` as a child process on free loopback ports, in a tmp dir with its
+  own SQLite file: the demo exactly as a user starts it (demo trader on), except for one
+  setting, CELLECT_SITE_SOC_THRESHOLDS={"3": [0.1, 0.85]}, so that SoCHigh can fire for
+  site 3 (the emulated battery never exceeds 95 %, the default high threshold), and a
+  refresh token that lives 3 emulated days instead of a year, so that RefreshTokenExpiring
+  (under 7 days left) fires; at speed 120 it stays valid for 36 real minutes, far beyond
+  the module's run.
 - /usr/bin/prometheus (Debian's package) scraping the monitor every second, evaluating
   every second, with a copy of alerts/cellect.rules.yml. The monitor runs on an emulated
   clock 120× real time, Prometheus on real time, so the copy is moved onto the emulated
@@ -29,12 +32,15 @@ Scenario, through the emulator's control and partner APIs over HTTP:
 - while all of them fire, every PromQL expression of every dashboard panel must return
   data (the site dashboard on site 2, the one in an outage);
 - recovery resolves every one of those alerts;
+- a plan posted for a site whose box is offline stays InProgress into its last five
+  minutes before start: InProgressStuck fires; the box back online transfers the waiting
+  entries and resolves it;
 - a failing token endpoint (with the access tokens expired) fires AuthFailing and ApiDown,
   and clearing the fault resolves them;
-- no webhook for a while (the trader is gone) fires WebhookSilence, a post resolves it.
-InProgressStuck and RefreshTokenExpiring are proven by promtool only: an entry stays
-InProgress near its start only while its box is offline, and an offline box leaves the
-portfolio (its outlook series go stale with it); the demo's refresh token lives a year.
+- no webhook for a while (the trader is gone) fires WebhookSilence, a post resolves it;
+- the 3-day refresh token fires RefreshTokenExpiring from the start. Only its firing is
+  asserted: the rule resolves only with a new token and a restart of the monitor.
+Every one of the 12 rules is thus seen firing, and all but RefreshTokenExpiring resolving.
 The tests run in file order and share the scenario's state: each phase starts from what
 the one before left.
 """
@@ -47,11 +53,15 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from receiver.cellect.enums import ImplementationStatus
+from receiver.cellect.timestamps import parse_timestamp
 from tests.prometheus.harness import (
     DASHBOARDS,
     PROMETHEUS,
@@ -71,6 +81,8 @@ pytestmark = pytest.mark.prometheus
 SPEED = 120
 SITES = (1, 2, 3, 4, 5)
 PHASE_S = 60.0  # real seconds any one alert may take to fire or to resolve
+REFRESH_TOKEN_DAYS = 3  # under RefreshTokenExpiring's 7 days; 36 real minutes at SPEED
+STUCK_SITE = 2  # InProgressStuck's site: its outage is over by then, nothing else pending
 
 
 @dataclass
@@ -105,6 +117,7 @@ def _start_monitor(tmp: Path) -> tuple[Child, str, Emulator]:
     argv = [sys.executable, "-m", "receiver", "run", "--emulator", "--port", str(port)]
     argv += ["--emulator-port", str(emulator_port), "--speed", str(SPEED)]
     argv += ["--sites", str(len(SITES)), "--outage-rate", "0"]
+    argv += ["--refresh-token-days", str(REFRESH_TOKEN_DAYS)]
     argv += ["--database-url", f"sqlite:///{tmp}/monitor.db"]
     env = child_env(CELLECT_SITE_SOC_THRESHOLDS='{"3": [0.1, 0.85]}')
     monitor = Child.start("monitor", argv, log=tmp / "monitor.log", cwd=tmp, env=env)
@@ -253,6 +266,62 @@ def test_recovery_resolves_every_fired_rule(failing: Demo) -> None:
             api.wait_resolved(name, within=PHASE_S, **labels)
 
 
+def test_plan_for_an_offline_box_fires_in_progress_stuck(taken_over: Demo) -> None:
+    """Entries posted while a site's box is offline are still InProgress in their last five
+    minutes before start: InProgressStuck fires for the site and stays firing as they fail
+    one by one; the box back online transfers the waiting entries (Implemented) and the
+    alert resolves while the plan is still ahead, so by the transfer, not by running out.
+
+    One entry is within five minutes of its start for 5 emulated minutes, 2.5 real seconds
+    here, and then fails: too short for a scrape, an evaluation and the scaled `for:` (1 s)
+    to be seen reliably. So the plan is 24 back-to-back entries of 5 minutes: as each one
+    fails at its start the next is within five minutes of its own, and the condition holds
+    for the plan's two emulated hours (a minute real) unless the box comes back first.
+    """
+    emulator, api, site = taken_over.emulator, taken_over.api, str(STUCK_SITE)
+    failures = f'cellect_schedule_implementation_failures_total{{site_id="{site}"}}'
+    failed_before = api.value(failures) or 0.0
+    emulator.box(STUCK_SITE, online=False)
+    try:
+        start = emulator.post_schedule(STUCK_SITE, 1.0, hours=2, entries=24)
+        last_start = start + timedelta(minutes=115)
+        with taken_over.explained():
+            alert = api.wait_firing("InProgressStuck", within=PHASE_S, site_id=site)
+            assert alert["severity"] == "warning"
+            # Past the first entry's start it has failed; the next ones keep it firing.
+            wait_for(lambda: emulator.now() > start + timedelta(minutes=6), within=10)
+            wait_for(lambda: (api.value(failures) or 0.0) > failed_before, within=10)
+            assert api.firing("InProgressStuck", site_id=site)
+    finally:
+        emulator.box(STUCK_SITE, online=True)
+    with taken_over.explained():
+        api.wait_resolved("InProgressStuck", within=PHASE_S, site_id=site)
+    assert emulator.now() < last_start, "resolved only as the plan ran out"
+    _assert_transferred(taken_over, last_start)
+
+
+def _assert_transferred(demo: Demo, last_start: datetime) -> None:
+    """The stuck gauge is 0 and the entries still ahead went to the box on reconnect."""
+    emulator, site = demo.emulator, str(STUCK_SITE)
+    stuck = f'cellect_schedule_entries_in_progress_near_start{{site_id="{site}"}}'
+    assert demo.api.value(stuck) == 0
+    now = emulator.now()
+    entries = emulator.ex_ante(STUCK_SITE, now, last_start + timedelta(minutes=5))
+    ahead = [
+        ImplementationStatus(int(entry["implementationStatus"]))
+        for entry in entries
+        if _start_of(entry) > now
+    ]
+    assert ahead, "no entry left ahead"
+    assert set(ahead) == {ImplementationStatus.IMPLEMENTED}, ahead
+
+
+def _start_of(entry: dict[str, Any]) -> datetime:
+    start = parse_timestamp(entry["startDate"])
+    assert start is not None, entry
+    return start
+
+
 def test_failing_token_endpoint_fires_auth_and_api_rules(demo: Demo) -> None:
     """Expired access tokens and a failing token endpoint fire AuthFailing and ApiDown; a
     working endpoint resolves them."""
@@ -277,3 +346,20 @@ def test_webhook_silence_fires_and_a_delivery_resolves_it(taken_over: Demo) -> N
     assert alert["severity"] == "warning"
     emulator.post_schedule(2, 1.0, hours=1)
     api.wait_resolved("WebhookSilence", within=PHASE_S)
+
+
+def test_a_short_lived_refresh_token_fires_refresh_token_expiring(demo: Demo) -> None:
+    """A refresh token issued for 3 days (`--refresh-token-days 3`) fires
+    RefreshTokenExpiring, its expiry exported as an emulated timestamp 3 days after start.
+
+    Only firing is asserted: the rule resolves only once a new refresh token is configured
+    and the monitor restarted, which the demo does not do.
+    """
+    emulator, api = demo.emulator, demo.api
+    alert = api.wait_firing("RefreshTokenExpiring", within=PHASE_S)
+    assert alert["severity"] == "warning"
+    expiry = api.value("cellect_refresh_token_expiry_timestamp_seconds")
+    assert expiry is not None
+    left_s = expiry - emulator.now().timestamp()
+    # Issued at start; the module has run for minutes real, a few emulated hours.
+    assert REFRESH_TOKEN_DAYS * 86400 - 12 * 3600 < left_s < REFRESH_TOKEN_DAYS * 86400
