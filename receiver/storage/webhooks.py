@@ -28,7 +28,15 @@ from receiver.cellect.models import StatusWebhook
 from receiver.cellect.timestamps import format_timestamp
 from receiver.storage.dialect import insert_for
 from receiver.storage.schedules import StatusChange
-from receiver.storage.status_batch import Observation, apply_observations, session_binder, untyped
+from receiver.storage.sqlite_batch import SqliteWriter, is_sqlite
+from receiver.storage.status_batch import (
+    CoreWriter,
+    Observation,
+    StatusWriter,
+    apply_observations,
+    session_binder,
+    untyped,
+)
 from receiver.storage.tables import WebhookDelivery
 from receiver.storage.types import utc_now
 from receiver.webhook_payload import ParsedWebhook
@@ -95,14 +103,19 @@ def wire_timestamp(moment: datetime) -> str:
 
 
 def store_webhook_batch(
-    *, session: Session, deliveries: Sequence[IncomingDelivery]
+    *, session: Session, deliveries: Sequence[IncomingDelivery], lean: bool | None = None
 ) -> list[BatchOutcome]:
-    """Store and apply a batch of deliveries, committing once; one outcome per delivery."""
+    """Store and apply a batch of deliveries, committing once; one outcome per delivery.
+
+    `lean` (default: on SQLite) sends the statements through the sqlite3 connection
+    (sqlite_batch); otherwise they go through SQLAlchemy Core. Same rows either way.
+    """
+    writer = _writer(session, lean)
     digests = [canonical_digest(delivery.webhook) for delivery in deliveries]
     first_of: dict[str, int] = {}
     for index, digest in enumerate(digests):
         first_of.setdefault(digest, index)
-    ids = _insert_new(session, {d: deliveries[i] for d, i in first_of.items()})
+    ids = _insert_new(session, writer, {d: deliveries[i] for d, i in first_of.items()})
     outcomes = [
         BatchOutcome(digest, False, ids[digest])
         if first_of[digest] == index and digest in ids
@@ -110,16 +123,32 @@ def store_webhook_batch(
         for index, digest in enumerate(digests)
     ]
     fresh = [(deliveries[i], o) for i, o in enumerate(outcomes) if not o.duplicate]
-    for outcome, change in _apply(session, fresh):
+    for outcome, change in _apply(session, writer, fresh):
         outcome.changes.append(change)
     session.commit()
     return outcomes
 
 
-def _insert_new(session: Session, unique: Mapping[str, IncomingDelivery]) -> dict[str, int]:
+def _writer(session: Session, lean: bool | None) -> StatusWriter:
+    if lean is None:
+        lean = is_sqlite(session)
+    return SqliteWriter(session) if lean else CoreWriter(session)
+
+
+def _insert_new(
+    session: Session, writer: StatusWriter, unique: Mapping[str, IncomingDelivery]
+) -> dict[str, int]:
     """Insert the deliveries not stored yet; their ids by digest (duplicates are absent)."""
-    bind = session_binder(session)
     # Sorted by digest, so concurrent batches take the unique-index locks in one order.
+    ordered = sorted(unique.items())
+    if isinstance(writer, SqliteWriter):
+        return writer.insert_deliveries(
+            [
+                (d.received_at, digest, d.webhook.site_id, d.body, d.remote_addr)
+                for digest, d in ordered
+            ]
+        )
+    bind = session_binder(session)
     rows = [
         {
             "received_at": bind(delivery.received_at),
@@ -128,7 +157,7 @@ def _insert_new(session: Session, unique: Mapping[str, IncomingDelivery]) -> dic
             "body": delivery.body,
             "remote_addr": delivery.remote_addr,
         }
-        for digest, delivery in sorted(unique.items())
+        for digest, delivery in ordered
     ]
     if not rows:
         return {}
@@ -146,7 +175,9 @@ def _insert_new(session: Session, unique: Mapping[str, IncomingDelivery]) -> dic
 
 
 def _apply(
-    session: Session, fresh: Sequence[tuple[IncomingDelivery, BatchOutcome]]
+    session: Session,
+    writer: StatusWriter | None,
+    fresh: Sequence[tuple[IncomingDelivery, BatchOutcome]],
 ) -> list[tuple[BatchOutcome, StatusChange]]:
     """Apply the entries of new deliveries; each change made, with its delivery's outcome."""
     # One batch for all (status_batch): a few statements, not a few per entry. Entries
@@ -158,7 +189,9 @@ def _apply(
         for e in delivery.webhook.schedule
     ]
     observations = [seen for _, seen in work]
-    changes = apply_observations(session=session, observations=observations, source="webhook")
+    changes = apply_observations(
+        session=session, observations=observations, source="webhook", writer=writer
+    )
     return [(work[index][0], change) for index, change in changes]
 
 
@@ -187,7 +220,7 @@ def replay_deliveries(*, session: Session, since: datetime, now: datetime | None
             continue
         outcome = BatchOutcome(delivery.digest, False, delivery.id)
         stored = IncomingDelivery(delivery.body, webhook, delivery.received_at)
-        applied += len(_apply(session, [(stored, outcome)]))
+        applied += len(_apply(session, None, [(stored, outcome)]))
         session.exec(
             update(WebhookDelivery)
             .where(col(WebhookDelivery.id) == delivery.id)

@@ -15,7 +15,8 @@ from sqlmodel import Session, col, select
 from receiver.cellect.enums import ImplementationStatus
 from receiver.storage.engine import create_engine_for, session_factory, upgrade
 from receiver.storage.schedules import StatusChange, apply_entry
-from receiver.storage.status_batch import Observation, apply_observations
+from receiver.storage.sqlite_batch import SqliteWriter
+from receiver.storage.status_batch import CoreWriter, Observation, apply_observations
 from receiver.storage.tables import ScheduleEntryRecord, ScheduleStatusChange
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -68,16 +69,23 @@ def _state(session: Session, site_id: int) -> tuple[list[object], list[object]]:
     return list(entries), list(history)
 
 
+@pytest.mark.parametrize("lean", [False, True], ids=["core", "lean"])
 @settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(before=observations, batch=observations)
 def test_a_batch_matches_one_by_one_application(
     engine: Engine,
+    lean: bool,
     before: list[tuple[int, ImplementationStatus]],
     batch: list[tuple[int, ImplementationStatus]],
 ) -> None:
-    """Same final statuses, history and reported changes as `apply_entry` per observation."""
+    """Same final statuses, history and reported changes as `apply_entry` per observation.
+
+    Through either writer: SQLAlchemy Core (both databases) or the lean SQLite one.
+    """
+    if lean and engine.dialect.name != "sqlite":
+        pytest.skip("the lean writer serves SQLite only")
     one_by_one, batched = next(_sites), next(_sites)
     with session_factory(engine)() as session:
         for site in (one_by_one, batched):
@@ -89,7 +97,10 @@ def test_a_batch_matches_one_by_one_application(
             if change is not None:
                 expected.append((slot, change.previous, change.status))
         seen_batch = [_observed(batched, s, st_, n) for n, (s, st_) in enumerate(batch, start=100)]
-        changes = apply_observations(session=session, observations=seen_batch, source="webhook")
+        writer = SqliteWriter(session) if lean else CoreWriter(session)
+        changes = apply_observations(
+            session=session, observations=seen_batch, source="webhook", writer=writer
+        )
         session.commit()
         got = [(batch[i][0], c.previous, c.status) for i, c in changes]
         assert sorted(got, key=repr) == sorted(expected, key=repr)
