@@ -71,7 +71,7 @@ class SqliteWriter:
 
     def insert_deliveries(self, rows: Sequence[DeliveryRow]) -> dict[str, int]:
         """Insert the deliveries not stored yet; ids by digest of those inserted."""
-        bind, execute = self._bind, self._db.execute
+        bind, execute = self._bind, self._db.cursor().execute
         ids: dict[str, int] = {}
         for received_at, digest, site_id, body, remote_addr in rows:
             found = execute(
@@ -85,7 +85,7 @@ class SqliteWriter:
         self, firsts: Mapping[Key, Observation], source: Source
     ) -> dict[Key, Current]:
         """Create the entries not stored yet; (id, status) of each one created, by key."""
-        bind, execute = self._bind, self._db.execute
+        bind, execute = self._bind, self._db.cursor().execute
         created: dict[Key, Current] = {}
         for key, seen in firsts.items():
             row = (
@@ -106,7 +106,7 @@ class SqliteWriter:
 
         SQLite has no row locks: the batch's first insert took the database's write lock.
         """
-        bind, execute = self._bind, self._db.execute
+        bind, execute = self._bind, self._db.cursor().execute
         found: dict[Key, Current] = {}
         for key in keys:
             site_id, start, end = key
