@@ -39,6 +39,7 @@ from receiver.alerting.grouping import (
 from receiver.alerting.model import Alert, FleetView, Thresholds
 from receiver.alerting.rules import evaluate as evaluate_rules
 from receiver.alerting.rules import when
+from receiver.storage import alerts as alerts_store
 from receiver.storage import repository
 from receiver.storage.alert_tables import AlertRecord, Silence
 from receiver.storage.alerts import AlertState
@@ -68,6 +69,12 @@ def _unchanged(record: AlertRecord | None, alert: Alert) -> bool:
         and record.severity == str(alert.severity)
         and record.labels == alert.labels
         and record.annotations == AlertEngine._annotations(alert)
+    )
+
+
+def _new_alert(fp: str, alert: Alert) -> alerts_store.NewAlert:
+    return alerts_store.NewAlert(
+        fp, alert.rule, str(alert.severity), alert.labels, AlertEngine._annotations(alert)
     )
 
 
@@ -122,9 +129,12 @@ class AlertEngine:
             for fp, record in firing.items():
                 if fp not in current:
                     self._upsert(session, fp, record, "resolved", now)
-            for fp, alert in current.items():
-                if not _unchanged(firing.get(fp), alert):
-                    self._upsert(session, fp, alert, "firing", now)
+            changed = {fp: a for fp, a in current.items() if not _unchanged(firing.get(fp), a)}
+            known = alerts_store.known_fingerprints(session=session, fingerprints=changed)
+            for fp in known:
+                self._upsert(session, fp, changed[fp], "firing", now)
+            fresh = [_new_alert(fp, a) for fp, a in changed.items() if fp not in known]
+            alerts_store.insert_firing_alerts(session=session, alerts=fresh, at=now)
         if self.metrics is not None:
             counts = Counter((a.rule, str(a.severity)) for a in current.values())
             self.metrics.set_alerts_firing(counts)

@@ -5,16 +5,28 @@ Keyword-only; nothing here commits (the caller owns the transaction).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
 from sqlmodel import Session, col, select
 
 from receiver.storage.alert_tables import AlertRecord, MonitorSecret, Silence
-from receiver.storage.dialect import insert_for
+from receiver.storage.dialect import chunks, insert_for
 
 AlertState = Literal["firing", "resolved"]
+
+
+@dataclass(frozen=True)
+class NewAlert:
+    """An alert to record for the first time."""
+
+    fingerprint: str
+    rule: str
+    severity: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
 
 
 def get_or_create_secret(
@@ -126,3 +138,35 @@ def expire_silence(*, session: Session, silence_id: int, now: datetime) -> bool:
 def silence_matches(silence: Silence, labels: Mapping[str, str]) -> bool:
     """Whether the silence's every `label → value` matcher holds for `labels`."""
     return all(labels.get(name) == value for name, value in silence.matchers.items())
+
+
+def known_fingerprints(*, session: Session, fingerprints: Collection[str]) -> set[str]:
+    """Which of `fingerprints` already have a record (firing or resolved)."""
+    known: set[str] = set()
+    for chunk in chunks(sorted(fingerprints)):
+        query = select(AlertRecord.fingerprint).where(col(AlertRecord.fingerprint).in_(chunk))
+        known.update(session.exec(query).all())
+    return known
+
+
+def insert_firing_alerts(*, session: Session, alerts: Sequence[NewAlert], at: datetime) -> None:
+    """Insert alerts never seen before, firing as of `at`, in a few multi-row statements.
+
+    A fleet-wide failure fires thousands of alerts in one cycle; one ORM round trip each
+    would hold the database's write lock (and the webhook writer) for seconds.
+    """
+    rows = [
+        {
+            "fingerprint": a.fingerprint,
+            "rule": a.rule,
+            "severity": a.severity,
+            "labels": dict(a.labels),
+            "annotations": dict(a.annotations),
+            "state": "firing",
+            "starts_at": at,
+        }
+        for a in alerts
+    ]
+    for chunk in chunks(rows):
+        stmt = insert_for(session, AlertRecord).values(list(chunk))
+        session.exec(stmt.on_conflict_do_nothing(index_elements=["fingerprint"]))

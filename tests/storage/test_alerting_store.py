@@ -8,10 +8,13 @@ import pytest
 from sqlmodel import Session
 
 from receiver.storage.alerts import (
+    NewAlert,
     active_silences,
     create_silence,
     expire_silence,
     get_or_create_secret,
+    insert_firing_alerts,
+    known_fingerprints,
     list_firing_alerts,
     mark_notified,
     silence_matches,
@@ -110,3 +113,24 @@ def test_outbox_due_sent_failed_and_dead(session: Session) -> None:
     assert dead.status == "dead"
     assert pending_count(session=session) == 0
     assert due_messages(session=session, now=T0 + 60 * MINUTE, limit=10) == []
+
+
+def test_thousands_of_new_alerts_are_inserted_in_bulk(session: Session) -> None:
+    """A fleet-wide failure's alerts go in at once; known fingerprints are reported, and
+    inserting one again leaves the record untouched."""
+    fresh = [
+        NewAlert(f"fp{i}", "ImplementationFailed", "critical", {"site_id": str(i)}, {"s": "x"})
+        for i in range(2500)
+    ]
+    insert_firing_alerts(session=session, alerts=fresh, at=T0)
+    session.commit()
+    assert known_fingerprints(session=session, fingerprints={"fp0", "fp2499", "nope"}) == {
+        "fp0",
+        "fp2499",
+    }
+    insert_firing_alerts(session=session, alerts=fresh[:1], at=T0 + MINUTE)
+    session.commit()
+    firing = list_firing_alerts(session=session)
+    assert len(firing) == 2500
+    assert {a.starts_at for a in firing} == {T0}
+    assert firing[0].labels == {"site_id": "0"}
