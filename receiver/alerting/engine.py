@@ -119,22 +119,25 @@ class AlertEngine:
     def evaluate(self, alerts: Iterable[Alert]) -> None:
         """Record which alerts hold now: new ones fire, vanished ones resolve.
 
-        Only what changed is written: with thousands of alerts firing, rewriting each one
-        every cycle would hold the database's write lock (and the webhook writer) for
-        hundreds of milliseconds per cycle.
+        The difference is worked out from a read, outside any write transaction, and
+        only what changed is written — in bulk for new alerts. With thousands of alerts
+        firing, a long write transaction would hold SQLite's write lock, and with it
+        the webhook writer, for the whole cycle.
         """
         now, current = self.clock.now(), {a.fingerprint: a for a in alerts}
-        with self._sessions() as session, session.begin():
+        with self._sessions() as session:
             firing = {r.fingerprint: r for r in repository.list_firing_alerts(session=session)}
-            for fp, record in firing.items():
-                if fp not in current:
-                    self._upsert(session, fp, record, "resolved", now)
             changed = {fp: a for fp, a in current.items() if not _unchanged(firing.get(fp), a)}
             known = alerts_store.known_fingerprints(session=session, fingerprints=changed)
-            for fp in known:
-                self._upsert(session, fp, changed[fp], "firing", now)
-            fresh = [_new_alert(fp, a) for fp, a in changed.items() if fp not in known]
-            alerts_store.insert_firing_alerts(session=session, alerts=fresh, at=now)
+        gone = [record for fp, record in firing.items() if fp not in current]
+        fresh = [_new_alert(fp, a) for fp, a in changed.items() if fp not in known]
+        if gone or changed:
+            with self._sessions() as session, session.begin():
+                for record in gone:
+                    self._upsert(session, record.fingerprint, record, "resolved", now)
+                for fp in known:
+                    self._upsert(session, fp, changed[fp], "firing", now)
+                alerts_store.insert_firing_alerts(session=session, alerts=fresh, at=now)
         if self.metrics is not None:
             counts = Counter((a.rule, str(a.severity)) for a in current.values())
             self.metrics.set_alerts_firing(counts)
