@@ -297,11 +297,15 @@ def test_plan_for_an_offline_box_fires_in_progress_stuck(taken_over: Demo) -> No
     with taken_over.explained():
         api.wait_resolved("InProgressStuck", within=PHASE_S, site_id=site)
     assert emulator.now() < last_start, "resolved only as the plan ran out"
-    _assert_transferred(taken_over, last_start)
+    _assert_transferred(taken_over, start, last_start)
 
 
-def _assert_transferred(demo: Demo, last_start: datetime) -> None:
-    """The stuck gauge is 0 and the entries still ahead went to the box on reconnect."""
+def _assert_transferred(demo: Demo, first_start: datetime, last_start: datetime) -> None:
+    """The stuck gauge is 0 and the posted entries still ahead went to the box on reconnect.
+
+    Only the test's own 5-minute entries count: the window also holds the demo trader's
+    earlier 15-minute plan for the site, which the test's post overwrote (status 5).
+    """
     emulator, site = demo.emulator, str(STUCK_SITE)
     stuck = f'cellect_schedule_entries_in_progress_near_start{{site_id="{site}"}}'
     assert demo.api.value(stuck) == 0
@@ -311,6 +315,8 @@ def _assert_transferred(demo: Demo, last_start: datetime) -> None:
         ImplementationStatus(int(entry["implementationStatus"]))
         for entry in entries
         if _start_of(entry) > now
+        and _start_of(entry) >= first_start
+        and _end_of(entry) - _start_of(entry) == timedelta(minutes=5)
     ]
     assert ahead, "no entry left ahead"
     assert set(ahead) == {ImplementationStatus.IMPLEMENTED}, ahead
@@ -320,6 +326,12 @@ def _start_of(entry: dict[str, Any]) -> datetime:
     start = parse_timestamp(entry["startDate"])
     assert start is not None, entry
     return start
+
+
+def _end_of(entry: dict[str, Any]) -> datetime:
+    end = parse_timestamp(entry["endDate"])
+    assert end is not None, entry
+    return end
 
 
 def test_failing_token_endpoint_fires_auth_and_api_rules(demo: Demo) -> None:
