@@ -39,12 +39,6 @@ def _wait_ready(base: str, process: subprocess.Popen[bytes], timeout_s: float = 
 
 
 @pytest.fixture
-def sink() -> Iterator[HttpSink]:
-    with HttpSink() as running:
-        yield running
-
-
-@pytest.fixture
 def emulator_url(sink: HttpSink) -> Iterator[str]:
     port = _free_port()
     command = [sys.executable, "-m", "receiver", "emulator", "--port", str(port)]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -29,18 +28,6 @@ def changes(count: int) -> list[StatusChange]:
         )
         for site in range(1, count + 1)
     ]
-
-
-@pytest.fixture
-def sink() -> Iterator[HttpSink]:
-    with HttpSink() as running:
-        yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0)) as client:
-        yield client
 
 
 def make_sender(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -24,12 +23,6 @@ def change(site: int) -> StatusChange:
     return StatusChange(
         site, 1, site, start, start + timedelta(minutes=15), ImplementationStatus(2), T0
     )
-
-
-@pytest.fixture
-def sink() -> Iterator[HttpSink]:
-    with HttpSink() as running:
-        yield running
 
 
 def make_sender(clock: Clock, url: str) -> WebhookSender:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -27,18 +26,6 @@ def change(site: int, post: int, entry: int, status: int = 1, hour: int = 1) -> 
     return StatusChange(
         site, post, entry, start, start + timedelta(minutes=15), ImplementationStatus(status), T0
     )
-
-
-@pytest.fixture
-def sink() -> Iterator[HttpSink]:
-    with HttpSink() as running:
-        yield running
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=httpx.Timeout(2.0)) as client:
-        yield client
 
 
 def make_sender(
