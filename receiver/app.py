@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from receiver.alerting.silences import silence_routes
 from receiver.cellect.clock import Clock
@@ -35,11 +36,19 @@ def _monitor(request: Request) -> Monitor:
     return monitor
 
 
-async def webhook(request: Request) -> Response:
-    receiver = _monitor(request).receiver
-    if receiver is None:
-        return JSONResponse({"error": "starting", "message": "not ready yet"}, status_code=503)
-    return await receiver(request)
+class WebhookEndpoint:
+    """The monitor's webhook receiver (an ASGI app, receiver.webhooks), once it has started."""
+
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        receiver = self.monitor.receiver
+        if receiver is None:
+            starting = JSONResponse({"error": "starting", "message": "not ready yet"}, 503)
+            await starting(scope, receive, send)
+            return
+        await receiver(scope, receive, send)
 
 
 async def healthz(_request: Request) -> Response:
@@ -90,7 +99,7 @@ def create_app(
 
     app = Starlette(
         routes=[
-            Route(WEBHOOK_PATH, webhook, methods=["POST"]),
+            Route(WEBHOOK_PATH, WebhookEndpoint(monitor), methods=["POST"]),
             Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from receiver.alerting.model import (
     Downtime,
@@ -24,6 +25,9 @@ from receiver.cellect.enums import AvailabilityStatus, ImplementationStatus
 from receiver.cellect.models import AvailabilityEvent, SiteInformation, TimeSeriesResult
 from receiver.metrics import Metrics
 from receiver.sitestate import Availability, ScheduleOutlook, SiteSnapshot, camel
+
+if TYPE_CHECKING:
+    from receiver.storage.schedules import StatusChange
 
 PLANNED = frozenset({ImplementationStatus.IN_PROGRESS, ImplementationStatus.IMPLEMENTED})
 FAILURE_MEMORY = timedelta(hours=2)
@@ -134,19 +138,33 @@ class Fleet:
         self._publish_outlook([site_id])
 
     def status_changed(
-        self, site_id: int, start: datetime, end: datetime, status: ImplementationStatus
+        self,
+        site_id: int,
+        start: datetime,
+        end: datetime,
+        status: ImplementationStatus,
+        now: datetime | None = None,
     ) -> None:
         """One entry moved to a new status (each transition is reported once)."""
+        now = now or self.clock.now()
         self.metrics.schedule_status(site_id, status)
         # A site first heard of by webhook (webhooks-only mode, or before the first
         # portfolio poll) is tracked too, so its failures still raise alerts.
-        site = self._sites.setdefault(site_id, _Site(info=None, updated_at=None))
-        if (start, end) in site.planned or end > self.clock.now():
+        site = self._sites.get(site_id)
+        if site is None:
+            site = self._sites[site_id] = _Site(info=None, updated_at=None)
+        if end > now or (start, end) in site.planned:
             site.planned[(start, end)] = status
         if status is ImplementationStatus.IMPLEMENTATION_FAILED:
-            site.failures.append(ImplementationFailure(start, end, self.clock.now()))
+            site.failures.append(ImplementationFailure(start, end, now))
         # The outlook gauges follow at the next refresh_outlook (every alert cycle, a
         # few seconds): recomputing them per webhook entry cost the ingest path dearly.
+
+    def webhooks_received(self, changes: Iterable[StatusChange]) -> None:
+        """A committed batch of webhook deliveries and the status changes it made."""
+        now = self._service.last_webhook_at = self.clock.now()
+        for change in changes:
+            self.status_changed(change.site_id, change.start, change.end, change.status, now)
 
     def _outlook(self, site_id: int, site: _Site, now: datetime) -> ScheduleOutlook:
         ends = [end for (_, end), st in site.planned.items() if st in PLANNED and end > now]
@@ -178,9 +196,6 @@ class Fleet:
             for slot in ended:
                 del site.planned[slot]
         self._publish_outlook(list(self._sites))
-
-    def webhook_received(self) -> None:
-        self._service.last_webhook_at = self.clock.now()
 
     def api_request(self, endpoint: str, code: str, seconds: float) -> None:
         """Every request to the vendor: metrics, and the ApiDown / AuthFailing picture."""

@@ -12,6 +12,7 @@ because the batch is one transaction.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
@@ -19,6 +20,7 @@ import anyio.to_thread
 
 T = TypeVar("T")
 R = TypeVar("R")
+log = logging.getLogger(__name__)
 
 
 class CommitterClosed(RuntimeError):
@@ -28,8 +30,15 @@ class CommitterClosed(RuntimeError):
 class GroupCommitter(Generic[T, R]):
     """Runs `commit(items) -> results` (one transaction) over batches of submitted items."""
 
-    def __init__(self, commit: Callable[[list[T]], list[R]], *, max_batch: int = 512) -> None:
+    def __init__(
+        self,
+        commit: Callable[[list[T]], list[R]],
+        *,
+        max_batch: int = 512,
+        on_committed: Callable[[list[R]], None] | None = None,
+    ) -> None:
         self._commit = commit
+        self._on_committed = on_committed
         self._max_batch = max_batch
         self._queue: asyncio.Queue[tuple[T, asyncio.Future[R]]] = asyncio.Queue()
         self._closed = False
@@ -58,6 +67,11 @@ class GroupCommitter(Generic[T, R]):
                     future.set_exception(exc)
             return
         self.batches += 1
+        if self._on_committed is not None:
+            try:
+                self._on_committed(results)
+            except Exception:  # stored is stored: the requests are still acknowledged
+                log.exception("handling a committed webhook batch failed")
         for (_, future), result in zip(batch, results, strict=True):
             if not future.done():
                 future.set_result(result)

@@ -40,8 +40,9 @@ from receiver.settings import Settings
 from receiver.storage.alerts import get_or_create_secret
 from receiver.storage.engine import create_engine_for, session_factory, upgrade
 from receiver.storage.retention import run_retention
-from receiver.storage.webhooks import BatchOutcome, IncomingDelivery, store_webhook_batch
+from receiver.storage.webhooks import BatchOutcome, IncomingDelivery
 from receiver.webhook_auth import WebhookAuth
+from receiver.webhook_writer import WriterProcess
 from receiver.webhooks import WebhookReceiver
 
 log = logging.getLogger(__name__)
@@ -95,8 +96,9 @@ class Monitor:
             route=lambda severity: [t.id for t in self.notifier.targets_for(severity)],
         )
         self.outbox = DeliveryWorker(clock, self.engine, self.notifier, metrics)
+        self.writer = WriterProcess(settings.database_url)
         self.committer: GroupCommitter[IncomingDelivery, BatchOutcome] = GroupCommitter(
-            self._commit_batch
+            self.writer.commit, on_committed=self._stored
         )
         self.client: CellectClient | None = None
         self.pollers: list[Poller] = []
@@ -113,6 +115,7 @@ class Monitor:
 
     async def start(self) -> None:
         await anyio.to_thread.run_sync(upgrade, self.engine)
+        await anyio.to_thread.run_sync(self.writer.start)
         self.webhook_secret = await anyio.to_thread.run_sync(
             load_webhook_secret, self.settings, self.engine, self.clock
         )
@@ -152,7 +155,6 @@ class Monitor:
             clock=self.clock,
             max_body_bytes=s.webhook_max_body_bytes,
             on_request=self.metrics.observe_webhook,
-            on_stored=self._stored,
         )
 
     def _build_pollers(self, client: CellectClient) -> list[Poller]:
@@ -175,16 +177,12 @@ class Monitor:
 
     # Callbacks from the parts.
 
-    def _commit_batch(self, deliveries: list[IncomingDelivery]) -> list[BatchOutcome]:
-        with session_factory(self.engine)() as session:
-            return store_webhook_batch(session=session, deliveries=deliveries)
-
-    def _stored(self, outcome: BatchOutcome) -> None:
-        self.fleet.webhook_received()
-        for change in outcome.changes:
-            self.fleet.status_changed(change.site_id, change.start, change.end, change.status)
-            if change.status is ImplementationStatus.IMPLEMENTATION_FAILED:
-                self.wake_alerts()
+    def _stored(self, outcomes: list[BatchOutcome]) -> None:
+        """A committed batch of deliveries: the fleet learns its changes, failures wake alerting."""
+        changes = [change for outcome in outcomes for change in outcome.changes]
+        self.fleet.webhooks_received(changes)
+        if any(c.status is ImplementationStatus.IMPLEMENTATION_FAILED for c in changes):
+            self.wake_alerts()
 
     def wake_alerts(self) -> None:
         """Have the alert loop judge the fleet now rather than at its next tick."""
@@ -229,11 +227,13 @@ class Monitor:
             except Exception:
                 log.exception("alert cycle failed; retrying")
             self.alert_cycles_done = cycle
-            # Throttle: a burst of failures wakes the loop again at once, so let four times
-            # the cycle's real duration pass first — alerting takes at most a fifth of a
-            # core from webhook ingest, and a small fleet still gets its alert in moments.
+            # Throttle: a burst of failures wakes the loop again at once, so let at least
+            # `alert_min_gap_s` and four times the cycle's real duration pass first —
+            # alerting takes little CPU from webhook ingest in a storm of failures, and a
+            # new failure still fires its alert within a second or two.
             spent = time.monotonic() - began
-            await _first(asyncio.sleep(min(4 * spent, ALERT_TICK_S)), stop.wait())
+            gap = min(max(4 * spent, self.settings.alert_min_gap_s), ALERT_TICK_S)
+            await _first(asyncio.sleep(gap), stop.wait())
             wake = started + timedelta(seconds=ALERT_TICK_S)
             if self.alerts.next_due is not None:
                 wake = min(wake, self.alerts.next_due)
@@ -264,6 +264,7 @@ class Monitor:
             await _wind_down([writer], grace_s=0.0)
 
     async def close(self) -> None:
+        await anyio.to_thread.run_sync(self.writer.close)
         await self._exit.aclose()
         self.engine.dispose()
 

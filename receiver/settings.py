@@ -90,6 +90,9 @@ class Settings(BaseSettings):
     group_wait_s: float = Field(30.0, ge=0)
     group_interval_s: float = Field(300.0, ge=0)
     repeat_interval_s: float = Field(4 * 3600.0, ge=0)
+    # Real seconds between two alert cycles when webhooks wake the engine: in a storm
+    # of failures the cycles would otherwise follow each other and take CPU from ingest.
+    alert_min_gap_s: float = Field(1.0, ge=0, le=60)
 
     @field_validator("database_url")
     @classmethod

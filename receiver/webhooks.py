@@ -1,4 +1,4 @@
-"""The ingest endpoint `POST /webhooks/time-series`.
+"""The ingest endpoint `POST /webhooks/time-series`, as a plain ASGI app.
 
 Order of checks, cheapest and safest first: source allow-list (403), shared secret
 (401) before a byte of the body is read, body cap (413 — from Content-Length when given,
@@ -6,6 +6,12 @@ else while streaming, so an oversized body is never read whole), Standard Webhoo
 signature (401), JSON and schema (400/422 naming the field). Only then is the delivery
 handed to the group committer, and the answer (200) goes out after its transaction
 committed. A duplicate delivery is acknowledged too (200, `"duplicate": true`).
+
+The receiver speaks ASGI directly (Starlette routes to it like to any ASGI endpoint,
+through its middleware and method check): it reads the few headers it needs from the
+scope and the body from `receive`, and sends a JSON body it renders itself. Every
+delivery passes here, and building a Request and a Response per delivery cost about a
+tenth of the ingest path's time.
 """
 
 from __future__ import annotations
@@ -16,9 +22,9 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from receiver.cellect.clock import Clock
 from receiver.ingest import CommitterClosed, GroupCommitter
@@ -28,28 +34,65 @@ from receiver.webhook_payload import PayloadError, parse_status_webhook
 
 log = logging.getLogger(__name__)
 
+JSON_HEADERS = (b"content-type", b"application/json")
+Answer = tuple[str, int, bytes]  # outcome (metrics label), HTTP status, JSON body
+
 
 class BodyTooLarge(Exception):
     """The request body exceeds the configured cap."""
 
 
-def _error(status: int, error: str, message: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"error": error, "message": message, **extra}, status_code=status)
+class Disconnected(Exception):
+    """The client went away before the whole body arrived."""
 
 
-async def read_capped(request: Request, limit: int) -> bytes:
+def render_json(content: Mapping[str, Any]) -> bytes:
+    """JSON as Starlette's JSONResponse renders it (compact, UTF-8)."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+
+
+def error_answer(outcome: str, status: int, error: str, message: str, **extra: Any) -> Answer:
+    """A refusal: its metrics outcome, status and `{"error", "message", …}` body."""
+    return outcome, status, render_json({"error": error, "message": message, **extra})
+
+
+def header_map(scope: Scope) -> dict[str, str]:
+    """The request headers by lower-case name; the first of repeated ones wins."""
+    return {
+        name.decode("latin-1"): value.decode("latin-1")
+        for name, value in reversed(scope["headers"])
+    }
+
+
+def query_map(scope: Scope) -> Mapping[str, str]:
+    """The query parameters (the last of repeated ones wins); an empty query is not parsed."""
+    raw: bytes = scope.get("query_string", b"")
+    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True)) if raw else {}
+
+
+async def read_capped(receive: Receive, declared: str | None, limit: int) -> bytes:
     """The body, or BodyTooLarge as soon as it is known to exceed `limit` bytes."""
-    declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BodyTooLarge
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise Disconnected
+        chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise BodyTooLarge
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def send_json(send: Send, status: int, body: bytes) -> None:
+    headers = [JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 @dataclass
@@ -61,69 +104,64 @@ class WebhookReceiver:
     clock: Clock
     max_body_bytes: int
     on_request: Callable[[str, float], None] = lambda outcome, seconds: None
-    on_stored: Callable[[BatchOutcome], None] = lambda outcome: None
 
-    async def __call__(self, request: Request) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        outcome, response = await self._handle(request)
+        outcome, status, body = await self._handle(scope, receive)
+        await send_json(send, status, body)
         self.on_request(outcome, time.perf_counter() - started)
-        return response
 
-    async def _handle(self, request: Request) -> tuple[str, Response]:
-        host = request.client.host if request.client else None
+    async def _handle(self, scope: Scope, receive: Receive) -> Answer:
+        client = scope.get("client")
+        host = client[0] if client else None
+        headers = header_map(scope)
         try:
             self.auth.check_source(host)
-            self.auth.check_credentials(request.headers, _query(request))
-            body = await read_capped(request, self.max_body_bytes)
+            self.auth.check_credentials(headers, query_map(scope))
+            body = await read_capped(receive, headers.get("content-length"), self.max_body_bytes)
             if self.auth.signing_secrets:  # the clock is read only when it matters
-                self.auth.check_signature(request.headers, body, self.clock.now())
+                self.auth.check_signature(headers, body, self.clock.now())
         except WebhookAuthError as exc:
-            return exc.outcome, _error(exc.status, exc.outcome, exc.message)
+            return error_answer(exc.outcome, exc.status, exc.outcome, exc.message)
         except BodyTooLarge:
-            limit = self.max_body_bytes
-            return "too_large", _error(413, "too_large", f"body exceeds {limit} bytes")
-        except ClientDisconnect:
-            return "invalid", _error(400, "disconnected", "the client went away mid-body")
+            return error_answer(
+                "too_large", 413, "too_large", f"body exceeds {self.max_body_bytes} bytes"
+            )
+        except Disconnected:
+            return error_answer("invalid", 400, "disconnected", "the client went away mid-body")
         return await self._ingest(host, body)
 
-    async def _ingest(self, host: str | None, body: bytes) -> tuple[str, Response]:
+    async def _ingest(self, host: str | None, body: bytes) -> Answer:
         try:
             text = body.decode("utf-8")
             payload = parse_status_webhook(json.loads(text))
         except (ValueError, RecursionError):
-            return "invalid", _error(400, "invalid_json", "body is not JSON", field="body")
+            return error_answer("invalid", 400, "invalid_json", "body is not JSON", field="body")
         except PayloadError as exc:
             errors = [{"field": e.field, "message": e.message} for e in exc.errors]
             first = exc.errors[0]
-            return "invalid", _error(
-                422, "invalid_payload", first.message, field=first.field, errors=errors
+            return error_answer(
+                "invalid", 422, "invalid_payload", first.message, field=first.field, errors=errors
             )
         delivery = IncomingDelivery(
-            body=text,
-            webhook=payload,
-            received_at=self.clock.now(),
-            remote_addr=host,
+            body=text, webhook=payload, received_at=self.clock.now(), remote_addr=host
         )
         try:
             stored = await self.committer.submit(delivery)
         except CommitterClosed:
-            return "error", _error(503, "unavailable", "shutting down; retry")
+            return error_answer("error", 503, "unavailable", "shutting down; retry")
         except Exception:
             log.exception("storing a webhook delivery failed")
-            return "error", _error(503, "storage_failed", "could not store the delivery; retry")
-        self.on_stored(stored)
+            return error_answer(
+                "error", 503, "storage_failed", "could not store the delivery; retry"
+            )
         outcome = "duplicate" if stored.duplicate else "accepted"
-        return outcome, _acknowledgement(outcome, stored)
+        return outcome, 200, acknowledgement(outcome, stored)
 
 
-def _query(request: Request) -> Mapping[str, str]:
-    """The query parameters; an empty query string is not parsed (nothing to find there)."""
-    return request.query_params if request.scope.get("query_string") else {}
-
-
-def _acknowledgement(outcome: str, stored: BatchOutcome) -> Response:
-    """The 200 body, as JSONResponse would render it, without going through json.dumps."""
+def acknowledgement(outcome: str, stored: BatchOutcome) -> bytes:
+    """The 200 body, as `render_json` would render it, without going through json.dumps."""
     delivery_id = "null" if stored.delivery_id is None else str(int(stored.delivery_id))
     duplicate = "true" if stored.duplicate else "false"
     body = f'{{"status":"{outcome}","duplicate":{duplicate},"deliveryId":{delivery_id}}}'
-    return Response(body.encode(), media_type="application/json")
+    return body.encode()

@@ -24,7 +24,7 @@ from receiver.storage.webhooks import (
     wire_timestamp,
 )
 from receiver.webhook_payload import parse_status_webhook
-from receiver.webhooks import _acknowledgement
+from receiver.webhooks import JSON_HEADERS, acknowledgement, render_json
 
 zones = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
 moments = st.datetimes(
@@ -88,9 +88,17 @@ def test_acknowledgement_is_the_json_response_body(outcome: BatchOutcome) -> Non
     expected = JSONResponse(
         {"status": status, "duplicate": outcome.duplicate, "deliveryId": outcome.delivery_id}
     )
-    response = _acknowledgement(status, outcome)
-    assert response.body == expected.body
-    assert response.headers["content-type"] == expected.headers["content-type"]
+    assert acknowledgement(status, outcome) == expected.body
+    assert JSON_HEADERS[1].decode() == expected.headers["content-type"]
+
+
+@pytest.mark.parametrize(
+    "content",
+    [{"error": "invalid_payload", "message": "naïve – “quoted”", "errors": [{"field": "x"}]}],
+)
+def test_error_bodies_render_as_json_response_does(content: dict[str, object]) -> None:
+    """Refusals are rendered by hand too: same bytes as JSONResponse (UTF-8, compact)."""
+    assert render_json(content) == JSONResponse(content).body
 
 
 def test_utc_moments_keep_their_instant() -> None:
