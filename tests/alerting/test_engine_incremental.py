@@ -12,8 +12,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, event, text
 from sqlmodel import col, select
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
 from receiver.alerting.engine import AlertEngine
+from receiver.alerting.silences import silence_routes
 from receiver.cellect.clock import Clock
 from receiver.settings import Settings
 from receiver.storage.alert_tables import AlertRecord
@@ -148,6 +151,40 @@ def test_a_due_group_is_flushed_whatever_the_tick(
     assert seen == []
     clock.advance(1)
     assert engine.flush() == 2
+
+
+def test_silence_expired_over_http_is_applied_at_the_next_flush(
+    clock: Clock, settings: Settings, store: Engine
+) -> None:
+    """The silence routes mark the engine dirty: expiring one tells the alert it held back."""
+    engine = make(clock, settings, store, tick_s=HOUR)
+    client = TestClient(Starlette(routes=silence_routes(store, clock, engine.mark_dirty)))
+    body = {"matchers": {"rule": "SoCLow"}, "duration": "2h", "comment": "battery swap"}
+    engine.evaluate([LOW7])
+    assert engine.flush() == 0
+    created = client.post("/api/silences", json=body)
+    assert created.status_code == 201
+    clock.advance(60)
+    assert engine.flush() == 0  # due (group_wait passed), but silenced
+    clock.advance(60)
+    assert client.delete(f"/api/silences/{created.json()['id']}").status_code == 204
+    assert engine.flush() == 2
+    assert outbox(store)[-1].title == "[FIRING:1] SoCLow (warning)"
+
+
+def test_silence_made_over_http_forces_a_flush(
+    clock: Clock, settings: Settings, store: Engine
+) -> None:
+    """Making a silence also has the next flush run in full."""
+    engine = make(clock, settings, store, tick_s=HOUR)
+    client = TestClient(Starlette(routes=silence_routes(store, clock, engine.mark_dirty)))
+    engine.evaluate([LOW7])
+    engine.flush()
+    body = {"matchers": {"site_id": "7"}, "duration": "1h", "comment": "swap"}
+    assert client.post("/api/silences", json=body).status_code == 201
+    with statements(store) as seen:
+        engine.flush()
+    assert "SELECT" in kinds(seen)
 
 
 def _refuse_inserts(store: Engine, on: bool) -> None:
