@@ -103,7 +103,8 @@ def create_app(
             Route("/metrics", metrics_endpoint(metrics), methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
-            *silence_routes(monitor.engine, clock),  # full paths: /api/silences
+            # Full paths (/api/silences); a change has the alert engine flush at once.
+            *silence_routes(monitor.engine, clock, on_change=monitor.alerts.mark_dirty),
         ],
         lifespan=lifespan,
     )

@@ -10,6 +10,26 @@ severity) is due to send, and writes one outbox message per routed target, stamp
 the alerts as told in the same transaction, so a crash can neither lose nor duplicate
 a notification.
 
+A cycle costs what changed, not what fires: in a failure storm thousands of alerts
+fire for an hour, and reloading them all every few seconds held the GIL away from
+webhook ingest.
+
+- The engine keeps a mirror of the firing set (fingerprint → rule, severity, labels,
+  annotations), loaded with one plain query when first needed and updated only after
+  a write commits; a cycle that raises drops it, to be reloaded. This is sound because
+  the engine is the process's only writer of alert state (retention deletes resolved
+  alerts only; the CLI writes silences, never alerts); should a write find the
+  database not as mirrored (an UPDATE or INSERT touching fewer rows than expected),
+  the mirror is dropped too. `evaluate` diffs against it and writes nothing when
+  nothing changed.
+- `flush()` does its database work only when it may have something to do: the last
+  `evaluate` changed more than adding new firing alerts (resolutions, re-fires, new
+  annotations), a group is due (`next_due`), `mark_dirty()` was called (a silence was
+  made or expired), it never ran, or a tick (`tick_s`, 5 s) has passed since the last
+  full flush. New alerts alone do not force one: their message waits `group_wait` or
+  `group_interval` anyway, and the tick bounds any extra delay to about one tick (as
+  it does for silences made by the CLI, another process). A skipped flush returns 0.
+
 `run(stop)` loops on the injected Clock: evaluate (when given a fleet source), flush,
 sleep until the next group is due (at most `tick_s`).
 """
@@ -42,7 +62,7 @@ from receiver.alerting.rules import when
 from receiver.storage import alerts as alerts_store
 from receiver.storage import repository
 from receiver.storage.alert_tables import AlertRecord, Silence
-from receiver.storage.alerts import AlertState
+from receiver.storage.alerts import FiringAlert
 from receiver.storage.engine import session_factory
 
 if TYPE_CHECKING:
@@ -52,6 +72,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INHIBITING_RULE = "ApiDown"
+TICK_S = 5.0  # the alert loop's tick: a full flush runs at least this often
+# A full flush is owed once this share of a tick has passed: the loop wakes a tick after
+# the previous cycle began, and its flush may come a few milliseconds earlier within it.
+TICK_JITTER = 0.1
 Router = Callable[[str], Sequence[str]]  # severity → target ids
 
 
@@ -61,15 +85,20 @@ class AlertMetrics(Protocol):
     def set_alerts_firing(self, firing: Mapping[tuple[str, str], int]) -> None: ...
 
 
-def _unchanged(record: AlertRecord | None, alert: Alert) -> bool:
-    """True when `record` already stores `alert` as firing, word for word."""
+def _unchanged(stored: FiringAlert | None, alert: Alert) -> bool:
+    """True when `stored` (a firing alert as recorded) is `alert`, word for word."""
     return (
-        record is not None
-        and record.state == "firing"
-        and record.severity == str(alert.severity)
-        and record.labels == alert.labels
-        and record.annotations == AlertEngine._annotations(alert)
+        stored is not None
+        and stored.severity == str(alert.severity)
+        and stored.labels == alert.labels
+        and stored.annotations == AlertEngine._annotations(alert)
     )
+
+
+def _stored(alert: Alert) -> FiringAlert:
+    """What recording `alert` as firing stores (the mirror's copy of it)."""
+    notes = AlertEngine._annotations(alert)
+    return FiringAlert(alert.rule, str(alert.severity), dict(alert.labels), notes)
 
 
 def _new_alert(fp: str, alert: Alert) -> alerts_store.NewAlert:
@@ -106,38 +135,35 @@ class AlertEngine:
         metrics: AlertMetrics | None = None,
         *,
         route: Router,
+        tick_s: float = TICK_S,
     ) -> None:
         self.clock, self.metrics, self.route = clock, metrics, route
         self.timing = timing_from(settings)
         self.thresholds = Thresholds.from_settings(settings)
+        self.tick_s = tick_s
         self._sessions = session_factory(store)
         self.next_due: datetime | None = None
         self._warned_unrouted: set[str] = set()
+        self._firing: dict[str, FiringAlert] | None = None  # the mirror; None: load it
+        self._dirty = True  # a full flush is owed whatever the clock says
+        self._flushed_at: datetime | None = None  # the clock at the last full flush
 
     # State.
 
     def evaluate(self, alerts: Iterable[Alert]) -> None:
         """Record which alerts hold now: new ones fire, vanished ones resolve.
 
-        The difference is worked out from a read, outside any write transaction, and
-        only what changed is written — in bulk for new alerts. With thousands of alerts
-        firing, a long write transaction would hold SQLite's write lock, and with it
-        the webhook writer, for the whole cycle.
+        The difference is worked out against the mirror of the firing set, outside any
+        write transaction, and only what changed is written — in bulk for new and
+        vanished alerts. With thousands of alerts firing, a long write transaction would
+        hold SQLite's write lock, and with it the webhook writer, for the whole cycle.
         """
         now, current = self.clock.now(), {a.fingerprint: a for a in alerts}
-        with self._sessions() as session:
-            firing = {r.fingerprint: r for r in repository.list_firing_alerts(session=session)}
-            changed = {fp: a for fp, a in current.items() if not _unchanged(firing.get(fp), a)}
-            known = alerts_store.known_fingerprints(session=session, fingerprints=changed)
-        gone = [record for fp, record in firing.items() if fp not in current]
-        fresh = [_new_alert(fp, a) for fp, a in changed.items() if fp not in known]
-        if gone or changed:
-            with self._sessions() as session, session.begin():
-                for record in gone:
-                    self._upsert(session, record.fingerprint, record, "resolved", now)
-                for fp in known:
-                    self._upsert(session, fp, changed[fp], "firing", now)
-                alerts_store.insert_firing_alerts(session=session, alerts=fresh, at=now)
+        try:
+            self._record(current, now)
+        except BaseException:
+            self._firing = None  # the write may or may not have happened: read it again
+            raise
         if self.metrics is not None:
             counts = Counter((a.rule, str(a.severity)) for a in current.values())
             self.metrics.set_alerts_firing(counts)
@@ -148,33 +174,113 @@ class AlertEngine:
         self.evaluate(alerts)
         return alerts
 
+    def _mirror(self) -> dict[str, FiringAlert]:
+        if self._firing is None:
+            with self._sessions() as session:
+                self._firing = alerts_store.firing_alerts(session=session)
+        return self._firing
+
+    def _record(self, current: Mapping[str, Alert], now: datetime) -> None:
+        """Write the difference between `current` and the mirror, then update the mirror."""
+        firing = self._mirror()
+        changed = {fp: a for fp, a in current.items() if not _unchanged(firing.get(fp), a)}
+        gone = [fp for fp in firing if fp not in current]
+        if not changed and not gone:
+            return
+        known = self._recorded([fp for fp in changed if fp not in firing])
+        upserts = [fp for fp in changed if fp in firing or fp in known]
+        fresh = [
+            _new_alert(fp, a) for fp, a in changed.items() if fp not in firing and fp not in known
+        ]
+        with self._sessions() as session, session.begin():
+            resolved = alerts_store.resolve_alerts(session=session, fingerprints=gone, at=now)
+            for fp in upserts:
+                self._upsert(session, fp, changed[fp], now)
+            inserted = alerts_store.insert_firing_alerts(session=session, alerts=fresh, at=now)
+        if upserts or gone:
+            self._dirty = True  # resolutions, re-fires, new annotations: flush at once
+        if (resolved, inserted) != (len(gone), len(fresh)):
+            log.warning("alert records were not as the engine remembered them; reloading")
+            self._firing, self._dirty = None, True
+            return
+        for fp in gone:
+            del firing[fp]
+        firing.update((fp, _stored(a)) for fp, a in changed.items())
+
+    def _recorded(self, fingerprints: Sequence[str]) -> set[str]:
+        """Which of `fingerprints` (not firing) have a record: they fire again, not anew."""
+        if not fingerprints:
+            return set()
+        with self._sessions() as session:
+            return alerts_store.known_fingerprints(session=session, fingerprints=fingerprints)
+
     @staticmethod
     def _annotations(alert: Alert) -> dict[str, str]:
         return {**alert.annotations(), "since": when(alert.since)}
 
     @staticmethod
-    def _upsert(
-        session: Session, fp: str, alert: Alert | AlertRecord, state: AlertState, now: datetime
-    ) -> None:
-        notes = AlertEngine._annotations(alert) if isinstance(alert, Alert) else alert.annotations
+    def _upsert(session: Session, fp: str, alert: Alert, now: datetime) -> None:
+        """Record `alert` as firing over its existing record (resolved, or worded otherwise)."""
         repository.upsert_alert(
             session=session, fingerprint=fp, rule=alert.rule, severity=str(alert.severity),
-            labels=alert.labels, annotations=notes, state=state, at=now,
+            labels=alert.labels, annotations=AlertEngine._annotations(alert), state="firing",
+            at=now,
         )  # fmt: skip
 
     # Notifications.
 
+    def mark_dirty(self) -> None:
+        """Have the next `flush()` run in full (e.g. a silence was made or expired).
+
+        Safe to call from any thread: a flush clears the mark before it reads.
+        """
+        self._dirty = True
+
     def flush(self) -> int:
-        """Write every notification due now into the outbox; returns how many messages."""
-        now, written = self.clock.now(), 0
+        """Write every notification due now into the outbox; returns how many messages.
+
+        Skipped (0) when nothing can be due: see the module docstring.
+        """
+        now = self.clock.now()
+        if not self._flush_owed(now):
+            return 0
+        self._dirty = False  # before reading: a mark_dirty() meanwhile brings another flush
+        try:
+            written, due = self._flush(now)
+        except BaseException:
+            self._dirty, self._firing = True, None
+            raise
+        self.next_due, self._flushed_at = due, now
+        return written
+
+    def _flush_owed(self, now: datetime) -> bool:
+        """Whether a flush at `now` may have anything to do."""
+        last = self._flushed_at
+        if self._dirty or last is None:
+            return True
+        if self.next_due is not None and self.next_due <= now:
+            return True
+        tick = timedelta(seconds=self.tick_s * (1 - TICK_JITTER))
+        return not last <= now < last + tick  # (a clock set back counts as a tick too)
+
+    def _flush(self, now: datetime) -> tuple[int, datetime | None]:
+        """The flush itself: the notifications written, and when a flush is next due.
+
+        Due is when a group is, and also when a silence ends or the inhibition after
+        ApiDown lifts: muted alerts may then be told with nothing else changed.
+        """
+        written = 0
         with self._sessions() as session, session.begin():
             records = self._candidates(session)
             silences = repository.active_silences(session=session, now=now)
-            muted = self._muter(silences, self._inhibition(session, now))
+            inhibited_before, inhibited_until = self._inhibition(session, now)
+            muted = self._muter(silences, inhibited_before)
             groups: dict[tuple[str, str], list[AlertRecord]] = defaultdict(list)
             for record in records:
                 groups[(record.rule, record.severity)].append(record)
-            dues = []
+            dues = [s.ends_at for s in silences]
+            if inhibited_until is not None:
+                dues.append(inhibited_until)
             for members in groups.values():
                 plan = plan_group(members, muted, self.timing, now)
                 for note in plan.notifications:
@@ -184,8 +290,7 @@ class AlertEngine:
                     session.add(record)
                 if plan.next_due is not None:
                     dues.append(plan.next_due)
-        self.next_due = min(dues, default=None)
-        return written
+        return written, min(dues, default=None)
 
     @staticmethod
     def _candidates(session: Session) -> list[AlertRecord]:
@@ -197,8 +302,11 @@ class AlertEngine:
         )
         return [*repository.list_firing_alerts(session=session), *session.exec(owed).all()]
 
-    def _inhibition(self, session: Session, now: datetime) -> datetime | None:
-        """Site alerts that started before this moment are inhibited (None: none are).
+    def _inhibition(
+        self, session: Session, now: datetime
+    ) -> tuple[datetime | None, datetime | None]:
+        """Site alerts that started before the first moment are inhibited (None: none are),
+        until the second (None: while ApiDown fires, or none are).
 
         While ApiDown fires: all of them. Once it resolves, those that began before its
         end stay muted for one `group_interval` (the next group flush, in Alertmanager's
@@ -207,13 +315,13 @@ class AlertEngine:
         """
         down = session.exec(select(AlertRecord).where(AlertRecord.rule == INHIBITING_RULE)).first()
         if down is None:
-            return None
+            return None, None
         if down.state == FIRING:
-            return now
+            return now, None
         ended = down.ends_at
         if ended is None or now >= ended + self.timing.group_interval:
-            return None
-        return ended
+            return None, None
+        return ended, ended + self.timing.group_interval
 
     @staticmethod
     def _muter(
@@ -252,9 +360,10 @@ class AlertEngine:
         self,
         stop: asyncio.Event,
         fleet: Callable[[], FleetView] | None = None,
-        tick_s: float = 5.0,
+        tick_s: float | None = None,
     ) -> None:
-        """Evaluate (if `fleet` is given) and flush until `stop` is set."""
+        """Evaluate (if `fleet` is given) and flush until `stop` is set (tick: `self.tick_s`)."""
+        tick_s = self.tick_s if tick_s is None else tick_s
         while not stop.is_set():
             try:
                 if fleet is not None:

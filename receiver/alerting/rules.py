@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from receiver.alerting.model import (
     Alert,
@@ -41,6 +42,14 @@ ServiceRule = Callable[[ServiceView, Thresholds, datetime], Iterable[Alert]]
 
 
 def when(moment: datetime) -> str:
+    return _when(moment, moment.utcoffset())
+
+
+@lru_cache(maxsize=16_384)
+def _when(moment: datetime, _offset: timedelta | None) -> str:
+    """`when`, remembered: a failure storm formats the same few thousand moments every
+    cycle, and strftime was most of the rules' time. The offset is part of the key:
+    equal instants in other zones print differently."""
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 

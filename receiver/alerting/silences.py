@@ -5,7 +5,8 @@ the alert's rule and severity, any other name one of its labels, e.g. `site_id`)
 start, an end, who made it and why. The engine skips muted alerts; an expired silence
 stops muting at once (the alert is then told like a new one, if never told before).
 
-HTTP (mounted by the app; `silence_routes(store, clock)`):
+HTTP (mounted by the app; `silence_routes(store, clock, on_change=engine.mark_dirty)`, so
+that the engine's next flush applies a new or expired silence at once):
   GET    /api/silences         the silences in force: {"silences": [...]}
   POST   /api/silences         {"matchers": {...}, "duration": "2h" | "ends_at": ISO,
                                 "comment": "...", "created_by": "..."} → 201 + the silence
@@ -16,6 +17,7 @@ Bad input gets 422 with {"error", "message", "field"}.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -129,9 +131,19 @@ def _first_error(exc: ValidationError) -> JSONResponse:
     return _invalid(str(error.get("msg", "invalid")), field)
 
 
-def silence_routes(store: Engine, clock: Clock) -> list[Route]:
-    """The /api/silences routes, for the app to mount."""
+def silence_routes(
+    store: Engine, clock: Clock, on_change: Callable[[], None] | None = None
+) -> list[Route]:
+    """The /api/silences routes, for the app to mount.
+
+    `on_change` is called once a silence is made or expired (committed): the alert
+    engine skips flushes it thinks idle, and a silence is a change it cannot see.
+    """
     service = SilenceService(store, clock)
+
+    def changed() -> None:
+        if on_change is not None:
+            on_change()
 
     async def list_silences(_request: Request) -> JSONResponse:
         found = await to_thread.run_sync(service.active)
@@ -148,6 +160,7 @@ def silence_routes(store: Engine, clock: Clock) -> list[Route]:
             silence = await to_thread.run_sync(service.create, spec)
         except ValueError as exc:
             return _invalid(str(exc), "ends_at")
+        changed()
         return JSONResponse(silence_json(silence), status_code=201)
 
     async def expire(request: Request) -> Response:
@@ -157,6 +170,7 @@ def silence_routes(store: Engine, clock: Clock) -> list[Route]:
         if not await to_thread.run_sync(service.expire, int(raw)):
             body = {"error": "not_found", "message": f"no active silence {raw}", "field": "id"}
             return JSONResponse(body, status_code=404)
+        changed()
         return Response(status_code=204)
 
     return [

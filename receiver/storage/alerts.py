@@ -10,12 +10,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from sqlalchemy import Table, update
+from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
 from receiver.storage.alert_tables import AlertRecord, MonitorSecret, Silence
 from receiver.storage.dialect import chunks, insert_for
 
 AlertState = Literal["firing", "resolved"]
+_ALERTS: Table = AlertRecord.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -23,6 +26,16 @@ class NewAlert:
     """An alert to record for the first time."""
 
     fingerprint: str
+    rule: str
+    severity: str
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class FiringAlert:
+    """What is stored for a firing alert: enough to tell whether it is recorded word for word."""
+
     rule: str
     severity: str
     labels: Mapping[str, str]
@@ -149,11 +162,48 @@ def known_fingerprints(*, session: Session, fingerprints: Collection[str]) -> se
     return known
 
 
-def insert_firing_alerts(*, session: Session, alerts: Sequence[NewAlert], at: datetime) -> None:
+def firing_alerts(*, session: Session) -> dict[str, FiringAlert]:
+    """The firing alerts by fingerprint, read as plain rows in one statement.
+
+    No ORM entities: with thousands firing, building and tracking an `AlertRecord` each
+    costs several times the query itself.
+    """
+    query = core_select(
+        _ALERTS.c.fingerprint,
+        _ALERTS.c.rule,
+        _ALERTS.c.severity,
+        _ALERTS.c.labels,
+        _ALERTS.c.annotations,
+    ).where(_ALERTS.c.state == "firing")
+    rows = session.connection().execute(query)
+    return {
+        fp: FiringAlert(rule, severity, labels, notes) for fp, rule, severity, labels, notes in rows
+    }
+
+
+def resolve_alerts(*, session: Session, fingerprints: Collection[str], at: datetime) -> int:
+    """Resolve those of `fingerprints` still firing as of `at`; returns how many did.
+
+    A few multi-row UPDATEs rather than an ORM round trip per alert: a failure storm
+    ending resolves thousands at once.
+    """
+    resolved = 0
+    for chunk in chunks(sorted(fingerprints)):
+        stmt = (
+            update(_ALERTS)
+            .where(_ALERTS.c.fingerprint.in_(chunk), _ALERTS.c.state == "firing")
+            .values(state="resolved", ends_at=at)
+        )
+        resolved += max(session.connection().execute(stmt).rowcount, 0)
+    return resolved
+
+
+def insert_firing_alerts(*, session: Session, alerts: Sequence[NewAlert], at: datetime) -> int:
     """Insert alerts never seen before, firing as of `at`, in a few multi-row statements.
 
     A fleet-wide failure fires thousands of alerts in one cycle; one ORM round trip each
-    would hold the database's write lock (and the webhook writer) for seconds.
+    would hold the database's write lock (and the webhook writer) for seconds. Returns
+    how many were inserted (a fingerprint already recorded is left alone).
     """
     rows = [
         {
@@ -167,6 +217,11 @@ def insert_firing_alerts(*, session: Session, alerts: Sequence[NewAlert], at: da
         }
         for a in alerts
     ]
+    inserted = 0
     for chunk in chunks(rows):
         stmt = insert_for(session, AlertRecord).values(list(chunk))
-        session.exec(stmt.on_conflict_do_nothing(index_elements=["fingerprint"]))
+        stmt = stmt.on_conflict_do_nothing(index_elements=["fingerprint"])
+        # Without preserve_rowcount a multi-row INSERT's rowcount is -1 on psycopg.
+        result = session.exec(stmt.execution_options(preserve_rowcount=True))
+        inserted += max(result.rowcount, 0)
+    return inserted

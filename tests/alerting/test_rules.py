@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 from receiver.alerting.model import (
     Alert,
@@ -14,7 +14,7 @@ from receiver.alerting.model import (
     SiteView,
     Thresholds,
 )
-from receiver.alerting.rules import evaluate
+from receiver.alerting.rules import evaluate, when
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 TH = Thresholds(site_soc={7: (0.3, 0.8)})
@@ -137,3 +137,15 @@ def test_fingerprint_ignores_the_site_name() -> None:
     a = evaluate(FleetView(sites=(site(available=False),)), TH, NOW)[0]
     b = evaluate(FleetView(sites=(site(available=False, name="Renamed"),)), TH, NOW)[0]
     assert a.fingerprint == b.fingerprint
+
+
+def test_when_remembers_equal_instants_in_other_zones_apart() -> None:
+    """`when` is cached; an equal instant in another zone still prints its own fields
+    (the rules pass UTC; this pins only that the cache does not mix them up)."""
+    utc = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+    cest = utc.astimezone(timezone(timedelta(hours=2)))
+    assert [when(utc), when(cest), when(utc)] == [
+        "2024-05-01 12:00 UTC",
+        "2024-05-01 14:00 UTC",
+        "2024-05-01 12:00 UTC",
+    ]

@@ -5,18 +5,22 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlmodel import Session
+from sqlmodel import Session, select
 
+from receiver.storage.alert_tables import AlertRecord
 from receiver.storage.alerts import (
+    FiringAlert,
     NewAlert,
     active_silences,
     create_silence,
     expire_silence,
+    firing_alerts,
     get_or_create_secret,
     insert_firing_alerts,
     known_fingerprints,
     list_firing_alerts,
     mark_notified,
+    resolve_alerts,
     silence_matches,
     upsert_alert,
 )
@@ -134,3 +138,24 @@ def test_thousands_of_new_alerts_are_inserted_in_bulk(session: Session) -> None:
     assert len(firing) == 2500
     assert {a.starts_at for a in firing} == {T0}
     assert firing[0].labels == {"site_id": "0"}
+
+
+def test_firing_alerts_resolve_in_bulk_and_counts_are_true(session: Session) -> None:
+    """Inserts and resolutions report how many rows they changed (PostgreSQL too); the
+    firing set reads back as plain values; resolving leaves resolved alerts alone."""
+    fresh = [
+        NewAlert(f"fp{i}", "ImplementationFailed", "critical", {"site_id": str(i)}, {"s": "x"})
+        for i in range(1200)
+    ]
+    assert insert_firing_alerts(session=session, alerts=fresh, at=T0) == 1200
+    assert insert_firing_alerts(session=session, alerts=fresh[:2], at=T0) == 0
+    session.commit()
+    gone = {f"fp{i}" for i in range(1, 1200)}
+    assert resolve_alerts(session=session, fingerprints=gone | {"nope"}, at=T0 + MINUTE) == 1199
+    assert resolve_alerts(session=session, fingerprints=gone, at=T0 + 2 * MINUTE) == 0
+    session.commit()
+    assert firing_alerts(session=session) == {
+        "fp0": FiringAlert("ImplementationFailed", "critical", {"site_id": "0"}, {"s": "x"})
+    }
+    [resolved] = [a for a in session.exec(select(AlertRecord)) if a.fingerprint == "fp7"]
+    assert (resolved.state, resolved.ends_at) == ("resolved", T0 + MINUTE)
