@@ -4,6 +4,10 @@ Two servers, each uvicorn in its own subprocess on a free loopback port, same se
 (no access log): the real monitor app (`create_app`, webhooks only, SQLite with
 synchronous=FULL: bearer auth, body cap, strict validation, group commit, 200 after the
 commit) and a bare Starlette endpoint on the same path that only parses the JSON body.
+The real app is the product as shipped: it starts its webhook writer process
+(receiver.webhook_writer), so its commits run beside the event loop on the machine's
+other core, which the load generator shares; the bare endpoint is one process. A third
+of the entries are ImplementationFailed, so the alert engine works all along.
 An asyncio load generator (keep-alive HTTP/1.1 connections on raw streams, so that the
 generator is not the bottleneck) sends distinct deliveries at both, in alternating
 rounds of the same length; the best round of each counts.

@@ -7,7 +7,6 @@ It holds only the current picture — history lives in the database.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from receiver.alerting.model import (
     Downtime,
+    FailureRun,
     FleetView,
     ImplementationFailure,
     ServiceView,
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from receiver.storage.schedules import StatusChange
 
 PLANNED = frozenset({ImplementationStatus.IN_PROGRESS, ImplementationStatus.IMPLEMENTED})
-FAILURE_MEMORY = timedelta(hours=2)
 # A partner posts its first schedules site by site, over minutes: until they have all
 # arrived, a site without a plan is not yet news (ScheduleHorizonShort, WebhookSilence).
 SCHEDULES_SETTLE = timedelta(minutes=10)
@@ -43,7 +42,7 @@ class _Site:
     updated_at: datetime | None
     unavailable: AvailabilityEvent | None = None
     planned: dict[Slot, ImplementationStatus] = field(default_factory=dict)
-    failures: deque[ImplementationFailure] = field(default_factory=lambda: deque(maxlen=50))
+    failure_run: FailureRun | None = None
 
 
 @dataclass
@@ -78,11 +77,13 @@ class Fleet:
         clock: Clock,
         in_progress_stuck_s: float,
         polling: bool = True,
+        failure_hold_s: float = 3600.0,
     ) -> None:
         self.metrics = metrics
         self.polling = polling  # False: webhooks only (no refresh token), nothing is polled
         self.clock = clock
         self.in_progress_stuck_s = in_progress_stuck_s
+        self.failure_hold = timedelta(seconds=failure_hold_s)
         self.started_at = clock.now()
         self._sites: dict[int, _Site] = {}
         self._present: set[int] = set()
@@ -156,9 +157,17 @@ class Fleet:
         if end > now or (start, end) in site.planned:
             site.planned[(start, end)] = status
         if status is ImplementationStatus.IMPLEMENTATION_FAILED:
-            site.failures.append(ImplementationFailure(start, end, now))
+            site.failure_run = self._next_run(
+                site.failure_run, ImplementationFailure(start, end, now)
+            )
         # The outlook gauges follow at the next refresh_outlook (every alert cycle, a
         # few seconds): recomputing them per webhook entry cost the ingest path dearly.
+
+    def _next_run(self, run: FailureRun | None, failure: ImplementationFailure) -> FailureRun:
+        """`failure` continues the site's run, or starts one after a quiet failure hold."""
+        if run is None or failure.at - run.latest.at >= self.failure_hold:
+            return FailureRun(failure, failure)
+        return FailureRun(run.first, failure, run.count + 1)
 
     def webhooks_received(self, changes: Iterable[StatusChange]) -> None:
         """A committed batch of webhook deliveries and the status changes it made."""
@@ -239,7 +248,7 @@ class Fleet:
             last_update=site.updated_at,
             horizon_end=max(ends) if ends else None,
             in_progress_near_start=self._stuck(site, now),
-            failures=tuple(f for f in site.failures if now - f.at < FAILURE_MEMORY),
+            failure_run=site.failure_run,
             in_portfolio=site_id in self._present,
         )
 

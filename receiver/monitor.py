@@ -23,6 +23,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from receiver.alerting.engine import AlertEngine
+from receiver.alerting.model import Thresholds
 from receiver.alerting.notifier import Notifier
 from receiver.alerting.outbox import DeliveryWorker
 from receiver.cellect.clock import Clock
@@ -86,6 +87,7 @@ class Monitor:
             clock=clock,
             in_progress_stuck_s=settings.in_progress_stuck_s,
             polling=settings.refresh_token is not None,
+            failure_hold_s=Thresholds.from_settings(settings).failure_hold_s,
         )
         self.notifier = Notifier.from_settings(settings)
         self.alerts = AlertEngine(
@@ -97,8 +99,9 @@ class Monitor:
         )
         self.outbox = DeliveryWorker(clock, self.engine, self.notifier, metrics)
         self.writer = WriterProcess(settings.database_url)
+        # Two batches in flight: the writer process stores one while the next is sent.
         self.committer: GroupCommitter[IncomingDelivery, BatchOutcome] = GroupCommitter(
-            self.writer.commit, on_committed=self._stored
+            self.writer.commit, max_in_flight=2, on_committed=self._stored
         )
         self.client: CellectClient | None = None
         self.pollers: list[Poller] = []
@@ -115,7 +118,7 @@ class Monitor:
 
     async def start(self) -> None:
         await anyio.to_thread.run_sync(upgrade, self.engine)
-        await anyio.to_thread.run_sync(self.writer.start)
+        await self.writer.start()
         self.webhook_secret = await anyio.to_thread.run_sync(
             load_webhook_secret, self.settings, self.engine, self.clock
         )
@@ -264,7 +267,7 @@ class Monitor:
             await _wind_down([writer], grace_s=0.0)
 
     async def close(self) -> None:
-        await anyio.to_thread.run_sync(self.writer.close)
+        await self.writer.close()
         await self._exit.aclose()
         self.engine.dispose()
 

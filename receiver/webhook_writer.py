@@ -8,7 +8,10 @@ handling itself. `WriterProcess` starts `python -m receiver.webhook_writer` and 
 each group-commit batch over a socket pair; the child stores the batch with
 `store_webhook_batch` (one transaction, committed before it answers) and sends back
 one `BatchOutcome` per delivery. The monitor acknowledges a delivery only after that
-answer, so "2xx means committed" holds exactly as with an in-process writer.
+answer, so "2xx means committed" holds exactly as with an in-process writer. Batches
+are pipelined: the monitor may send the next batch before the last one's answer has
+arrived; the child takes them in order, answers in order, and never waits for the
+event loop between two commits.
 
 Only validated deliveries are sent (raw body, receive time, peer address); the child
 parses them again, which is deterministic, rather than receiving pickled objects. The
@@ -24,17 +27,22 @@ is then acknowledged as a duplicate) and the next batch starts a new child.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
+import pickle
 import signal
 import socket
+import struct
 import subprocess
 import sys
-import threading
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from datetime import datetime
-from multiprocessing.connection import Connection
+from typing import Any
+
+import anyio.to_thread
 
 from receiver.storage.webhooks import BatchOutcome, IncomingDelivery, store_webhook_batch
 
@@ -42,6 +50,7 @@ log = logging.getLogger(__name__)
 
 Wire = tuple[str, datetime, str | None]  # body, received_at, remote_addr
 START_TIMEOUT_S = 60.0
+_LENGTH = struct.Struct("!Q")  # each message: its length, then its pickle
 
 
 class WriterUnavailable(RuntimeError):
@@ -55,125 +64,203 @@ class WriterFailure:
     error: str
 
 
+def _frame(message: object) -> bytes:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LENGTH.pack(len(data)) + data
+
+
+def _send(sock: socket.socket, message: object) -> None:
+    sock.sendall(_frame(message))
+
+
+def _recv(sock: socket.socket) -> Any:
+    """The next message; EOFError when the other side has closed the socket."""
+    (length,) = _LENGTH.unpack(_recv_exactly(sock, _LENGTH.size))
+    return pickle.loads(_recv_exactly(sock, length))  # noqa: S301 - our own child, a socketpair
+
+
+def _recv_exactly(sock: socket.socket, size: int) -> bytes:
+    buffer = bytearray(size)
+    view, got = memoryview(buffer), 0
+    while got < size:
+        n = sock.recv_into(view[got:])
+        if n == 0:
+            raise EOFError
+        got += n
+    return bytes(buffer)
+
+
+@dataclass
+class _Child:
+    """One writer process and the monitor's end of its socket."""
+
+    process: subprocess.Popen[bytes]
+    stream: asyncio.StreamWriter
+    pending: deque[asyncio.Future[Any]] = field(default_factory=deque)  # oldest first
+    reader: asyncio.Task[None] | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.process.poll() is None and not self.stream.is_closing()
+
+
 class WriterProcess:
-    """The parent's side: start the child, send it batches, stop it."""
+    """The monitor's side: start the child, send it batches, stop it (one event loop)."""
 
     def __init__(self, database_url: str) -> None:
         self._database_url = database_url
-        self._lock = threading.Lock()
-        self._process: subprocess.Popen[bytes] | None = None
-        self._conn: Connection | None = None
+        self._child: _Child | None = None
+        self._starting: asyncio.Lock | None = None
         self.restarts = 0
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._child.process.pid if self._child is not None else None
 
     @property
     def alive(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._child is not None and self._child.usable
 
-    def start(self) -> None:
-        """Start the child and wait until it has connected to the database (blocking)."""
-        with self._lock:
-            self._start()
+    async def start(self) -> None:
+        """Start the child and wait until it has connected to the database."""
+        process, sock = await anyio.to_thread.run_sync(self._spawn)
+        reader, stream = await asyncio.open_connection(sock=sock)
+        child = _Child(process, stream)
+        child.reader = asyncio.create_task(self._read_answers(child, reader))
+        self._child = child
 
-    def _start(self) -> None:
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
         ours, theirs = socket.socketpair()
         try:
             command = [sys.executable, "-m", "receiver.webhook_writer"]
             command += ["--fd", str(theirs.fileno()), "--parent-pid", str(os.getpid())]
             # Our own interpreter and module; the arguments are numbers.
-            self._process = subprocess.Popen(command, pass_fds=(theirs.fileno(),))  # noqa: S603
+            process = subprocess.Popen(command, pass_fds=(theirs.fileno(),))  # noqa: S603
         finally:
             theirs.close()
-        self._conn = Connection(ours.detach())
-        self._conn.send(self._database_url)
-        if not self._conn.poll(START_TIMEOUT_S):
-            self._stop()
-            raise WriterUnavailable(f"the webhook writer did not start within {START_TIMEOUT_S} s")
         try:
-            answer = self._conn.recv()
-        except EOFError:
-            answer = WriterFailure("the webhook writer exited at start")
+            ours.settimeout(START_TIMEOUT_S)
+            _send(ours, self._database_url)
+            answer = _recv(ours)
+        except (EOFError, OSError) as exc:
+            answer = WriterFailure(f"no answer ({type(exc).__name__})")
         if isinstance(answer, WriterFailure):
-            self._stop()
+            ours.close()
+            _reap(process)
             raise WriterUnavailable(f"the webhook writer could not start: {answer.error}")
+        ours.settimeout(None)
+        return process, ours
 
-    def commit(self, deliveries: list[IncomingDelivery]) -> list[BatchOutcome]:
-        """Store `deliveries` in one transaction in the child; their outcomes (blocking)."""
-        wire: list[Wire] = [(d.body, d.received_at, d.remote_addr) for d in deliveries]
-        with self._lock:
-            if not self.alive:
-                self._stop()
-                self.restarts += 1
-                log.warning("the webhook writer process is not running; starting a new one")
-                self._start()
-            assert self._conn is not None
-            try:
-                self._conn.send(wire)
-                answer = self._conn.recv()
-            except (EOFError, OSError) as exc:
-                self._stop()
-                raise WriterUnavailable("the webhook writer died mid-batch") from exc
-        if isinstance(answer, WriterFailure):
-            raise WriterUnavailable(f"the webhook writer could not store a batch: {answer.error}")
-        outcomes: list[BatchOutcome] = answer
+    async def commit(self, deliveries: list[IncomingDelivery]) -> list[BatchOutcome]:
+        """Store `deliveries` in one transaction in the child; their outcomes."""
+        child = self._child
+        if child is None or not child.usable:
+            child = await self._restart()
+        answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        child.pending.append(answer)
+        child.stream.write(_frame([(d.body, d.received_at, d.remote_addr) for d in deliveries]))
+        result = await answer
+        if isinstance(result, WriterFailure):
+            raise WriterUnavailable(f"the webhook writer could not store a batch: {result.error}")
+        outcomes: list[BatchOutcome] = result
         return outcomes
 
-    def close(self) -> None:
-        """Ask the child to finish and wait for it (it ends its batch in flight first)."""
-        with self._lock:
-            self._stop()
+    async def _restart(self) -> _Child:
+        self._starting = self._starting or asyncio.Lock()
+        async with self._starting:
+            old = self._child
+            if old is not None and old.usable:  # another batch restarted it meanwhile
+                return old
+            log.warning("the webhook writer process is not running; starting a new one")
+            if old is not None:
+                await self._stop(old)
+            self.restarts += 1
+            await self.start()
+            assert self._child is not None
+            return self._child
 
-    def _stop(self) -> None:
-        conn, process = self._conn, self._process
-        self._conn = self._process = None
-        if conn is not None:
-            conn.close()  # the child sees end-of-file and exits
-        if process is not None:
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    async def _read_answers(self, child: _Child, reader: asyncio.StreamReader) -> None:
+        """Hand each answer to the oldest waiting batch (the child answers in order)."""
+        error: Exception = WriterUnavailable("the webhook writer stopped")
+        try:
+            while True:
+                (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
+                message = pickle.loads(await reader.readexactly(length))  # noqa: S301
+                waiting = child.pending.popleft()
+                if not waiting.done():
+                    waiting.set_result(message)
+        except (asyncio.IncompleteReadError, OSError) as exc:
+            error = WriterUnavailable("the webhook writer died mid-batch")
+            error.__cause__ = exc
+        except Exception as exc:  # an answer that does not unpickle: drop this child
+            log.exception("unreadable answer from the webhook writer")
+            error = WriterUnavailable("the webhook writer sent an unreadable answer")
+            error.__cause__ = exc
+        finally:
+            child.stream.close()  # not usable any more: the next batch starts a new child
+            while child.pending:
+                waiting = child.pending.popleft()
+                if not waiting.done():
+                    waiting.set_exception(error)
+
+    async def close(self) -> None:
+        """Close the socket (the child ends its batch in flight, then exits) and wait."""
+        child, self._child = self._child, None
+        if child is not None:
+            await self._stop(child)
+
+    @staticmethod
+    async def _stop(child: _Child) -> None:
+        child.stream.close()
+        if child.reader is not None:
+            child.reader.cancel()
+            await asyncio.gather(child.reader, return_exceptions=True)
+        await anyio.to_thread.run_sync(_reap, child.process)
+
+
+def _reap(process: subprocess.Popen[bytes]) -> None:
+    """Wait for the child to leave (it does once its socket is closed); kill it if not."""
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 # The child.
 
 
-def _serve(conn: Connection) -> None:
+def _serve(sock: socket.socket) -> None:
     from receiver.storage.engine import create_engine_for, session_factory
     from receiver.webhook_payload import parse_status_webhook
 
     try:
-        engine = create_engine_for(conn.recv())
+        engine = create_engine_for(_recv(sock))
         with engine.connect():
-            pass  # reachable, or the parent learns now why not
+            pass  # reachable, or the monitor learns now why not
     except Exception as exc:
-        conn.send(WriterFailure(f"{type(exc).__name__}: {exc}"))
+        _send(sock, WriterFailure(f"{type(exc).__name__}: {exc}"))
         return
-    conn.send("ready")
+    _send(sock, "ready")
     sessions = session_factory(engine)
     while True:
         try:
-            batch: list[Wire] = conn.recv()
-        except EOFError:  # the monitor closed the socket, or died
+            batch: list[Wire] = _recv(sock)
+        except (EOFError, OSError):  # the monitor closed the socket, or died
             break
+        answer: list[BatchOutcome] | WriterFailure
         try:
             deliveries = [
                 IncomingDelivery(body, parse_status_webhook(json.loads(body)), at, addr)
                 for body, at, addr in batch
             ]
             with sessions() as session:
-                answer: list[BatchOutcome] | WriterFailure = store_webhook_batch(
-                    session=session, deliveries=deliveries
-                )
+                answer = store_webhook_batch(session=session, deliveries=deliveries)
         except Exception as exc:
             log.exception("storing a webhook batch failed")
             answer = WriterFailure(f"{type(exc).__name__}: {exc}")
         try:
-            conn.send(answer)
+            _send(sock, answer)
         except OSError:
             break
     engine.dispose()
@@ -191,8 +278,12 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(
         level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    _serve(Connection(args.fd))
+    _serve(socket.socket(fileno=args.fd))
 
 
 if __name__ == "__main__":
-    main()
+    # Through the importable module, not this `__main__` copy: what the child pickles
+    # (WriterFailure) must unpickle in the monitor as receiver.webhook_writer's class.
+    from receiver.webhook_writer import main as writer_main
+
+    writer_main()

@@ -47,6 +47,20 @@ class ImplementationFailure:
 
 
 @dataclass(frozen=True)
+class FailureRun:
+    """A site's run of ImplementationFailed reports: the first, the latest, how many.
+
+    A run ends once a whole failure hold (an hour) passes without a report; the next
+    report starts a new one. One run per site keeps a storm of failures (thousands of
+    entries at once) to one alert per site, as the Prometheus rule has it.
+    """
+
+    first: ImplementationFailure
+    latest: ImplementationFailure
+    count: int = 1
+
+
+@dataclass(frozen=True)
 class SiteView:
     """What the monitor knows about one site right now."""
 
@@ -59,7 +73,7 @@ class SiteView:
     last_update: datetime | None = None
     horizon_end: datetime | None = None  # end of the last planned entry, if any
     in_progress_near_start: tuple[datetime, ...] = ()  # starts of entries still InProgress
-    failures: tuple[ImplementationFailure, ...] = ()  # recent ones (the last hour or so)
+    failure_run: FailureRun | None = None  # the latest run of failures, if any
     # False: the latest PortfolioOverview left the site out (Cellect has no live data:
     # its box is offline or not reporting), so its data goes stale for that reason.
     in_portfolio: bool = True

@@ -4,9 +4,11 @@
 the engine turns appearances into "firing" and disappearances into "resolved". The
 rules mirror `alerts/cellect.rules.yml` (DESIGN.md, "Alerts"):
 
-- ImplementationFailed (critical), one per failed entry. It is event-like: it fires
-  when the box reports the failure and resolves `failure_hold_s` (1 h) later, whatever
-  happens meanwhile; the resolved notice means "no longer recent", not "repaired".
+- ImplementationFailed (critical), one per site, as the Prometheus rule: it fires when
+  the box reports a failed entry (naming that first entry) and resolves once
+  `failure_hold_s` (1 h) has passed without another report; the resolved notice means
+  "no longer recent", not "repaired". One per site, not per entry: a fleet-wide failure
+  is thousands of entries at once, and an operator needs the sites.
 - SiteUnavailable: unplanned (or without a known event) critical, planned warning;
   names the event's reason and source.
 - SoCLow / SoCHigh (warning): per-site thresholds, else the global ones. Not judged
@@ -91,18 +93,19 @@ def _stale(site: SiteView, th: Thresholds, now: datetime) -> bool:
 def implementation_failed(
     site: SiteView, _svc: ServiceView, th: Thresholds, now: datetime
 ) -> Iterable[Alert]:
-    for failure in site.failures:
-        if (now - failure.at).total_seconds() >= th.failure_hold_s:
-            continue
-        what = (
-            f"schedule entry {when(failure.entry_start)} – {when(failure.entry_end)} "
-            "was reported ImplementationFailed"
-        )
-        check = "the site's availability events and connectivity; re-post the schedule."
-        start = failure.entry_start.isoformat()
-        yield _site_alert(
-            "ImplementationFailed", Severity.CRITICAL, site, failure.at, what, check, entry=start
-        )
+    run = site.failure_run
+    if run is None or (now - run.latest.at).total_seconds() >= th.failure_hold_s:
+        return
+    first = run.first
+    what = (
+        f"schedule entry {when(first.entry_start)} – {when(first.entry_end)} "
+        "was reported ImplementationFailed"
+    )
+    check = (
+        "the site's availability events and connectivity; re-post the schedule. "
+        "Later failures of the site keep this alert firing (see its schedule outcomes)."
+    )
+    yield _site_alert("ImplementationFailed", Severity.CRITICAL, site, first.at, what, check)
 
 
 def site_unavailable(

@@ -37,7 +37,9 @@ class _Observed(NamedTuple):
     delivery_id: int | None
 
 
-@dataclass(frozen=True, slots=True)
+# No __slots__: a slotted frozen dataclass unpickles through Python-level __setstate__,
+# and the webhook writer process sends these back for every delivery.
+@dataclass(frozen=True)
 class StatusChange:
     """One status change applied to one entry (`previous` None: the entry was new)."""
 

@@ -58,7 +58,9 @@ class IncomingDelivery:
     remote_addr: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+# No __slots__: a slotted frozen dataclass unpickles through Python-level __setstate__,
+# and the webhook writer process sends these back for every delivery.
+@dataclass(frozen=True)
 class BatchOutcome:
     """What became of one delivery of a batch."""
 

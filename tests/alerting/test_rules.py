@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from receiver.alerting.model import (
     Alert,
     Downtime,
+    FailureRun,
     FleetView,
     ImplementationFailure,
     ServiceView,
@@ -107,14 +108,19 @@ def test_in_progress_entry_near_its_start_is_stuck() -> None:
     assert "1 schedule entries" in str(alert)
 
 
-def test_implementation_failure_fires_then_resolves_after_the_hold() -> None:
-    """A failure alerts per entry and drops out once failure_hold_s has passed."""
-    fail = ImplementationFailure(NOW, NOW + timedelta(minutes=15), at=NOW)
-    view = FleetView(sites=(site(failures=(fail,)),))
-    [alert] = rules_of(view)["ImplementationFailed"]
+def test_implementation_failure_fires_per_site_then_resolves_after_the_hold() -> None:
+    """A run of failures is one alert per site, named after its first entry; it drops
+    out once failure_hold_s has passed since the latest failure."""
+    first = ImplementationFailure(NOW, NOW + timedelta(minutes=15), at=NOW)
+    latest = ImplementationFailure(NOW, NOW + timedelta(minutes=30), at=NOW + timedelta(minutes=40))
+    view = FleetView(sites=(site(failure_run=FailureRun(first, latest, 2)),))
+    [alert] = rules_of(view, NOW + timedelta(minutes=41))["ImplementationFailed"]
     assert alert.severity is Severity.CRITICAL
-    assert "entry" in alert.labels
-    assert "ImplementationFailed" not in rules_of(view, NOW + timedelta(hours=1))
+    assert alert.since == NOW
+    assert set(alert.labels) == {"site_id", "site_name"}
+    assert f"schedule entry {when(NOW)} – {when(NOW + timedelta(minutes=15))}" in str(alert)
+    assert "ImplementationFailed" in rules_of(view, NOW + timedelta(minutes=99))
+    assert "ImplementationFailed" not in rules_of(view, NOW + timedelta(minutes=100))
 
 
 def test_service_rules() -> None:

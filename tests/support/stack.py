@@ -104,6 +104,10 @@ def stack_settings(database_url: str, **overrides: Any) -> Settings:
         "refresh_token": SecretStr(REFRESH_TOKEN),
         "webhook_secret": SecretStr(WEBHOOK_SECRET),
         "poll_jitter": 0.0,
+        # These tests wake the alert loop many times a run on a fast emulated clock; the
+        # real-time spacing that protects ingest in a storm would only make them wait.
+        # The webhook endpoint tests (served_receiver) keep the default.
+        "alert_min_gap_s": 0.0,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -24,6 +24,7 @@ from receiver.cellect.models import StatusWebhook
 from receiver.serving import bind
 from receiver.storage.tables import ScheduleEntryRecord, WebhookDelivery
 from receiver.storage.webhooks import canonical_digest
+from tests.support.stack import until
 from tests.webhooks.served_receiver import SECRET, stamp
 
 pytestmark = pytest.mark.anyio
@@ -51,6 +52,7 @@ class Receiver:
             "CELLECT_WEBHOOK_SECRET": SECRET,
         }
         self.process: subprocess.Popen[bytes] | None = None
+        self.killed: list[int] = []
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         with (self.workdir / "receiver.log").open("ab") as log:
@@ -80,10 +82,28 @@ class Receiver:
         assert self.process is not None
         os.kill(self.process.pid, signal.SIGKILL)
         self.process.wait(timeout=10)
+        self.killed.append(self.process.pid)
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.kill()
+
+
+def writer_processes(monitor_pid: int) -> list[int]:
+    """The pids of the webhook writer processes started by the monitor `monitor_pid`."""
+    marker = b"receiver.webhook_writer\0--fd\0"
+    parent = f"--parent-pid\0{monitor_pid}\0".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile
+            continue
+        if marker in cmdline and parent in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 # The process runs on the wall clock, and its retention job prunes entries older than
@@ -159,9 +179,16 @@ async def test_no_acknowledged_delivery_is_lost_to_kill_9(
     receiver = Receiver(database_url, tmp_path)
     try:
         await receiver.start()
+        assert receiver.process is not None
+        assert len(writer_processes(receiver.process.pid)) == 1  # the check below can fail
         for round_ in range(ROUNDS):
             acknowledged = await _burst(receiver, round_)
             assert len(acknowledged) >= KILL_AFTER[round_]
+            # Its writer process does not outlive it (it sees its socket close).
+            killed = receiver.killed[-1]
+            await until(
+                lambda pid=killed: not writer_processes(pid), within=30, what="the writer to exit"
+            )
             await receiver.start()
             assert _missing(database_url, acknowledged) == []
             async with httpx.AsyncClient(base_url=receiver.url) as http:

@@ -11,11 +11,12 @@ import httpx
 import pytest
 from sqlmodel import Session, col, select
 
+from receiver.alerting.rules import when
 from receiver.app import WEBHOOK_PATH
 from receiver.storage.alert_tables import AlertRecord
 from receiver.storage.tables import ScheduleEntryRecord, WebhookDelivery
 from tests.support.stack import WEBHOOK_SECRET, monitor_stack, until
-from tests.webhooks.served_receiver import body, entry, receiver_app, stamp
+from tests.webhooks.served_receiver import SLOT, START, body, entry, receiver_app, stamp
 
 pytestmark = pytest.mark.anyio
 
@@ -128,3 +129,47 @@ async def test_webhooks_only_mode_still_alerts_on_a_failed_entry(database_url: s
         assert alerts == {"ImplementationFailed": alerts["ImplementationFailed"]}
         assert alerts["ImplementationFailed"]["site_id"] == "7"
         assert alerts["ImplementationFailed"]["site_name"] == "site 7"
+
+
+async def test_a_storm_of_failures_is_one_alert_per_site_until_an_hour_passes_quietly(
+    database_url: str,
+) -> None:
+    """Thirty failed entries over two sites fire two ImplementationFailed alerts (each
+    naming its site's first failed entry), which resolve an hour after the last report;
+    a later failure starts a new run that fires again."""
+    async with receiver_app(database_url) as app:
+
+        def firing() -> dict[str, AlertRecord]:
+            with Session(app.monitor.engine) as session:
+                rows = session.exec(select(AlertRecord)).all()
+                return {r.labels["site_id"]: r for r in rows if r.state == "firing"}
+
+        async def cycle() -> None:
+            started = app.monitor.alert_cycles_started
+            app.monitor.wake_alerts()
+            await until(lambda: app.monitor.alert_cycles_done > started, what="an alert cycle")
+
+        for slot in range(15):
+            for site_id in (3, 4):
+                assert (await app.post(body(site_id, entry(slot, 3)))).status_code == 200
+            app.clock.advance(60)  # a failure a minute, for a quarter of an hour
+        await cycle()
+        alerts = firing()
+        assert sorted(alerts) == ["3", "4"]
+        first = when(START)
+        assert all(
+            f"schedule entry {first}" in a.annotations["description"] for a in alerts.values()
+        )
+
+        app.clock.advance(3600 - 180)  # over an hour after the first failure: still firing
+        await cycle()
+        assert sorted(firing()) == ["3", "4"]
+        app.clock.advance(120)  # an hour after the latest failure
+        await cycle()
+        assert firing() == {}
+
+        assert (await app.post(body(3, entry(20, 3)))).status_code == 200
+        await cycle()
+        again = firing()
+        assert sorted(again) == ["3"]
+        assert f"schedule entry {when(START + SLOT * 20)}" in again["3"].annotations["description"]

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from receiver.ingest import CommitterClosed, GroupCommitter
+from receiver.ingest import CommitterClosed, GroupCommitter, in_thread
 
 pytestmark = pytest.mark.anyio
 
@@ -23,7 +23,7 @@ async def test_concurrent_submissions_are_committed_in_few_batches() -> None:
         batches.append(list(items))
         return [item * 10 for item in items]
 
-    committer: GroupCommitter[int, int] = GroupCommitter(commit)
+    committer: GroupCommitter[int, int] = GroupCommitter(in_thread(commit))
     writer = asyncio.create_task(committer.run())
     first = asyncio.create_task(committer.submit(0))
     await asyncio.sleep(0)
@@ -48,7 +48,7 @@ async def test_a_failed_commit_fails_every_submission_of_its_batch() -> None:
             raise RuntimeError("disk full")
         return items
 
-    committer: GroupCommitter[str, str] = GroupCommitter(commit)
+    committer: GroupCommitter[str, str] = GroupCommitter(in_thread(commit))
     writer = asyncio.create_task(committer.run())
     with pytest.raises(RuntimeError, match="disk full"):
         await committer.submit("a")
@@ -58,7 +58,7 @@ async def test_a_failed_commit_fails_every_submission_of_its_batch() -> None:
 
 async def test_submissions_after_shutdown_are_refused() -> None:
     """Once the writer stopped, submit raises CommitterClosed instead of hanging."""
-    committer: GroupCommitter[int, int] = GroupCommitter(lambda items: items)
+    committer: GroupCommitter[int, int] = GroupCommitter(in_thread(lambda items: items))
     writer = asyncio.create_task(committer.run())
     await asyncio.sleep(0)
     writer.cancel()

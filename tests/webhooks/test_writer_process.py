@@ -1,0 +1,159 @@
+"""The webhook writer process: batches stored in order, restarts, failures, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func
+from sqlmodel import Session, select
+
+from receiver.cellect.enums import ImplementationStatus
+from receiver.storage.engine import create_engine_for, upgrade
+from receiver.storage.tables import WebhookDelivery
+from receiver.storage.webhooks import IncomingDelivery
+from receiver.webhook_payload import parse_status_webhook
+from receiver.webhook_writer import WriterProcess, WriterUnavailable
+from tests.support.stack import until
+
+pytestmark = pytest.mark.anyio
+
+T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+SLOT = timedelta(minutes=15)
+
+
+def delivery(site_id: int, slot: int, status: int = 2) -> IncomingDelivery:
+    start = T0 + SLOT * slot
+    entry = {"start": start.isoformat(), "end": (start + SLOT).isoformat(), "status": status}
+    body = json.dumps({"siteId": site_id, "schedule": [entry]})
+    return IncomingDelivery(body, parse_status_webhook(json.loads(body)), T0, "127.0.0.1")
+
+
+def stored(database_url: str) -> int:
+    engine = create_engine_for(database_url)
+    try:
+        with Session(engine) as session:
+            count: int = session.exec(select(func.count()).select_from(WebhookDelivery)).one()
+            return count
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+async def writer(database_url: str) -> AsyncIterator[WriterProcess]:
+    upgrade(database_url)
+    process = WriterProcess(database_url)
+    await process.start()
+    try:
+        yield process
+    finally:
+        await process.close()
+
+
+async def test_a_batch_is_stored_and_its_outcomes_come_back(
+    writer: WriterProcess, database_url: str
+) -> None:
+    """Outcomes per delivery, in order: ids, a duplicate inside the batch, the changes."""
+    first, second = delivery(1, 0, status=3), delivery(2, 0)
+    outcomes = await writer.commit([first, second, first])
+    assert [o.duplicate for o in outcomes] == [False, False, True]
+    assert None not in (outcomes[0].delivery_id, outcomes[1].delivery_id)
+    assert [c.status for c in outcomes[0].changes] == [ImplementationStatus.IMPLEMENTATION_FAILED]
+    assert stored(database_url) == 2
+
+
+async def test_pipelined_batches_are_answered_each_with_its_own_outcomes(
+    writer: WriterProcess, database_url: str
+) -> None:
+    """Batches sent before earlier ones are answered get their own answers, in order."""
+    batches = [[delivery(site, slot) for slot in range(5)] for site in range(1, 9)]
+    results = await asyncio.gather(*(writer.commit(batch) for batch in batches))
+    for batch, outcomes in zip(batches, results, strict=True):
+        assert [c.site_id for o in outcomes for c in o.changes] == [
+            d.webhook.site_id for d in batch
+        ]
+    assert stored(database_url) == 40
+
+
+async def test_a_dead_writer_is_replaced_by_the_next_batch(
+    writer: WriterProcess, database_url: str
+) -> None:
+    """SIGKILL the child while idle: the next batch starts a new one and is stored."""
+    assert writer.pid is not None
+    os.kill(writer.pid, signal.SIGKILL)
+    await until(lambda: not writer.alive, what="the writer to die")
+    (outcome,) = await writer.commit([delivery(3, 1)])
+    assert not outcome.duplicate
+    assert writer.restarts == 1
+    assert stored(database_url) == 1
+
+
+async def test_a_writer_killed_mid_batch_fails_that_batch_only(
+    writer: WriterProcess, database_url: str
+) -> None:
+    """The batch in flight when the child dies fails (its requests get 503 and are sent
+    again); a redelivery is stored once, acknowledged as new or as a duplicate."""
+    pid = writer.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)  # hold it, so the batch is surely in flight
+    pending = asyncio.ensure_future(writer.commit([delivery(4, 1)]))
+    await asyncio.sleep(0.2)
+    assert not pending.done()
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(WriterUnavailable, match="died mid-batch"):
+        await pending
+    (again,) = await writer.commit([delivery(4, 1)])
+    assert again.delivery_id is not None or again.duplicate
+    assert stored(database_url) == 1
+
+
+async def test_a_batch_the_child_cannot_store_fails_alone(
+    writer: WriterProcess, database_url: str
+) -> None:
+    """A failing batch (here: a body the child cannot parse) raises; nothing of it is
+    stored, and the same child stores the next batch."""
+    good = delivery(5, 1)
+    broken = IncomingDelivery("{not json", good.webhook, T0, None)
+    with pytest.raises(WriterUnavailable, match="could not store a batch"):
+        await writer.commit([good, broken])
+    assert stored(database_url) == 0
+    pid = writer.pid
+    await writer.commit([good])
+    assert (writer.pid, writer.restarts, stored(database_url)) == (pid, 0, 1)
+
+
+async def test_sigterm_to_the_process_group_leaves_the_writer_serving(
+    writer: WriterProcess, database_url: str
+) -> None:
+    """A service manager's SIGTERM reaches the child too; it keeps storing until the
+    monitor closes its socket, so the monitor's graceful shutdown has a writer."""
+    assert writer.pid is not None
+    os.kill(writer.pid, signal.SIGTERM)
+    await writer.commit([delivery(6, 1)])
+    assert (writer.restarts, writer.alive) == (0, True)
+
+
+async def test_close_ends_the_child(writer: WriterProcess) -> None:
+    """Closing the socket is the child's signal to finish: it exits with status 0."""
+    pid = writer.pid
+    assert pid is not None
+    await writer.close()
+    assert writer.pid is None
+    with pytest.raises(ProcessLookupError):  # exited and reaped
+        os.kill(pid, 0)
+
+
+async def test_a_writer_that_cannot_reach_its_database_fails_to_start_without_the_password() -> (
+    None
+):
+    """Start-up fails with the driver's reason, never the password of the URL."""
+    writer = WriterProcess("postgresql+psycopg://monitor:s3cret-pass@127.0.0.1:1/cellect")
+    with pytest.raises(WriterUnavailable, match="could not start") as raised:
+        await writer.start()
+    assert "s3cret-pass" not in str(raised.value)
+    assert not writer.alive
