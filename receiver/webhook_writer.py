@@ -14,13 +14,16 @@ arrived; the child takes them in order, answers in order, and never waits for th
 event loop between two commits.
 
 Only validated deliveries are sent (raw body, receive time, peer address); the child
-parses them again, which is deterministic, rather than receiving pickled objects. The
-database URL (it may carry a password) is sent over the socket, never on the command
-line. The child exits when the socket closes, so it never outlives the monitor, also
-when the monitor is killed with SIGKILL; it ignores SIGINT and SIGTERM (sent to the
-whole process group by Ctrl-C or a service manager) so that the monitor's graceful
-shutdown still has a writer for the requests in flight. If the child dies, the batch in flight fails
-(its requests get 503 and the sender retries; a delivery that was committed after all
+parses them again, which is deterministic and cheaper for the event loop than pickling
+parsed objects. Messages are length-prefixed pickles: both ends are this module, on a
+socket pair no other process holds. The database URL (it may carry a password) is sent
+over the socket, never on the command line.
+
+The child exits when the socket closes, so it never outlives the monitor, also when the
+monitor is killed with SIGKILL; it ignores SIGINT and SIGTERM (sent to the whole process
+group by Ctrl-C or a service manager) so that the monitor's graceful shutdown still has
+a writer for the requests in flight. If the child dies, the batches in flight fail
+(their requests get 503 and the sender retries; a delivery that was committed after all
 is then acknowledged as a duplicate) and the next batch starts a new child.
 """
 
@@ -37,12 +40,14 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
+from sqlalchemy import Engine, event
 
 from receiver.storage.webhooks import BatchOutcome, IncomingDelivery, store_webhook_batch
 
@@ -112,6 +117,7 @@ class WriterProcess:
         self._child: _Child | None = None
         self._starting: asyncio.Lock | None = None
         self.restarts = 0
+        self.exit_codes: list[int] = []  # of the children that have ended, oldest first
 
     @property
     def pid(self) -> int | None:
@@ -209,13 +215,13 @@ class WriterProcess:
         if child is not None:
             await self._stop(child)
 
-    @staticmethod
-    async def _stop(child: _Child) -> None:
+    async def _stop(self, child: _Child) -> None:
         child.stream.close()
         if child.reader is not None:
             child.reader.cancel()
             await asyncio.gather(child.reader, return_exceptions=True)
         await anyio.to_thread.run_sync(_reap, child.process)
+        self.exit_codes.append(child.process.returncode)
 
 
 def _reap(process: subprocess.Popen[bytes]) -> None:
@@ -236,6 +242,7 @@ def _serve(sock: socket.socket) -> None:
 
     try:
         engine = create_engine_for(_recv(sock))
+        checkpointer = Checkpointer.for_engine(engine)
         with engine.connect():
             pass  # reachable, or the monitor learns now why not
     except Exception as exc:
@@ -243,6 +250,8 @@ def _serve(sock: socket.socket) -> None:
         return
     _send(sock, "ready")
     sessions = session_factory(engine)
+    if checkpointer is not None:
+        checkpointer.start()
     while True:
         try:
             batch: list[Wire] = _recv(sock)
@@ -263,7 +272,53 @@ def _serve(sock: socket.socket) -> None:
             _send(sock, answer)
         except OSError:
             break
+    if checkpointer is not None:
+        checkpointer.stop()
     engine.dispose()
+
+
+class Checkpointer(threading.Thread):
+    """SQLite only: copies the write-ahead log into the database file beside the writer.
+
+    SQLite checkpoints inside the commit that crosses `wal_autocheckpoint` pages, and
+    that commit (with every delivery of its batch) then waits for the copy and a second
+    fsync. The writer's connections turn that off; this thread runs a PASSIVE checkpoint
+    (it never blocks the writer, and readers never block it) every `every_s` seconds on
+    a connection of its own, and once more when the writer stops. Durability is the
+    WAL's either way: a commit is on disk once its WAL frames are.
+    """
+
+    def __init__(self, engine: Engine, every_s: float = 1.0) -> None:
+        super().__init__(name="wal-checkpointer", daemon=True)
+        self.engine, self.every_s = engine, every_s
+        self._stopping = threading.Event()
+
+    @classmethod
+    def for_engine(cls, engine: Engine) -> Checkpointer | None:
+        if engine.dialect.name != "sqlite":
+            return None
+
+        @event.listens_for(engine, "connect")
+        def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
+
+        return cls(engine)
+
+    def run(self) -> None:
+        while not self._stopping.wait(self.every_s):
+            self.checkpoint()
+        self.checkpoint()
+
+    def checkpoint(self) -> None:
+        try:
+            with self.engine.connect() as connection:
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+        except Exception:  # the next round tries again; the WAL only grows meanwhile
+            log.exception("checkpointing the SQLite write-ahead log failed")
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(timeout=30)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -5,9 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
+import sqlite3
 from collections.abc import AsyncIterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func
@@ -90,6 +94,7 @@ async def test_a_dead_writer_is_replaced_by_the_next_batch(
     (outcome,) = await writer.commit([delivery(3, 1)])
     assert not outcome.duplicate
     assert writer.restarts == 1
+    assert writer.exit_codes == [-signal.SIGKILL]
     assert stored(database_url) == 1
 
 
@@ -144,6 +149,7 @@ async def test_close_ends_the_child(writer: WriterProcess) -> None:
     assert pid is not None
     await writer.close()
     assert writer.pid is None
+    assert writer.exit_codes == [0]  # a clean exit, its WAL checkpointed
     with pytest.raises(ProcessLookupError):  # exited and reaped
         os.kill(pid, 0)
 
@@ -157,3 +163,31 @@ async def test_a_writer_that_cannot_reach_its_database_fails_to_start_without_th
         await writer.start()
     assert "s3cret-pass" not in str(raised.value)
     assert not writer.alive
+
+
+async def test_the_sqlite_log_is_checkpointed_beside_the_writer(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """The writer's commits do not checkpoint; its Checkpointer thread does, while it
+    runs: the database file alone (without its -wal file) soon holds every delivery.
+    (SQLite would checkpoint by itself only past 1000 pages, or when the last
+    connection closes.)"""
+    upgrade(sqlite_url)
+    writer = WriterProcess(sqlite_url)
+    await writer.start()
+    try:
+        await writer.commit([delivery(site, slot) for site in range(1, 4) for slot in range(30)])
+        database = Path(sqlite_url.removeprefix("sqlite:///"))
+
+        def in_the_file_alone() -> int:
+            alone = tmp_path / "copy-without-wal.db"
+            shutil.copyfile(database, alone)
+            with closing(sqlite3.connect(alone)) as connection:
+                query = "SELECT count(*) FROM webhook_deliveries"
+                (count,) = connection.execute(query).fetchone()
+            alone.unlink()
+            return int(count)
+
+        assert await until(lambda: in_the_file_alone() == 90, what="a checkpoint")
+    finally:
+        await writer.close()
