@@ -167,7 +167,7 @@ class Fleet:
         """`failure` continues the site's run, or starts one after a quiet failure hold."""
         if run is None or failure.at - run.latest.at >= self.failure_hold:
             return FailureRun(failure, failure)
-        return FailureRun(run.first, failure, run.count + 1)
+        return FailureRun(run.first, failure)
 
     def webhooks_received(self, changes: Iterable[StatusChange]) -> None:
         """A committed batch of webhook deliveries and the status changes it made."""

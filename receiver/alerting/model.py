@@ -48,7 +48,7 @@ class ImplementationFailure:
 
 @dataclass(frozen=True)
 class FailureRun:
-    """A site's run of ImplementationFailed reports: the first, the latest, how many.
+    """A site's run of ImplementationFailed reports: the first and the latest.
 
     A run ends once a whole failure hold (an hour) passes without a report; the next
     report starts a new one. One run per site keeps a storm of failures (thousands of
@@ -57,7 +57,6 @@ class FailureRun:
 
     first: ImplementationFailure
     latest: ImplementationFailure
-    count: int = 1
 
 
 @dataclass(frozen=True)

@@ -113,7 +113,7 @@ def test_implementation_failure_fires_per_site_then_resolves_after_the_hold() ->
     out once failure_hold_s has passed since the latest failure."""
     first = ImplementationFailure(NOW, NOW + timedelta(minutes=15), at=NOW)
     latest = ImplementationFailure(NOW, NOW + timedelta(minutes=30), at=NOW + timedelta(minutes=40))
-    view = FleetView(sites=(site(failure_run=FailureRun(first, latest, 2)),))
+    view = FleetView(sites=(site(failure_run=FailureRun(first, latest)),))
     [alert] = rules_of(view, NOW + timedelta(minutes=41))["ImplementationFailed"]
     assert alert.severity is Severity.CRITICAL
     assert alert.since == NOW
