@@ -108,11 +108,12 @@ class ScheduleEntryRecord(ScheduleEntryBase, table=True):
     """One schedule entry of one site and its current (furthest-forward) status."""
 
     __tablename__ = "schedule_entries"
-    # The unique index leads with (site_id, start_at), so it serves the range queries.
+    # The unique index leads with (site_id, start_at), so it serves the range queries and
+    # a site's horizon too: every index is written by each webhook delivery's entries
+    # (migration 0002 dropped a (site_id, end_at) one for that reason).
     __table_args__ = (
         UniqueConstraint("site_id", "start_at", "end_at", name="uq_schedule_entries_site_span"),
         Index("ix_schedule_entries_status_start", "status", "start_at"),
-        Index("ix_schedule_entries_site_end", "site_id", "end_at"),
     )
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
 
@@ -140,10 +141,7 @@ class WebhookDelivery(SQLModel, table=True):
     """One raw webhook delivery as received, for audit and replay; unique by payload digest."""
 
     __tablename__ = "webhook_deliveries"
-    __table_args__ = (
-        UniqueConstraint("digest", name="uq_webhook_deliveries_digest"),
-        Index("ix_webhook_deliveries_site_received", "site_id", "received_at"),
-    )
+    __table_args__ = (UniqueConstraint("digest", name="uq_webhook_deliveries_digest"),)
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     received_at: datetime = Field(sa_type=UtcDateTime, index=True)
     digest: str = Field(sa_type=String(64))

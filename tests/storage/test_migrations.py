@@ -5,13 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import StatementError
 from sqlmodel import Session, SQLModel, select
 
 from receiver.storage.engine import (
+    alembic_config,
     create_engine_for,
     current_revision,
     head_revision,
@@ -94,3 +96,41 @@ def test_sqlite_runs_in_wal_mode_with_durable_commits(sqlite_url: str) -> None:
         "foreign_keys": 1,
         "busy_timeout": 30_000,
     }
+
+
+def _indexes(engine: Engine, table: str) -> set[str]:
+    return {ix["name"] for ix in inspect(engine).get_indexes(table) if ix["name"]}
+
+
+def _migrate(engine: Engine, to: str, *, down: bool = False) -> None:
+    with engine.begin() as connection:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, to)
+
+
+def test_0002_drops_the_ingest_indexes_keeping_the_rows(database_url: str) -> None:
+    """From 0001 with a delivery stored, 0002 drops the two indexes and keeps the row;
+    downgrading brings them back."""
+    engine = create_engine_for(database_url)
+    try:
+        _migrate(engine, "0001")
+        assert "ix_webhook_deliveries_site_received" in _indexes(engine, "webhook_deliveries")
+        with engine.begin() as connection:
+            connection.execute(
+                text(
+                    "INSERT INTO webhook_deliveries (received_at, digest, site_id, body)"
+                    " VALUES (:at, 'd1', 7, '{}')"
+                ),
+                {"at": datetime(2026, 3, 2, 8, 0)},
+            )
+        _migrate(engine, "head")
+        assert "ix_webhook_deliveries_site_received" not in _indexes(engine, "webhook_deliveries")
+        assert "ix_schedule_entries_site_end" not in _indexes(engine, "schedule_entries")
+        with engine.connect() as connection:
+            count = connection.execute(text("SELECT count(*) FROM webhook_deliveries")).scalar()
+        assert count == 1
+        _migrate(engine, "0001", down=True)
+        assert "ix_schedule_entries_site_end" in _indexes(engine, "schedule_entries")
+    finally:
+        engine.dispose()
