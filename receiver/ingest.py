@@ -22,8 +22,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
-import anyio.to_thread
-
 T = TypeVar("T")
 R = TypeVar("R")
 log = logging.getLogger(__name__)
@@ -31,15 +29,6 @@ log = logging.getLogger(__name__)
 
 class CommitterClosed(RuntimeError):
     """The committer is shutting down and takes no more work."""
-
-
-def in_thread(commit: Callable[[list[T]], list[R]]) -> Callable[[list[T]], Awaitable[list[R]]]:
-    """A blocking `commit` (one transaction) run in a worker thread."""
-
-    async def run(items: list[T]) -> list[R]:
-        return await anyio.to_thread.run_sync(commit, items)
-
-    return run
 
 
 class GroupCommitter(Generic[T, R]):

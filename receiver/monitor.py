@@ -23,7 +23,6 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from receiver.alerting.engine import AlertEngine
-from receiver.alerting.model import Thresholds
 from receiver.alerting.notifier import Notifier
 from receiver.alerting.outbox import DeliveryWorker
 from receiver.cellect.clock import Clock
@@ -48,7 +47,6 @@ from receiver.webhooks import WebhookReceiver
 
 log = logging.getLogger(__name__)
 WEBHOOK_SECRET_NAME = "webhook_secret"
-ALERT_TICK_S = 5.0
 
 
 def load_webhook_secret(settings: Settings, engine: Any, clock: Clock) -> str | None:
@@ -82,13 +80,6 @@ class Monitor:
         self.settings, self.clock, self.metrics = settings, clock, metrics
         self.transport = transport
         self.engine = create_engine_for(settings.database_url)
-        self.fleet = Fleet(
-            metrics=metrics,
-            clock=clock,
-            in_progress_stuck_s=settings.in_progress_stuck_s,
-            polling=settings.refresh_token is not None,
-            failure_hold_s=Thresholds.from_settings(settings).failure_hold_s,
-        )
         self.notifier = Notifier.from_settings(settings)
         self.alerts = AlertEngine(
             clock,
@@ -96,6 +87,13 @@ class Monitor:
             self.engine,
             metrics,
             route=lambda severity: [t.id for t in self.notifier.targets_for(severity)],
+        )
+        self.fleet = Fleet(
+            metrics=metrics,
+            clock=clock,
+            in_progress_stuck_s=settings.in_progress_stuck_s,
+            polling=settings.refresh_token is not None,
+            failure_hold_s=self.alerts.thresholds.failure_hold_s,
         )
         self.outbox = DeliveryWorker(clock, self.engine, self.notifier, metrics)
         self.writer = WriterProcess(settings.database_url)
@@ -235,9 +233,10 @@ class Monitor:
             # alerting takes little CPU from webhook ingest in a storm of failures, and a
             # new failure still fires its alert within a second or two.
             spent = time.monotonic() - began
-            gap = min(max(4 * spent, self.settings.alert_min_gap_s), ALERT_TICK_S)
+            gap = min(max(4 * spent, self.settings.alert_min_gap_s), self.alerts.tick_s)
             await _first(asyncio.sleep(gap), stop.wait())
-            wake = started + timedelta(seconds=ALERT_TICK_S)
+            # The engine's tick: its flush assumes a cycle at least this often.
+            wake = started + timedelta(seconds=self.alerts.tick_s)
             if self.alerts.next_due is not None:
                 wake = min(wake, self.alerts.next_due)
             await _first(self.clock.sleep_until(wake), stop.wait(), self._wake_alerts.wait())

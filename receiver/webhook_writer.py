@@ -115,7 +115,7 @@ class WriterProcess:
     def __init__(self, database_url: str) -> None:
         self._database_url = database_url
         self._child: _Child | None = None
-        self._starting: asyncio.Lock | None = None
+        self._starting = asyncio.Lock()  # one restart at a time
         self.restarts = 0
         self.exit_codes: list[int] = []  # of the children that have ended, oldest first
 
@@ -172,7 +172,6 @@ class WriterProcess:
         return outcomes
 
     async def _restart(self) -> _Child:
-        self._starting = self._starting or asyncio.Lock()
         async with self._starting:
             old = self._child
             if old is not None and old.usable:  # another batch restarted it meanwhile

@@ -4,10 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
+import anyio.to_thread
 import pytest
 
-from receiver.ingest import CommitterClosed, GroupCommitter, in_thread
+from receiver.ingest import CommitterClosed, GroupCommitter
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def in_thread(commit: Callable[[list[T]], list[R]]) -> Callable[[list[T]], Awaitable[list[R]]]:
+    """A blocking `commit` (one transaction) run in a worker thread."""
+
+    async def run(items: list[T]) -> list[R]:
+        return await anyio.to_thread.run_sync(commit, items)
+
+    return run
+
 
 pytestmark = pytest.mark.anyio
 
