@@ -27,7 +27,7 @@ from receiver.metrics import Metrics
 from receiver.sitestate import Availability, ScheduleOutlook, SiteSnapshot, camel
 
 if TYPE_CHECKING:
-    from receiver.storage.schedules import StatusChange
+    from receiver.storage.status import StatusChange
 
 PLANNED = frozenset({ImplementationStatus.IN_PROGRESS, ImplementationStatus.IMPLEMENTED})
 # A partner posts its first schedules site by site, over minutes: until they have all
@@ -138,30 +138,32 @@ class Fleet:
         site.planned = {(r.start_date, r.end_date): r.implementation_status for r in results}
         self._publish_outlook([site_id])
 
-    def status_changed(
-        self,
-        site_id: int,
-        start: datetime,
-        end: datetime,
-        status: ImplementationStatus,
-        now: datetime | None = None,
+    def statuses_changed(
+        self, changes: Iterable[StatusChange], now: datetime | None = None
     ) -> None:
-        """One entry moved to a new status (each transition is reported once)."""
+        """Entries reached new statuses (each transition is reported once): count every
+        one, and follow each slot's newest entry for the plan."""
         now = now or self.clock.now()
-        self.metrics.schedule_status(site_id, status)
+        for change in changes:
+            self._status_changed(change, now)
+        # The outlook gauges follow at the next refresh_outlook (every alert cycle, a
+        # few seconds): recomputing them per webhook entry cost the ingest path dearly.
+
+    def _status_changed(self, change: StatusChange, now: datetime) -> None:
+        site_id, slot = change.site_id, (change.start, change.end)
+        self.metrics.schedule_status(site_id, change.status)
         # A site first heard of by webhook (webhooks-only mode, or before the first
         # portfolio poll) is tracked too, so its failures still raise alerts.
         site = self._sites.get(site_id)
         if site is None:
             site = self._sites[site_id] = _Site(info=None, updated_at=None)
-        if end > now or (start, end) in site.planned:
-            site.planned[(start, end)] = status
-        if status is ImplementationStatus.IMPLEMENTATION_FAILED:
+        latest = change.latest or change.status
+        if change.end > now or slot in site.planned:
+            site.planned[slot] = latest
+        if change.status is ImplementationStatus.IMPLEMENTATION_FAILED:
             site.failure_run = self._next_run(
-                site.failure_run, ImplementationFailure(start, end, now)
+                site.failure_run, ImplementationFailure(change.start, change.end, now)
             )
-        # The outlook gauges follow at the next refresh_outlook (every alert cycle, a
-        # few seconds): recomputing them per webhook entry cost the ingest path dearly.
 
     def _next_run(self, run: FailureRun | None, failure: ImplementationFailure) -> FailureRun:
         """`failure` continues the site's run, or starts one after a quiet failure hold."""
@@ -172,8 +174,7 @@ class Fleet:
     def webhooks_received(self, changes: Iterable[StatusChange]) -> None:
         """A committed batch of webhook deliveries and the status changes it made."""
         now = self._service.last_webhook_at = self.clock.now()
-        for change in changes:
-            self.status_changed(change.site_id, change.start, change.end, change.status, now)
+        self.statuses_changed(changes, now)
 
     def _outlook(self, site_id: int, site: _Site, now: datetime) -> ScheduleOutlook:
         ends = [end for (_, end), st in site.planned.items() if st in PLANNED and end > now]

@@ -3,11 +3,13 @@
 ExAnte tells how far ahead each site is planned (the schedule horizon) and which entries
 are still InProgress close to their start; ExPost brings the final statuses of past
 entries into the history, for the entries whose webhooks were lost. Both feed the same
-forward-only status store as the webhooks, so a poll never undoes a newer status.
+status path as the webhooks: each poll is a snapshot of the slots it covers, matched
+to the generations the monitor knows, so a poll never undoes a newer status.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,7 +18,7 @@ from sqlmodel import Session
 from receiver.cellect.models import TimeSeriesResult
 from receiver.pollers.base import Poller
 from receiver.pollers.context import PollContext
-from receiver.storage.schedules import StatusChange, apply_entry
+from receiver.storage.status import Observation, StatusChange, apply_observations, writer_for
 
 # ExAnte windows stay a little inside the vendor's 48 h, so clock skew cannot push
 # them over the limit (30092).
@@ -26,24 +28,29 @@ EX_ANTE_SPAN = timedelta(hours=48) - timedelta(minutes=1)
 Fetched = dict[int, tuple[datetime, list[TimeSeriesResult]]]
 
 
-def _store(fetched: Fetched) -> Any:
-    def work(session: Session) -> list[tuple[int, StatusChange]]:
-        changes = []
-        for site_id, (observed_at, results) in fetched.items():
-            for result in results:
-                change = apply_entry(
-                    session=session,
-                    site_id=site_id,
-                    start=result.start_date,
-                    end=result.end_date,
-                    status=result.implementation_status,
-                    observed_at=observed_at,
-                    source="poll",
-                    power_kw=result.ess_power_ac,
-                )
-                if change is not None:
-                    changes.append((site_id, change))
-        return changes
+def _store(fetched: Fetched) -> Callable[[Session], list[StatusChange]]:
+    """The round's results as one snapshot per slot, applied in one transaction."""
+    observations = [
+        Observation(
+            site_id,
+            result.start_date,
+            result.end_date,
+            result.implementation_status,
+            observed_at,
+            power_kw=result.ess_power_ac,
+        )
+        for site_id, (observed_at, results) in fetched.items()
+        for result in results
+    ]
+
+    def work(session: Session) -> list[StatusChange]:
+        changes = apply_observations(
+            session=session,
+            observations=observations,
+            source="poll",
+            writer=writer_for(session),
+        )
+        return [change for _, change in changes]
 
     return work
 
@@ -57,9 +64,8 @@ class _SchedulePoller(Poller):
         fetched, failure = await self.context.fetch_each(
             self.context.fleet.known_site_ids, self._fetch
         )
-        changes: list[tuple[int, StatusChange]] = await self.context.write(_store(fetched))
-        for site_id, change in changes:
-            self.context.fleet.status_changed(site_id, change.start, change.end, change.status)
+        changes = await self.context.write(_store(fetched))
+        self.context.fleet.statuses_changed(changes)
         for site_id, (_, results) in fetched.items():
             self.seen(site_id, results)
         if failure is not None:

@@ -26,9 +26,6 @@ from receiver.storage.outbox import (
 )
 from receiver.storage.retention import prune
 from receiver.storage.schedules import (
-    StatusChange,
-    apply_entry,
-    apply_entry_status,
     entries_in_progress_near_start,
     entries_in_range,
     planned_horizon,
@@ -56,10 +53,7 @@ from receiver.storage.webhooks import (
 __all__ = [
     "BatchOutcome",
     "IncomingDelivery",
-    "StatusChange",
     "active_silences",
-    "apply_entry",
-    "apply_entry_status",
     "canonical_digest",
     "create_silence",
     "deliveries_since",

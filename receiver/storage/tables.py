@@ -99,20 +99,28 @@ class ScheduleEntryBase(SQLModel):
     start_at: datetime = Field(sa_type=UtcDateTime)
     end_at: datetime = Field(sa_type=UtcDateTime)
     power_kw: float | None = None
+    # 0, 1, 2, …: the entries of one slot (site, start, end), in the order first heard
+    # of; a re-planned slot gets a new one (receiver.storage.status.rule).
+    generation: int = 0
     status: int
     status_at: datetime = Field(sa_type=UtcDateTime)
     updated_source: str = Field(sa_type=String(16))
+    statuses_seen: int = 0  # bit 1 << s for each status s the entry reported
+    statuses_unconfirmed: int = 0  # of those, the ones only a poll reported so far
 
 
 class ScheduleEntryRecord(ScheduleEntryBase, table=True):
-    """One schedule entry of one site and its current (furthest-forward) status."""
+    """One entry (one generation of a slot) of one site and its furthest status."""
 
     __tablename__ = "schedule_entries"
     # The unique index leads with (site_id, start_at), so it serves the range queries and
     # a site's horizon too: every index is written by each webhook delivery's entries
     # (migration 0002 dropped a (site_id, end_at) one for that reason).
     __table_args__ = (
-        UniqueConstraint("site_id", "start_at", "end_at", name="uq_schedule_entries_site_span"),
+        UniqueConstraint(
+            *("site_id", "start_at", "end_at", "generation"),
+            name="uq_schedule_entries_slot_generation",
+        ),
         Index("ix_schedule_entries_status_start", "status", "start_at"),
     )
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)

@@ -3,10 +3,11 @@
 `store_webhook_batch` is the webhook receiver's group-commit primitive: the deliveries
 of many requests are inserted with one `INSERT … ON CONFLICT (digest) DO NOTHING`
 (so a duplicate, even one a concurrent process inserts at the same moment, is stored
-once and never applied twice), each new delivery's entries are applied with the
-forward-only rule, and the whole batch is committed ONCE — the only function here that
-commits. A delivery's digest is the SHA-256 of its payload's canonical JSON, so the same
-content with other whitespace, key order or timestamp spelling counts as a duplicate.
+once and never applied twice), each new delivery's entries are applied by the status
+rules (receiver.storage.status), and the whole batch is committed ONCE — the only
+function here that commits. A delivery's digest is the SHA-256 of its payload's
+canonical JSON, so the same content with other whitespace, key order or timestamp
+spelling counts as a duplicate.
 The canonical JSON of a parsed webhook is written directly (`canonical_json`), the same
 bytes `json.dumps` makes of its `wire()` dict, without building that dict.
 """
@@ -26,24 +27,16 @@ from sqlmodel import Session, col, select
 
 from receiver.cellect.models import StatusWebhook
 from receiver.cellect.timestamps import format_timestamp
-from receiver.storage.dialect import insert_for
-from receiver.storage.schedules import StatusChange
-from receiver.storage.sqlite_batch import SqliteWriter, is_sqlite
-from receiver.storage.status_batch import (
-    CoreWriter,
-    Observation,
-    StatusWriter,
-    apply_observations,
-    session_binder,
-    untyped,
-)
+from receiver.storage.dialect import chunks
+from receiver.storage.status.apply import apply_observations
+from receiver.storage.status.core import CoreWriter
+from receiver.storage.status.model import Observation, StatusChange, StatusWriter
+from receiver.storage.status.sqlite import SqliteWriter, is_sqlite
 from receiver.storage.tables import WebhookDelivery
 from receiver.storage.types import utc_now
 from receiver.webhook_payload import ParsedWebhook
 
 Webhook = StatusWebhook | ParsedWebhook
-_DELIVERIES = WebhookDelivery.__table__  # type: ignore[attr-defined]
-_DELIVERIES_RAW = untyped(_DELIVERIES)
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +110,7 @@ def store_webhook_batch(
     first_of: dict[str, int] = {}
     for index, digest in enumerate(digests):
         first_of.setdefault(digest, index)
-    ids = _insert_new(session, writer, {d: deliveries[i] for d, i in first_of.items()})
+    ids = _insert_new(writer, {d: deliveries[i] for d, i in first_of.items()})
     outcomes = [
         BatchOutcome(digest, False, ids[digest])
         if first_of[digest] == index and digest in ids
@@ -137,62 +130,39 @@ def _writer(session: Session, lean: bool | None) -> StatusWriter:
     return SqliteWriter(session) if lean else CoreWriter(session)
 
 
-def _insert_new(
-    session: Session, writer: StatusWriter, unique: Mapping[str, IncomingDelivery]
-) -> dict[str, int]:
+def _insert_new(writer: StatusWriter, unique: Mapping[str, IncomingDelivery]) -> dict[str, int]:
     """Insert the deliveries not stored yet; their ids by digest (duplicates are absent)."""
     # Sorted by digest, so concurrent batches take the unique-index locks in one order.
-    ordered = sorted(unique.items())
-    if isinstance(writer, SqliteWriter):
-        return writer.insert_deliveries(
-            [
-                (d.received_at, digest, d.webhook.site_id, d.body, d.remote_addr)
-                for digest, d in ordered
-            ]
-        )
-    bind = session_binder(session)
-    rows = [
-        {
-            "received_at": bind(delivery.received_at),
-            "digest": digest,
-            "site_id": delivery.webhook.site_id,
-            "body": delivery.body,
-            "remote_addr": delivery.remote_addr,
-        }
-        for digest, delivery in ordered
-    ]
-    if not rows:
-        return {}
-    # executemany ("insertmanyvalues"): multi-row statements with RETURNING from one
-    # cached compilation, rather than a literal multi-row VALUES compiled every batch.
-    # Untyped columns, values pre-bound: see status_batch.datetime_binder.
-    stmt = (
-        insert_for(session, _DELIVERIES_RAW)
-        .on_conflict_do_nothing(index_elements=["digest"])
-        .returning(_DELIVERIES_RAW.c.digest, _DELIVERIES_RAW.c.id)
+    return writer.insert_deliveries(
+        [
+            (d.received_at, digest, d.webhook.site_id, d.body, d.remote_addr)
+            for digest, d in sorted(unique.items())
+        ]
     )
-    result = session.connection().execute(stmt, rows)
-    ids = {digest: row_id for digest, row_id in result.all() if row_id is not None}
-    return ids
 
 
 def _apply(
     session: Session,
-    writer: StatusWriter | None,
+    writer: StatusWriter,
     fresh: Sequence[tuple[IncomingDelivery, BatchOutcome]],
+    *,
+    replay: bool = False,
 ) -> list[tuple[BatchOutcome, StatusChange]]:
     """Apply the entries of new deliveries; each change made, with its delivery's outcome."""
-    # One batch for all (status_batch): a few statements, not a few per entry. Entries
-    # keep their received order per entry, so the forward-only walk sees them as sent.
+    # One application for all: a few statements, not a few per entry. Entries keep
+    # their received order per slot, so the generations see them as sent.
     work = [
         (outcome, Observation(site, e.start, e.end, e.status, at, outcome.delivery_id))
         for delivery, outcome in fresh
         for site, at in [(delivery.webhook.site_id, delivery.received_at)]
         for e in delivery.webhook.schedule
     ]
-    observations = [seen for _, seen in work]
     changes = apply_observations(
-        session=session, observations=observations, source="webhook", writer=writer
+        session=session,
+        observations=[seen for _, seen in work],
+        source="webhook",
+        writer=writer,
+        replay=replay,
     )
     return [(work[index][0], change) for index, change in changes]
 
@@ -210,10 +180,12 @@ def deliveries_since(*, session: Session, since: datetime) -> list[WebhookDelive
 def replay_deliveries(*, session: Session, since: datetime, now: datetime | None = None) -> int:
     """Re-apply the deliveries received since `since`; returns the status changes it made.
 
-    Idempotent thanks to the forward-only rule: a second replay changes nothing.
-    Each replayed delivery gets `replayed_at` (`now`, default the wall clock).
+    Each delivery's reports are applied at most once (what a delivery has recorded is
+    skipped), so a second replay changes nothing; reports an older version of the
+    monitor dropped are applied now. Each replayed delivery gets `replayed_at` (`now`,
+    default the wall clock).
     """
-    applied = 0
+    fresh: list[tuple[IncomingDelivery, BatchOutcome]] = []
     for delivery in deliveries_since(session=session, since=since):
         try:
             webhook = StatusWebhook.model_validate_json(delivery.body)
@@ -221,11 +193,13 @@ def replay_deliveries(*, session: Session, since: datetime, now: datetime | None
             logger.warning("stored webhook delivery %s no longer parses; skipped", delivery.id)
             continue
         outcome = BatchOutcome(delivery.digest, False, delivery.id)
-        stored = IncomingDelivery(delivery.body, webhook, delivery.received_at)
-        applied += len(_apply(session, None, [(stored, outcome)]))
+        fresh.append((IncomingDelivery(delivery.body, webhook, delivery.received_at), outcome))
+    applied = len(_apply(session, CoreWriter(session), fresh, replay=True))
+    ids = [outcome.delivery_id for _, outcome in fresh]
+    for chunk in chunks(ids):
         session.exec(
             update(WebhookDelivery)
-            .where(col(WebhookDelivery.id) == delivery.id)
+            .where(col(WebhookDelivery.id).in_(chunk))
             .values(replayed_at=now or utc_now())
         )
     return applied
