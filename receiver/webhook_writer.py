@@ -1,8 +1,8 @@
 """The webhook writer: the receiver's durable commits, done in a process of their own.
 
 The monitor is one Python process, and its event loop (HTTP, validation, the fleet
-picture, alerting) and the writer (digests, forward-only status rules, the SQLite or
-PostgreSQL statements) would otherwise share one interpreter lock: under a burst of
+picture, alerting) and the writer (digests, the status rules, the SQLite or PostgreSQL
+statements) would otherwise share one interpreter lock: under a burst of
 webhooks the writer's Python work cost the event loop about as much as the HTTP
 handling itself. `WriterProcess` starts `python -m receiver.webhook_writer` and hands it
 each group-commit batch over a socket pair; the child stores the batch with

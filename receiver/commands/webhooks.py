@@ -6,8 +6,9 @@ the monitor generated and keeps in its database — generated now if the monitor
 ran). It is the one place that prints the secret, on purpose, and only to stdout.
 
 `webhooks replay --since T` re-applies every raw delivery received since T (ISO-8601
-with a zone) with the forward-only rule, in one transaction: a second replay changes
-nothing. Both work on CELLECT_DATABASE_URL (or --database-url), migrated first.
+with a zone) by the status rules (docs/schedules.md), in one transaction, skipping what
+each delivery already recorded: a second replay changes nothing. Both work on
+CELLECT_DATABASE_URL (or --database-url), migrated first.
 """
 
 from __future__ import annotations

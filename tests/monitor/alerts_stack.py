@@ -82,11 +82,13 @@ class AlertStack:
         response.raise_for_status()
         return response
 
-    async def post_entry(self, site_id: int, starts_in_s: float, minutes: int = 15) -> datetime:
+    async def post_entry(
+        self, site_id: int, starts_in_s: float, minutes: int = 15, power_kw: float = 5.0
+    ) -> datetime:
         """Store one schedule entry on the site's box; returns its start."""
         start = self.stack.clock.now() + timedelta(seconds=starts_in_s)
         entry = ScheduleEntry(
-            start_date=start, end_date=start + timedelta(minutes=minutes), ess_power_ac=5.0
+            start_date=start, end_date=start + timedelta(minutes=minutes), ess_power_ac=power_kw
         )
         self.stack.emulator.store(site_id, [entry])
         await self.stack.advance(0)  # deliver its InProgress webhook

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -10,16 +11,19 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import StatementError
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, SQLModel, col, select
 
+from receiver.storage.binding import datetime_binder
 from receiver.storage.engine import (
     alembic_config,
     create_engine_for,
     current_revision,
     head_revision,
+    session_factory,
     upgrade,
 )
-from receiver.storage.tables import Site
+from receiver.storage.tables import ScheduleEntryRecord, Site
+from receiver.storage.webhooks import replay_deliveries
 
 
 def _differences(engine: Engine) -> list[object]:
@@ -132,5 +136,71 @@ def test_0002_drops_the_ingest_indexes_keeping_the_rows(database_url: str) -> No
         assert count == 1
         _migrate(engine, "0001", down=True)
         assert "ix_schedule_entries_site_end" in _indexes(engine, "schedule_entries")
+    finally:
+        engine.dispose()
+
+
+def test_0003_keeps_every_entry_and_replay_applies_what_the_old_rule_dropped(
+    database_url: str,
+) -> None:
+    """An entry stored by the one-row-per-slot rule becomes generation 0 with every status
+    of its history; a replay then applies the reports that rule dropped, once."""
+    engine = create_engine_for(database_url)
+    bind = datetime_binder(engine.dialect)  # stored as the application stores them
+    moment = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    at, start, end = (bind(moment + timedelta(minutes=m)) for m in (0, 60, 75))
+    second = timedelta(seconds=1)
+    slot = {"start": "2026-03-02T09:00:00Z", "end": "2026-03-02T09:15:00Z"}
+    try:
+        _migrate(engine, "0002")
+        ids: list[int] = []
+        with engine.begin() as connection:
+            # The old rule stored 1 then 5 and dropped the new entry's 1 and 3.
+            for n, status in enumerate((1, 5, 1, 3), start=1):
+                body = json.dumps({"siteId": 7, "schedule": [{**slot, "status": status}]})
+                ids.append(
+                    connection.execute(
+                        text(
+                            "INSERT INTO webhook_deliveries (received_at, digest, site_id, body)"
+                            " VALUES (:at, :digest, 7, :body) RETURNING id"
+                        ),
+                        {
+                            "at": bind(moment + n * second),
+                            "digest": f"d{n}",
+                            "body": body,
+                        },
+                    ).scalar_one()
+                )
+            entry_id = connection.execute(
+                text(
+                    "INSERT INTO schedule_entries (site_id, start_at, end_at, status,"
+                    " status_at, updated_source) VALUES (7, :start, :end, 5, :at, 'webhook')"
+                    " RETURNING id"
+                ),
+                {"start": start, "end": end, "at": at},
+            ).scalar_one()
+            for delivery_id, status in zip(ids, (1, 5), strict=False):
+                connection.execute(
+                    text(
+                        "INSERT INTO schedule_status_changes"
+                        " (entry_id, status, observed_at, source, delivery_id)"
+                        " VALUES (:entry, :status, :at, 'webhook', :delivery)"
+                    ),
+                    {"entry": entry_id, "status": status, "at": at, "delivery": delivery_id},
+                )
+        upgrade(engine)
+        with session_factory(engine)() as session:
+            entry = session.exec(select(ScheduleEntryRecord)).one()
+            assert (entry.generation, entry.statuses_seen) == (0, 0b100010)
+            since = datetime(2026, 3, 2, tzinfo=UTC)
+            assert replay_deliveries(session=session, since=since) == 2
+            assert replay_deliveries(session=session, since=since) == 0
+            session.commit()
+            rows = session.exec(
+                select(ScheduleEntryRecord.generation, ScheduleEntryRecord.status).order_by(
+                    col(ScheduleEntryRecord.generation)
+                )
+            ).all()
+        assert [tuple(r) for r in rows] == [(0, 5), (1, 3)]
     finally:
         engine.dispose()

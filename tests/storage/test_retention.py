@@ -11,14 +11,15 @@ from sqlmodel import Session, select
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import AvailabilityStatus, DowntimeType, EventReason, EventSource
+from receiver.cellect.enums import ImplementationStatus as S
 from receiver.cellect.models import AvailabilityEvent, SiteInformation, StatusWebhook
 from receiver.storage.alert_tables import AlertRecord, OutboxMessage, Silence
 from receiver.storage.alerts import create_silence, upsert_alert
 from receiver.storage.events import upsert_availability_events
 from receiver.storage.outbox import enqueue_message, mark_sent
 from receiver.storage.retention import prune, run_retention
-from receiver.storage.schedules import apply_entry_status
 from receiver.storage.sites import record_measurements, upsert_sites
+from receiver.storage.status import Observation, apply_observations, writer_for
 from receiver.storage.tables import (
     AvailabilityEventRecord,
     Measurement,
@@ -47,12 +48,13 @@ def _populate(session: Session, site: SiteInformation) -> None:
     for at in (OLD, NEW):
         record_measurements(session=session, sites=[site], measured_at=at)
         # One settled and one still-InProgress entry at each age.
-        for offset, status in ((0, 2), (1, 1)):
-            start = at + offset * HOUR
-            apply_entry_status(
-                session=session, site_id=1, start=start, end=start + HOUR, status=status,
-                observed_at=at, source="poll",
-            )  # fmt: skip
+        polled = [
+            Observation(1, at + offset * HOUR, at + (offset + 1) * HOUR, S(status), at)
+            for offset, status in ((0, 2), (1, 1))
+        ]
+        apply_observations(
+            session=session, observations=polled, source="poll", writer=writer_for(session)
+        )
         alert = {"rule": "R", "severity": "warning", "labels": {}, "annotations": {}}
         upsert_alert(
             session=session, fingerprint=f"resolved-{at}", **alert, state="resolved", at=at

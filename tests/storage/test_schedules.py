@@ -1,16 +1,13 @@
-"""Schedule entries: statuses only move forward, history is kept, planning queries answer."""
+"""Schedule entries as stored by the status path: history, power, the planning queries."""
 
 from __future__ import annotations
 
-import itertools
 from datetime import UTC, datetime, timedelta
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from receiver.cellect.enums import ImplementationStatus as S
 from receiver.storage.schedules import (
-    apply_entry,
-    apply_entry_status,
     entries_in_progress_near_start,
     entries_in_range,
     planned_horizon,
@@ -18,74 +15,85 @@ from receiver.storage.schedules import (
     status_counts,
     status_history,
 )
+from receiver.storage.status import Observation, Source, StatusChange, apply_observations
+from receiver.storage.status import writer_for as _writer
 from receiver.storage.tables import ScheduleEntryRecord
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 QUARTER = timedelta(minutes=15)
 
 
-def _apply(session: Session, slot: int, status: int, **kwargs: object) -> bool:
+def _apply(
+    session: Session,
+    slot: int,
+    status: int,
+    *,
+    site_id: int = 1,
+    source: Source = "webhook",
+    observed_at: datetime = T0,
+    power_kw: float | None = None,
+    delivery_id: int | None = None,
+) -> list[StatusChange]:
     start = T0 + slot * QUARTER
-    values: dict[str, object] = {"observed_at": T0, "source": "webhook", "site_id": 1} | kwargs
-    return apply_entry_status(
-        session=session,
-        start=start,
-        end=start + QUARTER,
-        status=status,
-        **values,
+    seen = Observation(
+        site_id, start, start + QUARTER, S(status), observed_at, delivery_id, power_kw
     )
+    changes = apply_observations(
+        session=session, observations=[seen], source=source, writer=_writer(session)
+    )
+    return [change for _, change in changes]
 
 
-def _entry(session: Session, slot: int, site_id: int = 1) -> ScheduleEntryRecord:
+def _entries(session: Session, slot: int, site_id: int = 1) -> list[ScheduleEntryRecord]:
     start = T0 + slot * QUARTER
-    query = select(ScheduleEntryRecord).where(
-        ScheduleEntryRecord.site_id == site_id, ScheduleEntryRecord.start_at == start
+    query = (
+        select(ScheduleEntryRecord)
+        .where(ScheduleEntryRecord.site_id == site_id, ScheduleEntryRecord.start_at == start)
+        .order_by(col(ScheduleEntryRecord.generation))
     )
-    return session.exec(query).one()
+    return list(session.exec(query).all())
 
 
-def test_every_pair_of_statuses_in_both_orders(session: Session) -> None:
-    """For every ordered pair, the entry ends at the first unless the second ranks higher."""
-    pairs = list(itertools.product(S, repeat=2))
-    for slot, (first, second) in enumerate(pairs):
-        assert _apply(session, slot, first)
-        moved = _apply(session, slot, second, observed_at=T0 + timedelta(seconds=1))
-        assert moved == (second.rank > first.rank), (first, second)
-    session.commit()
-    session.expunge_all()
-    for slot, (first, second) in enumerate(pairs):
-        entry = _entry(session, slot)
-        expected = second if second.rank > first.rank else first
-        assert entry.status == expected, (first, second)
-        history = [change.status for change in status_history(session=session, entry_id=entry.id)]
-        assert history == ([first, second] if second.rank > first.rank else [first])
-
-
-def test_a_stale_status_keeps_the_newer_but_fills_in_power(session: Session) -> None:
-    """A poll reporting an older status still supplies the power the webhook lacked."""
+def test_a_poll_behind_the_webhooks_keeps_the_status_but_fills_in_power(session: Session) -> None:
+    """A poll still listing an entry at 1 after its webhook said 2 supplies only the power."""
     assert _apply(session, 0, S.IMPLEMENTED)
     assert not _apply(session, 0, S.IN_PROGRESS, source="poll", power_kw=-42.5)
     session.commit()
-    entry = _entry(session, 0)
+    [entry] = _entries(session, 0)
     assert (entry.status, entry.power_kw, entry.updated_source) == (S.IMPLEMENTED, -42.5, "webhook")
 
 
 def test_a_change_reports_what_it_moved_from(session: Session) -> None:
-    """apply_entry describes the change made: previous and new status, source and time."""
-    start, end = T0, T0 + QUARTER
-    common = {"session": session, "site_id": 3, "start": start, "end": end}
-    first = apply_entry(**common, status=1, observed_at=T0, source="poll", power_kw=10.0)
+    """Each change names the entry's previous and new status, source, time and generation;
+    the history keeps the source and delivery of every step."""
     later = T0 + timedelta(minutes=20)
-    second = apply_entry(**common, status=3, observed_at=later, source="webhook", delivery_id=9)
+    [first] = _apply(session, 0, 1, site_id=3, source="poll", power_kw=10.0)
+    [second] = _apply(session, 0, 3, site_id=3, observed_at=later, delivery_id=9)
     session.commit()
-    assert first is not None
-    assert (first.previous, first.status) == (None, S.IN_PROGRESS)
-    assert second is not None
-    assert (second.previous, second.status) == (S.IN_PROGRESS, S.IMPLEMENTATION_FAILED)
-    entry = _entry(session, 0, site_id=3)
+    assert (first.previous, first.status, first.generation) == (None, S.IN_PROGRESS, 0)
+    assert (second.previous, second.status, second.latest) == (
+        S.IN_PROGRESS,
+        S.IMPLEMENTATION_FAILED,
+        S.IMPLEMENTATION_FAILED,
+    )
+    [entry] = _entries(session, 0, site_id=3)
     assert (entry.status_at, entry.updated_source, entry.power_kw) == (later, "webhook", 10.0)
     history = status_history(session=session, entry_id=entry.id)
     assert [(h.source, h.delivery_id) for h in history] == [("poll", None), ("webhook", 9)]
+
+
+def test_every_generation_of_a_replanned_slot_is_kept(session: Session) -> None:
+    """1, 5, 1, 3 for one slot: two rows, the overwritten entry and the failed new one."""
+    for n, status in enumerate((1, 5, 1, 3)):
+        _apply(session, 0, status, delivery_id=n + 1, observed_at=T0 + timedelta(seconds=n))
+    session.commit()
+    rows = _entries(session, 0)
+    assert [(e.generation, e.status, e.statuses_seen) for e in rows] == [
+        (0, S.OVERWRITTEN, 0b100010),
+        (1, S.IMPLEMENTATION_FAILED, 0b1010),
+    ]
+    history = [[h.status for h in status_history(session=session, entry_id=e.id)] for e in rows]
+    assert history == [[1, 5], [1, 3]]
 
 
 def test_planned_horizon_and_status_counts(session: Session) -> None:

@@ -1,5 +1,6 @@
-"""The served endpoint's delivery semantics on SQLite and PostgreSQL: idempotent, forward-only,
-counted, and an ImplementationFailed status reaching the alerting."""
+"""The served endpoint's delivery semantics on SQLite and PostgreSQL: idempotent, each
+report one transition of one entry, counted, and an ImplementationFailed status reaching
+the alerting."""
 
 from __future__ import annotations
 
@@ -49,8 +50,9 @@ async def test_ten_concurrent_copies_are_all_acknowledged_and_stored_once(
         assert app.counts() == (1, 2, 2)
 
 
-async def test_a_late_older_status_does_not_undo_a_newer_one(database_url: str) -> None:
-    """Deleted, then a late InProgress for the same entry: stays Deleted; both raw kept."""
+async def test_a_slot_reported_again_after_its_deletion_is_a_new_entry(database_url: str) -> None:
+    """Deleted, then InProgress and Implemented for the same slot: the deleted entry stays
+    Deleted and a second entry of the slot is Implemented; every raw delivery is kept."""
     async with receiver_app(database_url) as app:
         assert (await app.post(body(1, entry(1, 4)))).status_code == 200
         late = await app.post(body(1, entry(1, 1)))
@@ -58,25 +60,29 @@ async def test_a_late_older_status_does_not_undo_a_newer_one(database_url: str) 
         assert late.json()["duplicate"] is False
         assert (await app.post(body(1, entry(1, 2)))).status_code == 200
         with Session(app.monitor.engine) as session:
-            statuses = session.exec(select(ScheduleEntryRecord.status)).all()
+            statuses = session.exec(
+                select(ScheduleEntryRecord.status).order_by(col(ScheduleEntryRecord.generation))
+            ).all()
             bodies = session.exec(select(WebhookDelivery.body).order_by(col(WebhookDelivery.id)))
             kept = [json.loads(b)["schedule"][0]["status"] for b in bodies.all()]
-        assert statuses == [4]
+        assert statuses == [4, 2]
         assert kept == [4, 1, 2]
 
 
 async def test_accepted_deliveries_update_the_schedule_metrics(database_url: str) -> None:
-    """Each new status of an entry counts once in cellect_schedule_entries_total."""
+    """Each status reported for an entry counts once in cellect_schedule_entries_total; a
+    duplicate delivery counts nothing, and a second InProgress for a slot whose entry
+    already reported one is the slot's next entry, counted as such."""
     async with receiver_app(database_url) as app:
         await app.post(body(5, entry(1, 1), entry(2, 1)))
         await app.post(body(5, entry(1, 2), entry(2, 3)))
         await app.post(body(5, entry(1, 2), entry(2, 3)))  # a duplicate: not counted again
-        await app.post(body(5, entry(1, 1)))  # older: no change, not counted
+        await app.post(body(5, entry(1, 1)))  # entry 1 had its 1: a re-planned slot
         counts = {
             status: app.sample("cellect_schedule_entries_total", site_id="5", status=status)
             for status in ("in_progress", "implemented", "implementation_failed")
         }
-        assert counts == {"in_progress": 2, "implemented": 1, "implementation_failed": 1}
+        assert counts == {"in_progress": 3, "implemented": 1, "implementation_failed": 1}
         failures = app.sample("cellect_schedule_implementation_failures_total", site_id="5")
         assert failures == 1
 

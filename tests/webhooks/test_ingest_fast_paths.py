@@ -15,7 +15,7 @@ from starlette.responses import JSONResponse
 from receiver.cellect.enums import ImplementationStatus
 from receiver.cellect.models import StatusWebhook
 from receiver.cellect.timestamps import format_timestamp
-from receiver.storage.status_batch import datetime_binder
+from receiver.storage.binding import datetime_binder
 from receiver.storage.types import UtcDateTime
 from receiver.storage.webhooks import (
     BatchOutcome,
