@@ -14,13 +14,21 @@ and the same `wire()`, and `to_model()` gives the pydantic model where one is wa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from receiver.cellect.enums import ImplementationStatus
 from receiver.cellect.models import StatusWebhook, WebhookScheduleEntry
 from receiver.cellect.timestamps import format_timestamp, parse_timestamp
 
 MAX_ENTRIES = 10_000
+# Ranges accepted at the door: what the history's columns hold (site ids are 32-bit) and
+# what a schedule can be (entries end within 48 h of their post; no battery reports from
+# before 2000 or after 2100). Anything else is refused with a 422 naming the field,
+# never stored half or left to fail a whole batch, or the alerting, later.
+MAX_SITE_ID = 2**31 - 1
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_SPAN = timedelta(hours=48)
 _STATUS_OF = {s.value: s for s in ImplementationStatus}
 
 
@@ -88,13 +96,16 @@ def _entry(raw: object, where: str, errors: list[FieldError]) -> WebhookEntry | 
     for name, moment in (("start", start), ("end", end)):
         if moment is None:
             errors.append(FieldError(f"{where}.{name}", "must be an ISO-8601 timestamp with zone"))
+        elif not EARLIEST <= moment < LATEST:
+            errors.append(FieldError(f"{where}.{name}", "must be in the years 2000 to 2099"))
     if status is None:
         errors.append(FieldError(f"{where}.status", "must be an integer from 1 to 5"))
-    if start is not None and end is not None and start >= end:
-        errors.append(FieldError(f"{where}.start", "must be before end"))
-        return None
     if start is None or end is None or status is None:
         return None
+    if start >= end:
+        errors.append(FieldError(f"{where}.start", "must be before end"))
+    elif end - start > MAX_SPAN:
+        errors.append(FieldError(f"{where}.end", "must be at most 48 hours after start"))
     return WebhookEntry(start, end, status)
 
 
@@ -104,8 +115,8 @@ def parse_status_webhook(data: object) -> ParsedWebhook:
         raise PayloadError([FieldError("body", "must be a JSON object")])
     errors: list[FieldError] = []
     site_id = data.get("siteId")
-    if not _is_int(site_id) or not 1 <= site_id < 2**63:  # type: ignore[operator]
-        errors.append(FieldError("siteId", "must be a positive integer"))
+    if not _is_int(site_id) or not 1 <= site_id <= MAX_SITE_ID:  # type: ignore[operator]
+        errors.append(FieldError("siteId", f"must be an integer from 1 to {MAX_SITE_ID}"))
     schedule = data.get("schedule")
     entries: list[WebhookEntry] = []
     if not isinstance(schedule, list) or not schedule:

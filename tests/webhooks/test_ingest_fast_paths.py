@@ -30,7 +30,11 @@ zones = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=
 moments = st.datetimes(
     min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=zones
 )
-entries = st.tuples(moments, st.integers(1, 10**8), st.sampled_from(list(ImplementationStatus)))
+# What the door lets in: the years 2000 to 2099 (a day inside, whatever the zone).
+accepted = st.datetimes(
+    min_value=datetime(2000, 1, 2), max_value=datetime(2099, 12, 30), timezones=zones
+)
+entries = st.tuples(accepted, st.integers(1, 10**8), st.sampled_from(list(ImplementationStatus)))
 
 
 def _body(site_id: int, raw: list[tuple[datetime, int, ImplementationStatus]]) -> object:
@@ -41,7 +45,7 @@ def _body(site_id: int, raw: list[tuple[datetime, int, ImplementationStatus]]) -
     return {"siteId": site_id, "schedule": schedule, "extra": [1]}
 
 
-@given(st.integers(1, 2**63 - 1), st.lists(entries, min_size=1, max_size=4))
+@given(st.integers(1, 2**31 - 1), st.lists(entries, min_size=1, max_size=4))
 def test_parsed_webhook_matches_the_pydantic_model(
     site_id: int, raw: list[tuple[datetime, int, ImplementationStatus]]
 ) -> None:

@@ -56,10 +56,21 @@ def test_a_valid_webhook_parses() -> None:
             {"siteId": 1, "schedule": [GOOD_ENTRY, {**GOOD_ENTRY, "end": GOOD_ENTRY["start"]}]},
             "schedule[1].start",
         ),
+        ({"siteId": 2**31, "schedule": [GOOD_ENTRY]}, "siteId"),
+        ({"siteId": 1, "schedule": [{**GOOD_ENTRY, "start": "1999-12-31T23:59:59Z"}]},
+         "schedule[0].start"),
+        ({"siteId": 1, "schedule": [{**GOOD_ENTRY, "end": "2100-01-01T00:00:00Z"}]},
+         "schedule[0].end"),
+        ({"siteId": 1, "schedule": [{**GOOD_ENTRY, "end": "2026-03-03T12:00:01Z"}]},
+         "schedule[0].end"),
+        ({"siteId": 1, "schedule": [{"start": "0001-01-01T00:00:00Z",
+                                     "end": "9999-12-31T23:59:59Z", "status": 1}]},
+         "schedule[0].start"),
     ],
-)
+)  # fmt: skip
 def test_each_bad_field_is_named(body: Any, field: str) -> None:
-    """Wrong types, unknown statuses, naive or unparsable timestamps and start≥end are refused."""
+    """Wrong types, unknown statuses, naive or unparsable timestamps, start≥end, a site id
+    beyond 32 bits, times outside 2000–2099 and entries over 48 hours are refused."""
     with pytest.raises(PayloadError) as caught:
         parse_status_webhook(body)
     assert field in [e.field for e in caught.value.errors]
