@@ -66,8 +66,14 @@ async def readyz(request: Request) -> Response:
         }
         for p in monitor.pollers
     }
-    ready = database and not any(p["overdue"] for p in pollers.values())
-    body = {"status": "ready" if ready else "not_ready", "database": database, "pollers": pollers}
+    writer = monitor.writer_up()
+    ready = database and writer and not any(p["overdue"] for p in pollers.values())
+    body = {
+        "status": "ready" if ready else "not_ready",
+        "database": database,
+        "webhook_writer": writer,
+        "pollers": pollers,
+    }
     return JSONResponse(body, status_code=200 if ready else 503)
 
 

@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
@@ -83,6 +83,43 @@ class _OptionalGauge(Collector):
         yield GaugeMetricFamily(self.name, self.documentation)
 
 
+class WriterHealth(Collector):
+    """The webhook writer's state, read from the parts that know it at each scrape."""
+
+    def __init__(self, up: Callable[[], bool], restarts: Callable[[], int],
+                 queued: Callable[[], tuple[int, int]]) -> None:  # fmt: skip
+        self._up, self._restarts, self._queued = up, restarts, queued
+
+    def collect(self) -> Iterator[Metric]:
+        families = self._families()
+        depth, size = self._queued()
+        values = (float(self._up()), float(self._restarts()), float(depth), float(size))
+        for family, value in zip(families, values, strict=True):
+            family.add_metric((), value)
+        yield from families
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    @staticmethod
+    def _families() -> list[GaugeMetricFamily | CounterMetricFamily]:
+        return [
+            GaugeMetricFamily(
+                "cellect_webhook_writer_up",
+                "1 while the webhook writer process runs and answers within the commit timeout.",
+            ),
+            CounterMetricFamily(
+                "cellect_webhook_writer_restarts", "Webhook writer processes started anew."
+            ),
+            GaugeMetricFamily(
+                "cellect_webhook_queue_deliveries", "Webhook deliveries waiting for a commit."
+            ),
+            GaugeMetricFamily(
+                "cellect_webhook_queue_bytes", "Bytes of the webhook deliveries waiting."
+            ),
+        ]
+
+
 class Metrics:
     """Every metric of the service, registered on `registry` (a fresh one per test)."""
 
@@ -108,6 +145,12 @@ class Metrics:
         self.webhook_duration = Histogram(
             "cellect_webhook_request_duration_seconds",
             "Time to handle a webhook delivery.",
+            registry=r,
+        )
+        self.webhook_commit_duration = Histogram(
+            "cellect_webhook_commit_duration_seconds",
+            "Time from handing a batch of deliveries to the writer to its committed answer.",
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
             registry=r,
         )
         self.api_requests = Counter(
@@ -175,6 +218,9 @@ class Metrics:
             self.notifications.labels(outcome)
 
     # The service's own health.
+
+    def watch_writer(self, health: WriterHealth) -> None:
+        self.registry.register(health)
 
     def observe_webhook(self, outcome: str, seconds: float) -> None:
         """One webhook delivery handled with `outcome` (one of WEBHOOK_OUTCOMES)."""

@@ -12,6 +12,7 @@ import asyncio
 import logging
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Coroutine
 from contextlib import AsyncExitStack, suppress
 from datetime import datetime, timedelta
@@ -29,8 +30,8 @@ from receiver.cellect.clock import Clock
 from receiver.cellect.enums import ImplementationStatus
 from receiver.client import CellectClient
 from receiver.fleet import Fleet
-from receiver.ingest import GroupCommitter
-from receiver.metrics import Metrics
+from receiver.ingest import Bounds, GroupCommitter
+from receiver.metrics import Metrics, WriterHealth
 from receiver.pollers.base import Poller
 from receiver.pollers.context import PollContext
 from receiver.pollers.events import EventsPoller
@@ -40,13 +41,14 @@ from receiver.settings import Settings
 from receiver.storage.alerts import get_or_create_secret
 from receiver.storage.engine import create_engine_for, session_factory, upgrade
 from receiver.storage.retention import run_retention
-from receiver.storage.webhooks import BatchOutcome, IncomingDelivery
+from receiver.storage.webhooks import BatchOutcome, IncomingDelivery, canonical_digest
 from receiver.webhook_auth import WebhookAuth
-from receiver.webhook_writer import WriterProcess
+from receiver.webhook_writer import WriterProcess, WriterUnavailable
 from receiver.webhooks import WebhookReceiver
 
 log = logging.getLogger(__name__)
 WEBHOOK_SECRET_NAME = "webhook_secret"
+IN_DOUBT_KEPT = 100_000  # digests of deliveries in doubt, the oldest forgotten first
 
 
 def load_webhook_secret(settings: Settings, engine: Any, clock: Clock) -> str | None:
@@ -98,8 +100,25 @@ class Monitor:
         self.outbox = DeliveryWorker(clock, self.engine, self.notifier, metrics)
         self.writer = WriterProcess(settings.database_url)
         # Two batches in flight: the writer process stores one while the next is sent.
+        bounds = Bounds(
+            max_queue=settings.webhook_queue_max,
+            max_queue_bytes=settings.webhook_queue_max_bytes,
+            max_in_flight=2,
+            timeout_s=settings.webhook_commit_timeout_s,
+        )
         self.committer: GroupCommitter[IncomingDelivery, BatchOutcome] = GroupCommitter(
-            self.writer.commit, max_in_flight=2, on_committed=self._stored
+            self._commit, bounds=bounds, size=lambda d: len(d.body), on_committed=self._stored
+        )
+        # Deliveries whose batch died with the writer: committed or not, nobody knows.
+        # When one comes again (a duplicate, if it was committed), the writer returns the
+        # changes it made, so the fleet and alerts learn them after all.
+        self._in_doubt: OrderedDict[str, None] = OrderedDict()
+        metrics.watch_writer(
+            WriterHealth(
+                self.writer_up,
+                lambda: self.writer.restarts,
+                lambda: (self.committer.queued, self.committer.queued_bytes),
+            )
         )
         self.client: CellectClient | None = None
         self.pollers: list[Poller] = []
@@ -178,6 +197,39 @@ class Monitor:
 
     # Callbacks from the parts.
 
+    def writer_up(self) -> bool:
+        """The writer process runs and answers within the commit timeout."""
+        timeout = self.settings.webhook_commit_timeout_s
+        return self.writer.alive and self.writer.busy_for() < timeout
+
+    async def _commit(self, deliveries: list[IncomingDelivery]) -> list[BatchOutcome | Exception]:
+        """One batch through the writer process, timed; its deliveries in doubt if it dies."""
+        digests = [canonical_digest(d.webhook) for d in deliveries] if self._in_doubt else []
+        # Claimed by this batch (back in doubt if it fails too): a redelivery sent again
+        # before this batch answers must not have the same changes learned twice.
+        doubted = frozenset(d for d in digests if self._in_doubt.pop(d, False) is None)
+        started = time.perf_counter()
+        try:
+            results = await self.writer.commit(deliveries, doubted)
+        except WriterUnavailable:
+            for delivery in deliveries:
+                self._in_doubt[canonical_digest(delivery.webhook)] = None
+            while len(self._in_doubt) > IN_DOUBT_KEPT:
+                self._in_doubt.popitem(last=False)
+            raise
+        finally:
+            self.metrics.webhook_commit_duration.observe(time.perf_counter() - started)
+        return results
+
+    async def _watch_writer(self, stop: asyncio.Event) -> None:
+        """Kill a writer that has not answered for three commit timeouts (stopped, hung):
+        its batches fail, their deliveries are in doubt, the next batch starts a new one."""
+        limit = 3 * self.settings.webhook_commit_timeout_s
+        while not stop.is_set():
+            if self.writer.busy_for() > limit:
+                self.writer.kill()
+            await _first(asyncio.sleep(1.0), stop.wait())
+
     def _stored(self, outcomes: list[BatchOutcome]) -> None:
         """A committed batch of deliveries: the fleet learns its changes, failures wake alerting."""
         changes = [change for outcome in outcomes for change in outcome.changes]
@@ -245,6 +297,7 @@ class Monitor:
         """Run every background part until `stop` is set, then wind them down in order."""
         work: list[Coroutine[Any, Any, None]] = [poller.run() for poller in self.pollers]
         work += [
+            self._watch_writer(stop),
             self._alert_loop(stop),
             self.outbox.run(stop),
             run_retention(

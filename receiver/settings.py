@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     webhook_signing_secrets: Annotated[list[SecretStr], NoDecode] = []
     webhook_allowed_ips: Annotated[list[str], NoDecode] = []
     webhook_max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # Bounds of the ingest queue, and how long a request waits for its commit (real s).
+    webhook_queue_max: int = Field(10_000, ge=1)
+    webhook_queue_max_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
+    webhook_commit_timeout_s: float = Field(10.0, gt=0)
 
     # Pollers (seconds of the clock the monitor runs on).
     portfolio_interval_s: float = Field(60.0, gt=0)

@@ -41,19 +41,25 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
 from sqlalchemy import Engine, event
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlmodel import Session
 
 from receiver.storage.webhooks import BatchOutcome, IncomingDelivery, store_webhook_batch
+from receiver.webhook_payload import PayloadError, parse_status_webhook
 
 log = logging.getLogger(__name__)
 
 Wire = tuple[str, datetime, str | None]  # body, received_at, remote_addr
+Batch = tuple[list[Wire], frozenset[str]]  # the deliveries, and the digests in doubt
 START_TIMEOUT_S = 60.0
 _LENGTH = struct.Struct("!Q")  # each message: its length, then its pickle
 
@@ -62,11 +68,22 @@ class WriterUnavailable(RuntimeError):
     """The writer process is not running (it failed to start, or died mid-batch)."""
 
 
+class DeliveryRefused(ValueError):
+    """The database refused this one delivery's values (stored alone, it still fails)."""
+
+
 @dataclass(frozen=True)
 class WriterFailure:
-    """The child's answer when a batch could not be stored (nothing of it was committed)."""
+    """The child's answer when a batch (or one delivery) could not be stored: nothing of
+    it was committed. `refused`: the database refused the values, not an outage."""
 
     error: str
+    refused: bool = False
+
+    def exception(self) -> Exception:
+        if self.refused:
+            return DeliveryRefused(self.error)
+        return WriterUnavailable(f"the webhook writer could not store it: {self.error}")
 
 
 def _frame(message: object) -> bytes:
@@ -101,7 +118,8 @@ class _Child:
 
     process: subprocess.Popen[bytes]
     stream: asyncio.StreamWriter
-    pending: deque[asyncio.Future[Any]] = field(default_factory=deque)  # oldest first
+    # Batches sent and not answered yet, oldest first, with when they were sent.
+    pending: deque[tuple[asyncio.Future[Any], float]] = field(default_factory=deque)
     reader: asyncio.Task[None] | None = None
 
     @property
@@ -126,6 +144,20 @@ class WriterProcess:
     @property
     def alive(self) -> bool:
         return self._child is not None and self._child.usable
+
+    def busy_for(self) -> float:
+        """Seconds the oldest unanswered batch has waited (0 when none waits)."""
+        child = self._child
+        if child is None or not child.pending:
+            return 0.0
+        return time.monotonic() - child.pending[0][1]
+
+    def kill(self) -> None:
+        """Kill a stalled child: its batches in flight fail, the next batch starts anew."""
+        child = self._child
+        if child is not None and child.process.poll() is None:
+            log.error("the webhook writer has not answered for %.0f s; killing it", self.busy_for())
+            child.process.kill()
 
     async def start(self) -> None:
         """Start the child and wait until it has connected to the database."""
@@ -157,19 +189,22 @@ class WriterProcess:
         ours.settimeout(None)
         return process, ours
 
-    async def commit(self, deliveries: list[IncomingDelivery]) -> list[BatchOutcome]:
-        """Store `deliveries` in one transaction in the child; their outcomes."""
+    async def commit(
+        self, deliveries: list[IncomingDelivery], in_doubt: frozenset[str] = frozenset()
+    ) -> list[BatchOutcome | Exception]:
+        """Store `deliveries` in the child (one transaction, unless one delivery fails:
+        then each alone); per delivery its outcome or why it was not stored."""
         child = self._child
         if child is None or not child.usable:
             child = await self._restart()
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        child.pending.append(answer)
-        child.stream.write(_frame([(d.body, d.received_at, d.remote_addr) for d in deliveries]))
+        child.pending.append((answer, time.monotonic()))
+        wire = [(d.body, d.received_at, d.remote_addr) for d in deliveries]
+        child.stream.write(_frame((wire, in_doubt)))
         result = await answer
         if isinstance(result, WriterFailure):
-            raise WriterUnavailable(f"the webhook writer could not store a batch: {result.error}")
-        outcomes: list[BatchOutcome] = result
-        return outcomes
+            raise result.exception()
+        return [r.exception() if isinstance(r, WriterFailure) else r for r in result]
 
     async def _restart(self) -> _Child:
         async with self._starting:
@@ -191,7 +226,7 @@ class WriterProcess:
             while True:
                 (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
                 message = pickle.loads(await reader.readexactly(length))  # noqa: S301
-                waiting = child.pending.popleft()
+                waiting, _ = child.pending.popleft()
                 if not waiting.done():
                     waiting.set_result(message)
         except (asyncio.IncompleteReadError, OSError) as exc:
@@ -204,7 +239,7 @@ class WriterProcess:
         finally:
             child.stream.close()  # not usable any more: the next batch starts a new child
             while child.pending:
-                waiting = child.pending.popleft()
+                waiting, _ = child.pending.popleft()
                 if not waiting.done():
                     waiting.set_exception(error)
 
@@ -237,7 +272,6 @@ def _reap(process: subprocess.Popen[bytes]) -> None:
 
 def _serve(sock: socket.socket) -> None:
     from receiver.storage.engine import create_engine_for, session_factory
-    from receiver.webhook_payload import parse_status_webhook
 
     try:
         engine = create_engine_for(_recv(sock))
@@ -253,20 +287,14 @@ def _serve(sock: socket.socket) -> None:
         checkpointer.start()
     while True:
         try:
-            batch: list[Wire] = _recv(sock)
+            wire, in_doubt = _recv(sock)
         except (EOFError, OSError):  # the monitor closed the socket, or died
             break
-        answer: list[BatchOutcome] | WriterFailure
         try:
-            deliveries = [
-                IncomingDelivery(body, parse_status_webhook(json.loads(body)), at, addr)
-                for body, at, addr in batch
-            ]
-            with sessions() as session:
-                answer = store_webhook_batch(session=session, deliveries=deliveries)
+            answer = _store_wire(sessions, wire, in_doubt)
         except Exception as exc:
             log.exception("storing a webhook batch failed")
-            answer = WriterFailure(f"{type(exc).__name__}: {exc}")
+            answer = _failure(exc)
         try:
             _send(sock, answer)
         except OSError:
@@ -274,6 +302,69 @@ def _serve(sock: socket.socket) -> None:
     if checkpointer is not None:
         checkpointer.stop()
     engine.dispose()
+
+
+Answer = list[BatchOutcome | WriterFailure] | WriterFailure
+
+
+def _store_wire(
+    sessions: Callable[[], Session], wire: list[Wire], in_doubt: frozenset[str]
+) -> Answer:
+    """Parse (the monitor validated each body; one that does not parse here is refused
+    alone) and store the batch."""
+    parsed: list[IncomingDelivery | WriterFailure] = []
+    for body, at, addr in wire:
+        try:
+            parsed.append(IncomingDelivery(body, parse_status_webhook(json.loads(body)), at, addr))
+        except (ValueError, PayloadError) as exc:
+            parsed.append(WriterFailure(f"unparsable delivery: {type(exc).__name__}", True))
+    good = [p for p in parsed if isinstance(p, IncomingDelivery)]
+    stored = iter(_store(sessions, good, in_doubt) if good else [])
+    return [p if isinstance(p, WriterFailure) else next(stored) for p in parsed]
+
+
+def _store(
+    sessions: Callable[[], Session], deliveries: list[IncomingDelivery], in_doubt: frozenset[str]
+) -> list[BatchOutcome | WriterFailure]:
+    """The batch in one transaction; if it fails, each delivery in a transaction of its
+    own, so that one delivery the database refuses never fails its neighbours."""
+    try:
+        with sessions() as session:
+            return list(
+                store_webhook_batch(session=session, deliveries=deliveries, in_doubt=in_doubt)
+            )
+    except Exception as exc:
+        if len(deliveries) == 1:
+            log.exception("storing a webhook delivery failed")
+            return [_failure(exc)]
+        log.warning(
+            "a batch of %d deliveries failed (%s); storing each alone",
+            len(deliveries),
+            type(exc).__name__,
+        )
+    answers: list[BatchOutcome | WriterFailure] = []
+    for delivery in deliveries:
+        try:
+            with sessions() as session:
+                answers += store_webhook_batch(
+                    session=session, deliveries=[delivery], in_doubt=in_doubt
+                )
+        except Exception as exc:
+            log.exception("storing a webhook delivery failed")
+            answers.append(_failure(exc))
+    return answers
+
+
+def _failure(exc: Exception) -> WriterFailure:
+    # The values of the delivery itself (out of a column's range, a constraint): the same
+    # delivery would fail every time, so it is refused rather than retried forever.
+    refused = isinstance(exc, DataError | IntegrityError)
+    return WriterFailure(f"{type(exc).__name__}: {_first_line(exc)}", refused)
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc)
+    return text.splitlines()[0] if text else ""
 
 
 class Checkpointer(threading.Thread):

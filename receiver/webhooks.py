@@ -27,14 +27,16 @@ from urllib.parse import parse_qsl
 from starlette.types import Receive, Scope, Send
 
 from receiver.cellect.clock import Clock
-from receiver.ingest import CommitterClosed, GroupCommitter
+from receiver.ingest import CommitterClosed, CommitTimeout, GroupCommitter, QueueFull
 from receiver.storage.webhooks import BatchOutcome, IncomingDelivery
 from receiver.webhook_auth import WebhookAuth, WebhookAuthError
 from receiver.webhook_payload import PayloadError, parse_status_webhook
+from receiver.webhook_writer import DeliveryRefused
 
 log = logging.getLogger(__name__)
 
 JSON_HEADERS = (b"content-type", b"application/json")
+RETRY_AFTER = (b"retry-after", b"5")
 Answer = tuple[str, int, bytes]  # outcome (metrics label), HTTP status, JSON body
 
 
@@ -91,6 +93,8 @@ async def read_capped(receive: Receive, declared: str | None, limit: int) -> byt
 
 async def send_json(send: Send, status: int, body: bytes) -> None:
     headers = [JSON_HEADERS, (b"content-length", str(len(body)).encode())]
+    if status == 503:  # every 503 here is temporary: busy, stalled, shutting down
+        headers.append(RETRY_AFTER)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -150,6 +154,16 @@ class WebhookReceiver:
             stored = await self.committer.submit(delivery)
         except CommitterClosed:
             return error_answer("error", 503, "unavailable", "shutting down; retry")
+        except QueueFull:
+            return error_answer("error", 503, "busy", "too many deliveries waiting; retry")
+        except CommitTimeout:
+            log.warning("a webhook delivery was not committed in time")
+            return error_answer("error", 503, "timeout", "not stored in time; retry")
+        except DeliveryRefused as exc:
+            log.error("the database refused a webhook delivery: %s", exc)
+            return error_answer(
+                "invalid", 422, "refused", "the database refused this delivery", field="body"
+            )
         except Exception:
             log.exception("storing a webhook delivery failed")
             return error_answer(

@@ -17,24 +17,25 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from pydantic import ValidationError
+from sqlalchemy import select as sa_select
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
+from receiver.cellect.enums import ImplementationStatus
 from receiver.cellect.models import StatusWebhook
 from receiver.cellect.timestamps import format_timestamp
 from receiver.storage.dialect import chunks
 from receiver.storage.status.apply import apply_observations
-from receiver.storage.status.core import CoreWriter
+from receiver.storage.status.core import DELIVERIES, ENTRIES, HISTORY, CoreWriter
 from receiver.storage.status.model import Observation, StatusChange, StatusWriter
 from receiver.storage.status.sqlite import SqliteWriter, is_sqlite
-from receiver.storage.tables import WebhookDelivery
+from receiver.storage.tables import ScheduleStatusChange, WebhookDelivery
 from receiver.storage.types import utc_now
-from receiver.webhook_payload import ParsedWebhook
+from receiver.webhook_payload import ParsedWebhook, PayloadError, parse_status_webhook
 
 Webhook = StatusWebhook | ParsedWebhook
 
@@ -98,12 +99,19 @@ def wire_timestamp(moment: datetime) -> str:
 
 
 def store_webhook_batch(
-    *, session: Session, deliveries: Sequence[IncomingDelivery], lean: bool | None = None
+    *,
+    session: Session,
+    deliveries: Sequence[IncomingDelivery],
+    lean: bool | None = None,
+    in_doubt: Collection[str] = (),
 ) -> list[BatchOutcome]:
     """Store and apply a batch of deliveries, committing once; one outcome per delivery.
 
     `lean` (default: on SQLite) sends the statements through the sqlite3 connection
-    (sqlite_batch); otherwise they go through SQLAlchemy Core. Same rows either way.
+    (receiver.storage.status.sqlite); otherwise through SQLAlchemy Core. Same rows
+    either way. A duplicate whose digest is `in_doubt` (its first delivery's answer was
+    lost: the monitor never learned what it changed) carries the changes that first
+    delivery recorded, so that the monitor learns them now.
     """
     writer = _writer(session, lean)
     digests = [canonical_digest(delivery.webhook) for delivery in deliveries]
@@ -120,8 +128,55 @@ def store_webhook_batch(
     fresh = [(deliveries[i], o) for i, o in enumerate(outcomes) if not o.duplicate]
     for outcome, change in _apply(session, writer, fresh):
         outcome.changes.append(change)
+    doubted = {o.digest: o for o in outcomes if o.duplicate and o.digest in in_doubt}
+    if doubted:
+        for digest, changes in recorded_changes(session=session, digests=list(doubted)).items():
+            doubted[digest].changes.extend(changes)
     session.commit()
     return outcomes
+
+
+def recorded_changes(*, session: Session, digests: Sequence[str]) -> dict[str, list[StatusChange]]:
+    """The status changes the stored deliveries `digests` made, by digest, in order.
+
+    From the history rows each delivery left; a row repeating a status its entry already
+    had (a webhook confirming a poll) was no change and is left out.
+    """
+    d, h, e = DELIVERIES.c, HISTORY.c, ENTRIES.c
+    query = (
+        sa_select(d.digest, h.id, h.entry_id, h.status, h.observed_at, h.source, e.site_id,
+                  e.start_at, e.end_at, e.generation)
+        .join_from(DELIVERIES, HISTORY, h.delivery_id == d.id)
+        .join(ENTRIES, e.id == h.entry_id)
+        .where(d.digest.in_(digests))
+        .order_by(h.id)
+    )  # fmt: skip
+    rows = session.execute(query).all()
+    history = _statuses_by_entry(session, {row.entry_id for row in rows})
+    changes: dict[str, list[StatusChange]] = {}
+    for row in rows:
+        before = [ImplementationStatus(s) for i, s in history[row.entry_id] if i < row.id]
+        if row.status in before:
+            continue
+        previous = max(before, key=lambda s: s.rank) if before else None
+        changes.setdefault(row.digest, []).append(
+            StatusChange(row.site_id, row.start_at, row.end_at, previous,
+                         ImplementationStatus(row.status), row.source, row.observed_at,
+                         row.generation)
+        )  # fmt: skip
+    return changes
+
+
+def _statuses_by_entry(session: Session, entry_ids: set[int]) -> dict[int, list[tuple[int, int]]]:
+    """(history row id, status) of every history row of `entry_ids`, by entry."""
+    h = ScheduleStatusChange
+    found: dict[int, list[tuple[int, int]]] = {entry_id: [] for entry_id in entry_ids}
+    for chunk in chunks(sorted(entry_ids)):
+        query = select(h.entry_id, h.id, h.status).where(col(h.entry_id).in_(chunk))
+        for entry_id, row_id, status in session.exec(query).all():
+            assert row_id is not None
+            found[entry_id].append((row_id, status))
+    return found
 
 
 def _writer(session: Session, lean: bool | None) -> StatusWriter:
@@ -188,8 +243,8 @@ def replay_deliveries(*, session: Session, since: datetime, now: datetime | None
     fresh: list[tuple[IncomingDelivery, BatchOutcome]] = []
     for delivery in deliveries_since(session=session, since=since):
         try:
-            webhook = StatusWebhook.model_validate_json(delivery.body)
-        except ValidationError:
+            webhook = parse_status_webhook(json.loads(delivery.body))
+        except (ValueError, RecursionError, PayloadError):
             logger.warning("stored webhook delivery %s no longer parses; skipped", delivery.id)
             continue
         outcome = BatchOutcome(delivery.digest, False, delivery.id)

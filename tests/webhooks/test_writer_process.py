@@ -20,9 +20,9 @@ from sqlmodel import Session, select
 from receiver.cellect.enums import ImplementationStatus
 from receiver.storage.engine import create_engine_for, upgrade
 from receiver.storage.tables import WebhookDelivery
-from receiver.storage.webhooks import IncomingDelivery
-from receiver.webhook_payload import parse_status_webhook
-from receiver.webhook_writer import WriterProcess, WriterUnavailable
+from receiver.storage.webhooks import BatchOutcome, IncomingDelivery
+from receiver.webhook_payload import ParsedWebhook, parse_status_webhook
+from receiver.webhook_writer import DeliveryRefused, WriterProcess, WriterUnavailable
 from tests.support.stack import until
 
 pytestmark = pytest.mark.anyio
@@ -117,19 +117,46 @@ async def test_a_writer_killed_mid_batch_fails_that_batch_only(
     assert stored(database_url) == 1
 
 
-async def test_a_batch_the_child_cannot_store_fails_alone(
+async def test_a_delivery_the_child_cannot_store_fails_alone(
     writer: WriterProcess, database_url: str
 ) -> None:
-    """A failing batch (here: a body the child cannot parse) raises; nothing of it is
-    stored, and the same child stores the next batch."""
+    """A delivery the child cannot store (here: a body it cannot parse) is refused alone:
+    its neighbour in the batch is stored, and the same child goes on."""
     good = delivery(5, 1)
     broken = IncomingDelivery("{not json", good.webhook, T0, None)
-    with pytest.raises(WriterUnavailable, match="could not store a batch"):
-        await writer.commit([good, broken])
-    assert stored(database_url) == 0
+    answers = await writer.commit([good, broken])
+    assert isinstance(answers[0], BatchOutcome)
+    assert isinstance(answers[1], DeliveryRefused)
+    assert stored(database_url) == 1
     pid = writer.pid
-    await writer.commit([good])
-    assert (writer.pid, writer.restarts, stored(database_url)) == (pid, 0, 1)
+    await writer.commit([delivery(5, 2)])
+    assert (writer.pid, writer.restarts, stored(database_url)) == (pid, 0, 2)
+
+
+@pytest.mark.postgres
+async def test_a_site_id_beyond_the_column_fails_alone_on_postgresql(postgres_url: str) -> None:
+    """Past the door's checks, a site id the int4 column cannot hold fails only its own
+    delivery (refused, not retried forever); the deliveries batched with it are stored."""
+    upgrade(postgres_url)
+    process = WriterProcess(postgres_url)
+    await process.start()
+    try:
+        good = [delivery(7, 1), delivery(8, 1)]
+        poison = IncomingDelivery(
+            good[0].body.replace('"siteId": 7', f'"siteId": {2**31}'),
+            ParsedWebhook(2**31, good[0].webhook.schedule),
+            T0,
+            None,
+        )
+        answers = await process.commit([good[0], poison, good[1]])
+        assert [type(a).__name__ for a in answers] == [
+            "BatchOutcome",
+            "DeliveryRefused",
+            "BatchOutcome",
+        ]
+        assert stored(postgres_url) == 2
+    finally:
+        await process.close()
 
 
 async def test_sigterm_to_the_process_group_leaves_the_writer_serving(
