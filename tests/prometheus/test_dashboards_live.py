@@ -32,6 +32,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -224,14 +225,14 @@ def stale(stack: Stack, fresh: Snapshot) -> Snapshot:
     )
     try:
         for expr in (all_live, all_polled):
-            wait_for(lambda e=expr: api.value(e), within=WITHIN_S, what=expr)
+            wait_for(partial(api.value, expr), within=WITHIN_S, what=expr)
         emulator.outage(
             PLANNED_SITE, type="Planned", reason=3, source=1,
             duration_s=PLANNED_FOR_S, starts_in_s=PLANNED_IN_S,
         )  # fmt: skip
         emulator.box(int(STALE_SITE), online=False)
         for expr in (gone, announced):
-            wait_for(lambda e=expr: api.value(e), within=WITHIN_S, what=expr)
+            wait_for(partial(api.value, expr), within=WITHIN_S, what=expr)
     except AssertionError as exc:
         raise stack.explain(exc) from None
     return stack.snapshot()
