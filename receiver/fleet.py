@@ -21,10 +21,16 @@ from receiver.alerting.model import (
     SiteView,
 )
 from receiver.cellect.clock import Clock
-from receiver.cellect.enums import AvailabilityStatus, ImplementationStatus
+from receiver.cellect.enums import AvailabilityStatus, DowntimeType, ImplementationStatus
 from receiver.cellect.models import AvailabilityEvent, SiteInformation, TimeSeriesResult
 from receiver.metrics import Metrics
-from receiver.sitestate import Availability, ScheduleOutlook, SiteSnapshot, camel
+from receiver.sitestate import (
+    Availability,
+    NextPlannedOutage,
+    ScheduleOutlook,
+    SiteSnapshot,
+    camel,
+)
 
 if TYPE_CHECKING:
     from receiver.storage.status import StatusChange
@@ -65,6 +71,24 @@ def _open_outage(events: Iterable[AvailabilityEvent], now: datetime) -> Availabi
         and (e.end_date is None or e.end_date > now)
     ]
     return max(current, key=lambda e: e.start_date, default=None)
+
+
+def _next_planned(
+    site_id: int, events: Iterable[AvailabilityEvent], now: datetime
+) -> NextPlannedOutage:
+    """The earliest planned NotAvailable event still ahead of `now` (none: start None)."""
+    ahead = [
+        e
+        for e in events
+        if e.availability_status is AvailabilityStatus.NOT_AVAILABLE
+        and e.type is DowntimeType.PLANNED
+        and e.start_date > now
+    ]
+    event = min(ahead, key=lambda e: e.start_date, default=None)
+    if event is None:
+        return NextPlannedOutage(site_id)
+    end = event.end_date.timestamp() if event.end_date else None
+    return NextPlannedOutage(site_id, event.start_date.timestamp(), end)
 
 
 class Fleet:
@@ -120,8 +144,10 @@ class Fleet:
         site = self._sites.get(site_id)
         if site is None:
             return
-        site.unavailable = _open_outage(events, self.clock.now())
+        now = self.clock.now()
+        site.unavailable = _open_outage(events, now)
         self.metrics.update_availability([self._availability(site_id, site)])
+        self.metrics.update_planned_outages([_next_planned(site_id, events, now)])
 
     @staticmethod
     def _availability(site_id: int, site: _Site) -> Availability:

@@ -23,7 +23,13 @@ from starlette.responses import Response
 from receiver.cellect.enums import ImplementationStatus
 from receiver.exposition import fast_render
 from receiver.schedulecounters import ScheduleCounters
-from receiver.sitestate import Availability, ScheduleOutlook, SiteSnapshot, SiteState
+from receiver.sitestate import (
+    Availability,
+    NextPlannedOutage,
+    ScheduleOutlook,
+    SiteSnapshot,
+    SiteState,
+)
 
 # What we serve is the classic 0.0.4 text format (prometheus_client's own default answer).
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -280,6 +286,11 @@ class Metrics:
         self, outlooks: Iterable[ScheduleOutlook], now: float | None = None
     ) -> None:
         self.sites.update_schedules(outlooks, now)
+
+    def update_planned_outages(
+        self, outages: Iterable[NextPlannedOutage], now: float | None = None
+    ) -> None:
+        self.sites.update_planned_outages(outages, now)
 
     def set_thresholds(
         self, default: tuple[float, float], per_site: Mapping[int, tuple[float, float]]

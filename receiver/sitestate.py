@@ -10,6 +10,7 @@ that was in the latest portfolio and whose last update is younger than `stale_af
 availability/outlook only while their own poll result is that young): a site that stops
 reporting drops out instead of freezing at its last value. `cellect_site_info`, the last
 update timestamp and the thresholds stay, so a DataStale rule can still see the site.
+The next announced planned outage of a site is shown only while it is still ahead.
 Site names and coordinates appear only on `cellect_site_info`.
 """
 
@@ -56,6 +57,14 @@ NEAR_START = Family(
     "cellect_schedule_entries_in_progress_near_start",
     "Entries still InProgress although their start is near.",
 )
+NEXT_OUTAGE_START = Family(
+    P + "next_planned_outage_start_timestamp_seconds",
+    "When the next announced planned unavailability of the site starts.",
+)
+NEXT_OUTAGE_END = Family(
+    P + "next_planned_outage_end_timestamp_seconds",
+    "When the next announced planned unavailability of the site ends (absent: open-ended).",
+)
 
 # Families by the update that changes them: each group's text is cached on its own, so an
 # availability poll re-renders two families, not thirteen.
@@ -65,6 +74,7 @@ GROUPS: dict[str, tuple[Family, ...]] = {
     "state": (SOC, POWER, CAPACITY, RATED_CHARGE, RATED_DISCHARGE),
     "availability": (AVAILABLE, UNAVAILABLE),
     "outlook": (HORIZON, NEAR_START),
+    "planned": (NEXT_OUTAGE_START, NEXT_OUTAGE_END),
 }
 FAMILIES = tuple(f for group in GROUPS.values() for f in group)
 
@@ -120,6 +130,16 @@ class ScheduleOutlook:
     site_id: int
     horizon_s: float
     in_progress_near_start: int
+
+
+@dataclass(frozen=True)
+class NextPlannedOutage:
+    """The next planned unavailability announced for a site (Unix seconds); `start` None:
+    none is known. `end` None: announced without an end."""
+
+    site_id: int
+    start: float | None = None
+    end: float | None = None
 
 
 @dataclass(frozen=True)
@@ -191,6 +211,13 @@ class SiteState(Collector):
         """Record each site's schedule outlook as of `now` (merged like availability)."""
         expires = (self._now() if now is None else now) + self._stale_after_s
         self._merge("outlook", {o.site_id: _outlook(o, expires) for o in outlooks})
+
+    def update_planned_outages(
+        self, outages: Iterable[NextPlannedOutage], now: float | None = None
+    ) -> None:
+        """Record each site's next planned outage as of `now` (merged like availability)."""
+        expires = (self._now() if now is None else now) + self._stale_after_s
+        self._merge("planned", {o.site_id: _planned(o, expires) for o in outages})
 
     def set_thresholds(
         self, default: tuple[float, float], per_site: Mapping[int, tuple[float, float]]
@@ -305,3 +332,14 @@ def _outlook(o: ScheduleOutlook, expires: float) -> _Part:
         _sample(NEAR_START, o.site_id, float(o.in_progress_near_start)),
     )
     return _Part(samples, expires)
+
+
+def _planned(o: NextPlannedOutage, expires: float) -> _Part:
+    if o.start is None:
+        return _Part((), expires)
+    samples = [_sample(NEXT_OUTAGE_START, o.site_id, o.start)]
+    if o.end is not None:
+        samples.append(_sample(NEXT_OUTAGE_END, o.site_id, o.end))
+    # Gone at its start even between two events polls: from then on it is no longer
+    # "next" (cellect_site_available and unavailable_info say it is running).
+    return _Part(tuple(samples), min(expires, o.start))

@@ -50,6 +50,13 @@ BUILTIN_PANELS = {
     "heatmap",
     "histogram",
 }
+# Gauges exported for the dashboards only (not named by DESIGN.md's catalogue or the rules).
+DASHBOARD_GAUGES = frozenset(
+    {
+        "cellect_site_next_planned_outage_start_timestamp_seconds",
+        "cellect_site_next_planned_outage_end_timestamp_seconds",
+    }
+)
 # What Grafana substitutes into expressions, with values that make valid PromQL.
 GRAFANA_VARIABLES = {
     "$__rate_interval": "1m",
@@ -292,7 +299,8 @@ def test_dashboard_queries_only_exported_metrics(path: Path) -> None:
     for expr in expressions(dashboard(path)):
         metrics, labels = promql_names(expr)
         assert metrics, expr
-        assert metrics <= KNOWN_METRICS, (expr, metrics - KNOWN_METRICS)
+        known = KNOWN_METRICS | DASHBOARD_GAUGES
+        assert metrics <= known, (expr, metrics - known)
         assert labels <= KNOWN_LABELS, (expr, labels - KNOWN_LABELS)
 
 
@@ -306,11 +314,24 @@ def test_portfolio_map_places_sites_by_their_coordinates() -> None:
     assert location == {"mode": "coords", "latitude": "latitude", "longitude": "longitude"}
 
 
-def test_site_dashboard_selects_a_site_from_site_info() -> None:
-    """The site dashboard's `site` variable lists the site_id values of cellect_site_info."""
+def test_site_dashboard_selects_a_site_by_name() -> None:
+    """The site dashboard's `site` variable shows each site's name and has its id as value,
+    taken from the lines query_result(cellect_site_info) gives Grafana; every panel of the
+    dashboard filters on that id."""
     board = dashboard(ROOT / "grafana" / "dashboards" / "cellect-site.json")
     (variable,) = [v for v in board["templating"]["list"] if v["name"] == "site"]
-    assert variable["query"]["query"] == "label_values(cellect_site_info, site_id)"
+    assert variable["query"]["query"] == "query_result(cellect_site_info)"
+    assert variable["query"]["varQuery"] == "cellect_site_info"
+    # Grafana writes each result as the series with its labels in alphabetical order.
+    line = (
+        'cellect_site_info{country="DE", instance="monitor:8080", job="cellect-monitor",'
+        ' latitude="52.52", longitude="13.405", site_id="17", site_name="Berlin Süd"}'
+        " 1 1700000000000"
+    )
+    pattern = variable["regex"].strip("/").replace("(?<", "(?P<")  # JS → Python groups
+    match = re.search(pattern, line)
+    assert match is not None
+    assert (match["value"], match["text"]) == ("17", "Berlin Süd")
     assert all('site_id="$site"' in expr for expr in expressions(board))
 
 

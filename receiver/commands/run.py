@@ -5,7 +5,10 @@ process on its own port: the monitor issues itself a refresh token there, points
 client at it, subscribes its own webhook endpoint (with its secret) and turns on the
 emulator's demo trader — schedules are posted, executed, implemented or failed, and
 webhooks flow, without a Cellect account. `--speed` makes emulated time run faster;
-the monitor then reads the same clock, so its intervals and alert timings follow it.
+the monitor then reads the same clock, so its intervals and alert timings follow it —
+and the timestamps it exports run ahead of a Prometheus' clock, so a demo watched in
+Prometheus/Grafana runs at `--speed 1` (docker-compose.yml does). `--emulator-host`
+0.0.0.0 lets a container publish the emulator's port (its control API for faults).
 `--refresh-token-days` sets the life of the refresh token the monitor is given (a year by
 default), so that RefreshTokenExpiring can be seen without waiting a year.
 """
@@ -14,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ipaddress
 import logging
 import secrets
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr, ValidationError
 
@@ -45,6 +50,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--database-url", help="SQLAlchemy URL (CELLECT_DATABASE_URL)")
     demo = parser.add_argument_group("demo with the embedded emulator")
     demo.add_argument("--emulator", action="store_true", help="run the embedded emulator")
+    demo.add_argument(
+        "--emulator-host",
+        default="127.0.0.1",
+        help="address the emulator listens on (127.0.0.1; 0.0.0.0 in a container, whose"
+        " published port then reaches its control API, which has no authentication)",
+    )
     demo.add_argument("--emulator-port", type=int, default=8081, help="its port (8081)")
     demo.add_argument("--sites", type=int, default=5, help="demo sites (5)")
     demo.add_argument("--seed", type=int, default=1, help="demo seed (1)")
@@ -62,6 +73,21 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         f" ({DEMO_REFRESH_TOKEN_DAYS:g}; below 7 RefreshTokenExpiring fires)",
     )
     parser.set_defaults(handler=run)
+
+
+def loopback_if_wildcard(url: str) -> str:
+    """`url` with a wildcard listen address (0.0.0.0, ::) replaced by loopback: the
+    address to *call* a server on that listens everywhere, as the monitor calls its
+    emulator and the emulator posts webhooks to the monitor in the same process."""
+    parts = urlsplit(url)
+    try:
+        address = ipaddress.ip_address(parts.hostname or "")
+    except ValueError:
+        return url  # a name, not an address: callable as it is
+    if not address.is_unspecified:
+        return url
+    loopback = "127.0.0.1" if address.version == 4 else "[::1]"
+    return urlunsplit(parts._replace(netloc=f"{loopback}:{parts.port}"))
 
 
 def load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
@@ -126,9 +152,9 @@ async def _demo(args: argparse.Namespace) -> None:
     )
     started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
     emulator_task = asyncio.create_task(
-        serve_emulator(emulator, "127.0.0.1", args.emulator_port, ready=started.set_result)
+        serve_emulator(emulator, args.emulator_host, args.emulator_port, ready=started.set_result)
     )
-    emulator_url = await asyncio.wait_for(started, timeout=30)
+    emulator_url = loopback_if_wildcard(await asyncio.wait_for(started, timeout=30))
     lifetime = timedelta(days=args.refresh_token_days)
     refresh, record = emulator.tokens.issue_refresh_token(
         1, token=secrets.token_urlsafe(24), expires_at=clock.now() + lifetime
@@ -141,7 +167,7 @@ async def _demo(args: argparse.Namespace) -> None:
         refresh_token_expires_at=record.expires_at,
     )
     sock = bind(settings.host, settings.port)
-    url = url_of(sock, settings.host)
+    url = loopback_if_wildcard(url_of(sock, settings.host))
     app = create_app(settings, clock=clock)
     monitor: Monitor = app.state.monitor
 

@@ -58,12 +58,27 @@ def panel_queries(directory: Path, variables: Mapping[str, str]) -> list[PanelQu
     for path in sorted(directory.glob("*.json")):
         dashboard = json.loads(path.read_text())
         for panel in _panels(dashboard.get("panels", [])):
+            values = {**GRAFANA_VARIABLES, **_own_interval(panel), **variables}
             for target in panel.get("targets", []):
                 if target.get("expr"):
-                    expr = substitute(target["expr"], {**GRAFANA_VARIABLES, **variables})
+                    expr = substitute(target["expr"], values)
                     title = panel.get("title", "?")
                     queries.append(PanelQuery(path.stem, title, target.get("refId", "?"), expr))
     return queries
+
+
+def _own_interval(panel: Mapping[str, Any]) -> dict[str, str]:
+    """A panel's min interval is its $__interval on a short range (Grafana takes the larger
+    of the two): bars counting events per window are written for that width."""
+    interval = panel.get("interval")
+    return {"__interval": interval} if interval else {}
+
+
+def queries_of(queries: list[PanelQuery], dashboard: str, panel: str) -> list[PanelQuery]:
+    """The queries of one panel, by dashboard file stem and panel title (must exist)."""
+    found = [q for q in queries if q.dashboard == dashboard and q.panel == panel]
+    assert found, f"no panel {panel!r} in {dashboard}"
+    return found
 
 
 def panels_without_queries(directory: Path) -> list[str]:

@@ -1,12 +1,14 @@
 """`cellect-monitor run --refresh-token-days D`, the demo option the end-to-end scenario
 starts the monitor with so that RefreshTokenExpiring fires: parsed, defaulted, documented
-in the help, and refused with one clear line when it is not a sensible lifetime."""
+in the help, and refused with one clear line when it is not a sensible lifetime; and
+`--emulator-host`, which docker-compose.yml uses to publish the emulator's port."""
 
 from __future__ import annotations
 
 import pytest
 
 from receiver.cli import build_parser, main
+from receiver.commands.run import loopback_if_wildcard
 
 
 def test_refresh_token_days_defaults_to_a_year() -> None:
@@ -51,3 +53,23 @@ def test_a_non_number_is_refused_by_the_parser(capsys: pytest.CaptureFixture[str
         build_parser().parse_args(["run", "--refresh-token-days", "soon"])
     assert exited.value.code == 2
     assert "--refresh-token-days" in capsys.readouterr().err
+
+
+def test_emulator_host_defaults_to_loopback() -> None:
+    """Without `--emulator-host` the demo's emulator listens on 127.0.0.1 only, as before."""
+    assert build_parser().parse_args(["run", "--emulator"]).emulator_host == "127.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("listening", "called"),
+    [
+        ("http://0.0.0.0:8081", "http://127.0.0.1:8081"),
+        ("http://[::]:8081", "http://[::1]:8081"),
+        ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+        ("http://monitor:8080", "http://monitor:8080"),
+    ],
+)
+def test_a_server_listening_everywhere_is_called_on_loopback(listening: str, called: str) -> None:
+    """The demo calls its emulator (and receives its webhooks) on loopback when either
+    listens on a wildcard address; other addresses and names are called as they are."""
+    assert loopback_if_wildcard(listening) == called

@@ -29,8 +29,11 @@ Scenario, through the emulator's control and partner APIs over HTTP:
   unplanned inverter outage (SiteUnavailableUnplanned); site 5 a planned maintenance
   and its schedule deleted (SiteUnavailablePlanned, ScheduleHorizonShort); site 1 is
   discharged (SoCLow), site 3 charged (SoCHigh);
+- a planned maintenance of site 2 is announced two emulated days ahead (for the
+  upcoming-outage panels);
 - while all of them fire, every PromQL expression of every dashboard panel must return
-  data (the site dashboard on site 2, the one in an outage);
+  data (the site dashboard on site 2, the one in an outage), but for the one column the
+  emulator cannot fill (the end of a planned event, published only once it has ended);
 - recovery resolves every one of those alerts;
 - a plan posted for a site whose box is offline stays InProgress into its last five
   minutes before start: InProgressStuck fires; the box back online transfers the waiting
@@ -216,6 +219,7 @@ def failing(taken_over: Demo) -> Demo:
     assert not already, f"firing before any failure was driven: {already}"
     with demo.explained():
         _drive_failures(demo)
+        _announce_maintenance(demo)
     return demo
 
 
@@ -232,6 +236,19 @@ def _drive_failures(demo: Demo) -> None:
         demo.fired[name] = api.wait_firing(name, within=PHASE_S, **labels)
 
 
+def _announce_maintenance(demo: Demo) -> None:
+    """A planned maintenance of site 2 two emulated days ahead (long after the module),
+    for the dashboards' upcoming-outage panels; waits until Prometheus has it."""
+    demo.emulator.outage(2, type="Planned", reason=3, source=1, starts_in_s=2 * 86400)
+    ahead = 'cellect_site_next_planned_outage_start_timestamp_seconds{site_id="2"}'
+    wait_for(lambda: demo.api.query(ahead), within=PHASE_S, what="the planned outage ahead")
+
+
+# Panel queries with no data in this scenario although the dashboards are right: the
+# emulator publishes an event's end only once it has ended, so no planned end is known.
+NO_DATA_HERE = {"cellect-portfolio: Upcoming planned outages [C]"}
+
+
 def test_every_dashboard_panel_has_a_query() -> None:
     """Every dashboard panel (rows aside) carries a PromQL target."""
     assert panels_without_queries(DASHBOARDS) == []
@@ -241,6 +258,7 @@ def test_every_dashboard_panel_returns_data(failing: Demo) -> None:
     """Each PromQL expression of each dashboard panel returns data through Prometheus."""
     queries = panel_queries(DASHBOARDS, {"site": "2"})
     assert len(queries) > 30
+    queries = [q for q in queries if q.id not in NO_DATA_HERE]
     empty = [q.id + ": " + q.expr for q in queries if not failing.api.query(q.expr)]
     assert empty == [], "\n".join(empty)
 
