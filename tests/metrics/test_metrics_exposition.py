@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import shutil
 import subprocess
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -16,6 +15,7 @@ from receiver.cellect.clock import Clock
 from receiver.cellect.enums import DowntimeType, EventReason, EventSource, ImplementationStatus
 from receiver.metrics import Metrics, render_metrics
 from receiver.sitestate import Availability, ScheduleOutlook, SiteSnapshot
+from tests.conftest import require_tool
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 NASTY_NAMES = ['Say "hi"', "back\\slash", "two\nlines", "Zürich ☀ 東京", "tab\there", "cr\rlf"]
@@ -210,9 +210,7 @@ def test_unencodable_site_name_does_not_break_the_scrape(clock: Clock) -> None:
 
 def test_promtool_check_metrics_reports_nothing(metrics: Metrics) -> None:
     """`promtool check metrics` finds no problem in the exposition of a populated instance."""
-    promtool = shutil.which("promtool")
-    if promtool is None:
-        pytest.skip("promtool not installed (Debian package `prometheus`)")
+    promtool = require_tool("promtool")
     result = subprocess.run(
         [promtool, "check", "metrics"],
         input=render_metrics(metrics),

@@ -3,13 +3,13 @@ Grafana variable substitution (what the e2e test relies on, pinned without Prome
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.conftest import require_tool
 from tests.prometheus.harness import RULES, EmulatedTime, scale_rules, seconds_of
 from tests.prometheus.panels import substitute
 
@@ -48,13 +48,13 @@ def test_time_becomes_the_emulated_now() -> None:
 
 
 @pytest.mark.prometheus
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 def test_scaled_copy_passes_promtool(tmp_path: Path) -> None:
     """The scaled copy is still a valid rules file."""
+    promtool = require_tool("promtool")
     copy = tmp_path / "rules.yml"
     copy.write_text(scale_rules(RULES.read_text(), CLOCK))
     result = subprocess.run(
-        ["promtool", "check", "rules", str(copy)], capture_output=True, text=True, timeout=60
+        [promtool, "check", "rules", str(copy)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stdout + result.stderr
 

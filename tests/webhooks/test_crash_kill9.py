@@ -5,11 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -21,9 +16,9 @@ from sqlmodel import Session, select
 
 from receiver.app import WEBHOOK_PATH
 from receiver.cellect.models import StatusWebhook
-from receiver.serving import bind
 from receiver.storage.tables import ScheduleEntryRecord, WebhookDelivery
 from receiver.storage.webhooks import canonical_digest
+from tests.support.product import Product, writer_processes
 from tests.support.stack import until
 from tests.webhooks.served_receiver import SECRET, stamp
 
@@ -32,78 +27,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ROUNDS = 5
 BURST = 240
 KILL_AFTER = (1, 20, 45, 80, 120)  # acknowledgements seen before the kill, per round
-
-
-class Receiver:
-    """`python -m receiver run`, webhooks only, on a fixed free port."""
-
-    def __init__(self, database_url: str, workdir: Path) -> None:
-        sock = bind("127.0.0.1", 0)
-        self.port = sock.getsockname()[1]
-        sock.close()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.workdir = workdir
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CELLECT_")}
-        self.env = {
-            **env,
-            "PYTHONPATH": str(ROOT),
-            "CELLECT_DATABASE_URL": database_url,
-            "CELLECT_PORT": str(self.port),
-            "CELLECT_WEBHOOK_SECRET": SECRET,
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-        self.killed: list[int] = []
-
-    def _spawn(self) -> subprocess.Popen[bytes]:
-        with (self.workdir / "receiver.log").open("ab") as log:
-            return subprocess.Popen(
-                [sys.executable, "-m", "receiver", "run"],
-                cwd=self.workdir,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def start(self) -> None:
-        self.process = self._spawn()
-        deadline = time.monotonic() + 30
-        async with httpx.AsyncClient(base_url=self.url) as http:
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, "the receiver exited during start-up"
-                try:
-                    if (await http.get("/healthz")).status_code == 200:
-                        return
-                except httpx.TransportError:
-                    pass
-                await asyncio.sleep(0.05)
-        raise AssertionError("the receiver did not start within 30 s")
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.kill(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-        self.killed.append(self.process.pid)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.kill()
-
-
-def writer_processes(monitor_pid: int) -> list[int]:
-    """The pids of the webhook writer processes started by the monitor `monitor_pid`."""
-    marker = b"receiver.webhook_writer\0--fd\0"
-    parent = f"--parent-pid\0{monitor_pid}\0".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:  # gone meanwhile
-            continue
-        if marker in cmdline and parent in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 # The process runs on the wall clock, and its retention job prunes entries older than
@@ -120,7 +43,7 @@ def _delivery(round_: int, n: int) -> bytes:
     return json.dumps({"siteId": site, "schedule": schedule}).encode()
 
 
-async def _burst(receiver: Receiver, round_: int) -> list[bytes]:
+async def _burst(receiver: Product, round_: int) -> list[bytes]:
     """Send BURST deliveries at once, SIGKILL the receiver mid-way; the acknowledged bodies."""
     acknowledged: list[bytes] = []
     killed = asyncio.Event()
@@ -176,16 +99,15 @@ async def test_no_acknowledged_delivery_is_lost_to_kill_9(
     database_url: str, tmp_path: Path
 ) -> None:
     """Five rounds of burst + SIGKILL + restart: every 2xx'd delivery is stored and applied."""
-    receiver = Receiver(database_url, tmp_path)
+    receiver = Product(tmp_path, CELLECT_DATABASE_URL=database_url, CELLECT_WEBHOOK_SECRET=SECRET)
     try:
         await receiver.start()
-        assert receiver.process is not None
-        assert len(writer_processes(receiver.process.pid)) == 1  # the check below can fail
+        assert len(writer_processes(receiver.pid)) == 1  # the check below can fail
         for round_ in range(ROUNDS):
             acknowledged = await _burst(receiver, round_)
             assert len(acknowledged) >= KILL_AFTER[round_]
             # Its writer process does not outlive it (it sees its socket close).
-            killed = receiver.killed[-1]
+            killed = receiver.ended[-1]
             await until(
                 lambda pid=killed: not writer_processes(pid), within=30, what="the writer to exit"
             )

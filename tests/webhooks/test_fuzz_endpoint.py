@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 
 from receiver.app import WEBHOOK_PATH, create_app
 from receiver.cellect.clock import Clock
+from receiver.storage.tables import ScheduleEntryRecord, WebhookDelivery
 from receiver.webhook_payload import PayloadError, parse_status_webhook
 from tests.webhooks.served_receiver import SECRET, START, TABLES, receiver_settings
 
@@ -167,3 +168,56 @@ def test_fuzzed_headers_never_5xx_and_store_only_when_authentic(
         assert _counts(client) == before
     else:
         assert token == SECRET or authorization in (f"Bearer {SECRET}", BASIC)
+
+
+# Odd but valid deliveries: any 32-bit site id, any zone and precision within 2000-2099,
+# entries up to 48 h, repeated slots, unknown fields, unicode in them.
+valid_moments = st.datetimes(
+    min_value=datetime(2000, 1, 2), max_value=datetime(2099, 12, 30), timezones=zones.filter(bool)
+)
+valid_entries = st.builds(
+    lambda start, span_s, status, extra: {
+        "start": start.isoformat(),
+        "end": (start + timedelta(seconds=span_s)).isoformat(),
+        "status": status,
+        **extra,
+    },
+    valid_moments,
+    st.integers(1, 48 * 3600),
+    st.integers(1, 5),
+    st.dictionaries(st.sampled_from(["note", "ñ", "essPowerAC"]), json_values, max_size=2),
+)
+valid_payloads = st.fixed_dictionaries(
+    {
+        "siteId": st.integers(1, 2**31 - 1),
+        "schedule": st.lists(valid_entries, min_size=1, max_size=6),
+    },
+    optional={"extra": json_values},
+)
+
+
+@FUZZ
+@given(payload=valid_payloads)
+def test_fuzzed_valid_deliveries_are_stored_whole(
+    client: TestClient, payload: dict[str, Any]
+) -> None:
+    """Any valid delivery is acknowledged, its raw body kept byte for byte, and every
+    entry it reports stored with that status."""
+    content = json.dumps(payload, ensure_ascii=False).encode()
+    response = client.post(WEBHOOK_PATH, content=content, headers=_signed(content))
+    assert response.status_code == 200, response.text
+    parsed = parse_status_webhook(payload)
+    with Session(client.app.state.monitor.engine) as session:  # type: ignore[attr-defined]
+        if not response.json()["duplicate"]:
+            stored = session.get(WebhookDelivery, response.json()["deliveryId"])
+            assert stored is not None
+            assert stored.body == content.decode()
+        for entry in parsed.schedule:
+            seen = session.exec(
+                select(ScheduleEntryRecord.statuses_seen).where(
+                    ScheduleEntryRecord.site_id == parsed.site_id,
+                    ScheduleEntryRecord.start_at == entry.start,
+                    ScheduleEntryRecord.end_at == entry.end,
+                )
+            ).all()
+            assert any(mask & (1 << entry.status) for mask in seen), entry
