@@ -23,6 +23,7 @@ import httpx
 from sqlalchemy import text
 from sqlmodel import Session
 
+from receiver import clock_follower
 from receiver.alerting.engine import AlertEngine
 from receiver.alerting.notifier import Notifier
 from receiver.alerting.outbox import DeliveryWorker
@@ -134,6 +135,9 @@ class Monitor:
     # Start-up.
 
     async def start(self) -> None:
+        if self.settings.clock_url:
+            async with httpx.AsyncClient(timeout=10.0) as http:
+                await clock_follower.sync(self.clock, http, self.settings.clock_url, first=True)
         await anyio.to_thread.run_sync(upgrade, self.engine)
         await self.writer.start()
         self.webhook_secret = await anyio.to_thread.run_sync(
@@ -296,6 +300,8 @@ class Monitor:
     async def run(self, stop: asyncio.Event) -> None:
         """Run every background part until `stop` is set, then wind them down in order."""
         work: list[Coroutine[Any, Any, None]] = [poller.run() for poller in self.pollers]
+        if self.settings.clock_url:
+            work.append(clock_follower.follow(self.clock, self.settings.clock_url, stop))
         work += [
             self._watch_writer(stop),
             self._alert_loop(stop),

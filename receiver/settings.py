@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     webhook_signing_secrets: Annotated[list[SecretStr], NoDecode] = []
     webhook_allowed_ips: Annotated[list[str], NoDecode] = []
     webhook_max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # Demos and tests: run on the emulated time of an emulator in another process
+    # (its GET /_emulator/clock), as the embedded demo runs on the emulator's clock.
+    clock_url: str | None = None
     # Bounds of the ingest queue, and how long a request waits for its commit (real s).
     webhook_queue_max: int = Field(10_000, ge=1)
     webhook_queue_max_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)

@@ -75,6 +75,19 @@ class Clock:
             self._speed = float(speed)
         self._notify()
 
+    def follow(self, at: datetime, speed: float, *, backwards: bool = False) -> None:
+        """Read `at` now and run at `speed` from here (another process's clock, read a
+        moment ago). Not backwards unless told: a reading a little behind this clock (it
+        was read a moment ago) keeps this clock's now."""
+        if speed < 0:
+            raise ValueError("speed must be >= 0")
+        with self._lock:
+            self._reanchor()
+            at = at.astimezone(UTC)
+            self._anchor_emulated = at if backwards else max(self._anchor_emulated, at)
+            self._speed = float(speed)
+        self._notify()
+
     def _notify(self) -> None:
         for loop, event in list(self._waiters):
             if not loop.is_closed():

@@ -1,0 +1,174 @@
+"""What the database knows of the fleet's present: the live picture a monitor starts from.
+
+The fleet picture (receiver.fleet) lives in memory and is fed by polls and webhooks as
+they come. A monitor that starts — after a restart, an upgrade, a crash — reads it back
+from the history here, so that its first alert cycle judges what was known before it
+stopped (a failure five minutes old still holds its hour; a site at 5 % is still low;
+an open outage is still open) rather than an empty fleet that resolves everything.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, func
+from sqlmodel import Session, col, select
+
+from receiver.cellect.enums import (
+    AvailabilityStatus,
+    DowntimeType,
+    EventReason,
+    EventSource,
+    ImplementationStatus,
+)
+from receiver.cellect.models import AvailabilityEvent, SiteInformation
+from receiver.storage.tables import (
+    AvailabilityEventRecord,
+    Measurement,
+    ScheduleEntryRecord,
+    ScheduleStatusChange,
+    Site,
+    WebhookDelivery,
+)
+
+FAILED = int(ImplementationStatus.IMPLEMENTATION_FAILED)
+Slot = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class StoredSite:
+    """A site as last polled: its master data with the latest measurement."""
+
+    info: SiteInformation
+    measured_at: datetime | None
+    present: bool
+
+
+@dataclass(frozen=True)
+class StoredFailure:
+    site_id: int
+    start: datetime
+    end: datetime
+    at: datetime  # when the monitor learned of it
+
+
+@dataclass
+class StoredFleet:
+    sites: list[StoredSite] = field(default_factory=list)
+    open_events: dict[int, list[AvailabilityEvent]] = field(default_factory=dict)
+    # Each slot still ahead (or running) and the status of its newest entry.
+    planned: dict[int, dict[Slot, ImplementationStatus]] = field(default_factory=dict)
+    scheduled_sites: set[int] = field(default_factory=set)  # sites with any entry at all
+    failures: list[StoredFailure] = field(default_factory=list)  # oldest first
+    last_webhook_at: datetime | None = None
+
+
+def load_fleet(*, session: Session, now: datetime, failure_hold: timedelta) -> StoredFleet:
+    """The fleet's present as stored: sites, open events, plans, recent failures."""
+    sites = _sites(session)
+    names = {s.info.site_id: s.info for s in sites}
+    return StoredFleet(
+        sites=sites,
+        open_events=_open_events(session, now, names),
+        planned=_planned(session, now),
+        scheduled_sites=set(session.exec(select(ScheduleEntryRecord.site_id).distinct()).all()),
+        failures=_failures(session, now - failure_hold),
+        last_webhook_at=session.exec(select(func.max(WebhookDelivery.received_at))).one(),
+    )
+
+
+def _sites(session: Session) -> list[StoredSite]:
+    latest = (
+        select(Measurement.site_id, func.max(Measurement.measured_at).label("at"))
+        .group_by(col(Measurement.site_id))
+        .subquery()
+    )
+    query = (
+        select(Site, Measurement)
+        .join(latest, col(Site.site_id) == latest.c.site_id, isouter=True)
+        .join(
+            Measurement,
+            and_(
+                col(Measurement.site_id) == latest.c.site_id,
+                col(Measurement.measured_at) == latest.c.at,
+            ),
+            isouter=True,
+        )
+    )
+    return [_stored_site(site, measured) for site, measured in session.exec(query).all()]
+
+
+def _stored_site(site: Site, measured: Measurement | None) -> StoredSite:
+    info = SiteInformation(
+        site_id=site.site_id,
+        site_name=site.name,
+        country=site.country,
+        latitude=site.latitude,
+        longitude=site.longitude,
+        ess_soc=measured.soc_pct if measured else 0.0,
+        ess_power=measured.power_kw if measured else 0.0,
+        ess_installed_energy_capacity=site.capacity_kwh,
+        ess_power_ac_rated_discharge=site.rated_discharge_kw,
+        ess_power_ac_rated_charge=site.rated_charge_kw,
+    )
+    return StoredSite(info, measured.measured_at if measured else None, site.present)
+
+
+def _open_events(
+    session: Session, now: datetime, sites: dict[int, SiteInformation]
+) -> dict[int, list[AvailabilityEvent]]:
+    e = AvailabilityEventRecord
+    query = select(e).where(
+        col(e.availability_status) == int(AvailabilityStatus.NOT_AVAILABLE),
+        (col(e.end_at).is_(None)) | (col(e.end_at) > now),
+    )
+    found: dict[int, list[AvailabilityEvent]] = {}
+    for record in session.exec(query).all():
+        info = sites.get(record.site_id)
+        found.setdefault(record.site_id, []).append(_event(record, info))
+    return found
+
+
+def _event(record: AvailabilityEventRecord, info: SiteInformation | None) -> AvailabilityEvent:
+    return AvailabilityEvent(
+        event_id=record.event_id,
+        site_id=record.site_id,
+        site_name=info.site_name if info else f"site {record.site_id}",
+        country=info.country if info else "",
+        latitude=info.latitude if info else 0.0,
+        longitude=info.longitude if info else 0.0,
+        availability_status=AvailabilityStatus(record.availability_status),
+        type=DowntimeType(record.downtime_type),
+        reason=EventReason(record.reason),
+        source=EventSource(record.source),
+        start_date=record.start_at,
+        end_date=record.end_at,
+    )
+
+
+def _planned(session: Session, now: datetime) -> dict[int, dict[Slot, ImplementationStatus]]:
+    e = ScheduleEntryRecord
+    query = (
+        select(e.site_id, e.start_at, e.end_at, e.status)
+        .where(col(e.end_at) > now)
+        .order_by(col(e.site_id), col(e.start_at), col(e.end_at), col(e.generation))
+    )
+    planned: dict[int, dict[Slot, ImplementationStatus]] = {}
+    for site_id, start, end, status in session.exec(query).all():
+        # Ordered by generation: the newest entry of a slot is written last.
+        planned.setdefault(site_id, {})[(start, end)] = ImplementationStatus(status)
+    return planned
+
+
+def _failures(session: Session, since: datetime) -> list[StoredFailure]:
+    h, e = ScheduleStatusChange, ScheduleEntryRecord
+    query = (
+        select(e.site_id, e.start_at, e.end_at, h.observed_at)
+        .join(e, col(e.id) == h.entry_id)
+        .where(col(h.status) == FAILED, col(h.observed_at) >= since)
+        .order_by(col(h.observed_at), col(h.id))
+    )
+    rows: Sequence[tuple[int, datetime, datetime, datetime]] = session.exec(query).all()
+    return [StoredFailure(site_id, start, end, at) for site_id, start, end, at in rows]
