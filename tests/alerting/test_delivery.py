@@ -190,11 +190,14 @@ async def test_run_loops_evaluate_flush_and_deliver(
     with HttpSink() as sink:
         notifier = Notifier([SecretStr(sink.url("/hook").replace("http://", "json://"))])
         engine, worker = wire(clock, settings, store, notifier, Outcomes())
-        fleet = FleetView(sites=(SiteView(7, "Alpha", soc_ratio=0.02, last_update=clock.now()),))
+
+        def fleet() -> FleetView:  # fresh data, so SoCLow is judged through its 10 min hold
+            return FleetView(sites=(SiteView(7, "Alpha", soc_ratio=0.02, last_update=clock.now()),))
+
         stop = asyncio.Event()
-        clock.set_speed(600.0)  # group_wait of 30 s passes in 50 ms
+        clock.set_speed(600.0)  # SoCLow's hold of 10 min and group_wait of 30 s pass in ~1 s
         tasks = [
-            asyncio.create_task(engine.run(stop, fleet=lambda: fleet, tick_s=5)),
+            asyncio.create_task(engine.run(stop, fleet=fleet, tick_s=5)),
             asyncio.create_task(worker.run(stop, tick_s=5)),
         ]
         try:
