@@ -128,19 +128,24 @@ class EmulatedTime:
         return f"({self.anchor:.3f} + {self.speed:g} * (time() - {self.real_anchor:.3f}))"
 
 
-def scale_rules(text: str, clock: EmulatedTime, *, min_range_s: float = 5.0) -> str:
+def scale_rules(
+    text: str, clock: EmulatedTime, *, hold_speed: float | None = None, min_range_s: float = 5.0
+) -> str:
     """The rules file with its timing moved onto the monitor's emulated clock.
 
-    `for:` and range selectors are divided by the clock's speed (ranges no shorter than
-    `min_range_s`, so that rate() still sees a few scrapes), and `time()` becomes the
-    emulated now, so rules comparing exported emulated timestamps with "now" mean what
-    they mean at speed 1.
+    `for:` and range selectors are divided by `hold_speed` (default: the clock's speed;
+    ranges no shorter than `min_range_s`, so that rate() still sees a few scrapes), and
+    `time()` becomes the emulated now, so rules comparing exported emulated timestamps
+    with "now" mean what they mean at speed 1. A monitor on the real clock whose
+    thresholds were divided by some factor (through its CELLECT_ settings) takes a
+    real-time `clock` (speed 1) and that factor as `hold_speed`.
     """
+    speed = clock.speed if hold_speed is None else hold_speed
     document = yaml.safe_load(text)
     for group in document["groups"]:
         for rule in group["rules"]:
-            rule["for"] = f"{math.ceil(seconds_of(str(rule['for'])) / clock.speed)}s"
-            expr = _RANGE.sub(lambda m: _scaled_range(m, clock.speed, min_range_s), rule["expr"])
+            rule["for"] = f"{math.ceil(seconds_of(str(rule['for'])) / speed)}s"
+            expr = _RANGE.sub(lambda m: _scaled_range(m, speed, min_range_s), rule["expr"])
             rule["expr"] = expr.replace("time()", clock.promql())
     return yaml.safe_dump(document, sort_keys=False)
 
