@@ -52,7 +52,9 @@ class _Site:
 
 @dataclass
 class _Service:
-    last_webhook_at: datetime | None = None  # committed deliveries (webhooks_received)
+    # When webhooks_received last ran. The alert rules read the last *accepted* delivery
+    # from `Fleet.service` instead (the one cellect_webhook_last_accepted_… exports).
+    last_webhook_at: datetime | None = None
 
 
 def _open_outage(events: Iterable[AvailabilityEvent], now: datetime) -> AvailabilityEvent | None:
