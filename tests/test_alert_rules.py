@@ -254,9 +254,9 @@ def test_rule_reads_its_threshold_from_the_monitor(rule: dict[str, Any]) -> None
     never with a threshold of its own: the only numbers are 0, 1 and the 2 of "two
     poll intervals"."""
     entry, expr = spec(rule["alert"]), one_line(rule["expr"])
-    if entry.gauge == THRESHOLD_METRIC:
+    if entry.exported_threshold:
         assert f'{THRESHOLD_METRIC}{{rule="{entry.name}"}}' in expr
-    elif entry.gauge is not None:
+    elif entry.setting is not None and entry.gauge is not None:
         assert entry.gauge in expr
     mentioned = set(re.findall(r'cellect_alert_threshold_seconds\{rule="(\w+)"\}', expr))
     assert mentioned <= {entry.name}

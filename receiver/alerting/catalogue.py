@@ -49,8 +49,9 @@ class RuleSpec:
     for_s: float = 0.0
     # The Settings field (CELLECT_<NAME>) the condition compares with, if any.
     setting: str | None = None
-    # Where the Prometheus rule reads that value: THRESHOLD_METRIC{rule="<name>"}, a
+    # Where the Prometheus rule reads that setting: THRESHOLD_METRIC{rule="<name>"}, a
     # per-site gauge, or None when the monitor applies it to the series the rule reads.
+    # (Without a setting there is nothing to read.)
     gauge: str | None = THRESHOLD_METRIC
     engines: Engines = Engines.BOTH
 
@@ -81,7 +82,7 @@ SOC_HIGH_GAUGE = "cellect_site_soc_high_threshold_ratio"
 CATALOGUE: tuple[RuleSpec, ...] = (
     RuleSpec("ImplementationFailed", CRITICAL, SITE, setting="failure_hold_s"),
     # An availability event is the vendor's statement, not a noisy measurement: no hold.
-    RuleSpec("SiteUnavailable", (Severity.CRITICAL, Severity.WARNING), SITE, gauge=None),
+    RuleSpec("SiteUnavailable", (Severity.CRITICAL, Severity.WARNING), SITE),
     RuleSpec("SoCLow", WARNING, SITE, for_s=600, setting="soc_low", gauge=SOC_LOW_GAUGE),
     RuleSpec("SoCHigh", WARNING, SITE, for_s=600, setting="soc_high", gauge=SOC_HIGH_GAUGE),
     RuleSpec("ScheduleHorizonShort", WARNING, SITE, for_s=900, setting="horizon_short_s"),
@@ -89,12 +90,13 @@ CATALOGUE: tuple[RuleSpec, ...] = (
     RuleSpec(
         "InProgressStuck", WARNING, SITE, for_s=120, setting="in_progress_stuck_s", gauge=None
     ),
+    # A site alert; also fleet-wide, without a site, when no portfolio lists any site.
     RuleSpec("DataStale", WARNING, SITE, setting="stale_after_s"),
     RuleSpec("ApiDown", CRITICAL, SERVICE, setting="api_down_after_s"),
-    RuleSpec("AuthFailing", CRITICAL, SERVICE, for_s=300, gauge=None),
+    RuleSpec("AuthFailing", CRITICAL, SERVICE, for_s=300),
     RuleSpec("RefreshTokenExpiring", WARNING, SERVICE, setting="refresh_token_expiring_s"),
     RuleSpec("WebhookSilence", WARNING, SERVICE, setting="webhook_silence_s"),
-    RuleSpec("MonitorDown", CRITICAL, SERVICE, for_s=120, gauge=None, engines=Engines.PROMETHEUS),
+    RuleSpec("MonitorDown", CRITICAL, SERVICE, for_s=120, engines=Engines.PROMETHEUS),
 )
 BY_NAME = {spec.name: spec for spec in CATALOGUE}
 

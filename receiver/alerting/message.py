@@ -37,8 +37,8 @@ def body(note: Notification) -> str:
         else f"{len(note.alerts)} alert(s) resolved"
     )
     entries = "\n".join(_entry(r, note) for r in note.alerts)
-    runbooks = {r.annotations.get("runbook_url") for r in note.alerts} - {None, ""}
-    runbook = f"\n\nRunbook: {min(runbooks)}" if note.kind == FIRING and runbooks else ""
+    runbooks = sorted(url for r in note.alerts if (url := r.annotations.get("runbook_url")))
+    runbook = f"\n\nRunbook: {runbooks[0]}" if note.kind == FIRING and runbooks else ""
     return (
         f"{head} — {note.rule}, severity {note.severity}\n\n{entries}{runbook}\n\n— cellect-monitor"
     )
