@@ -151,7 +151,7 @@ class Metrics:
         self.api_failing_since = Gauge(
             "cellect_api_failing_since_timestamp_seconds",
             "Since when an endpoint of the Cellect API gives no answer (5xx, timeouts, "
-            "connection errors); absent while it answers.",
+            "connection errors); absent once it answers or any request succeeds.",
             ["endpoint"],
             registry=r,
         )

@@ -11,13 +11,15 @@ so `alerts/cellect.rules.yml` and the built-in engine judge the same values:
   first): in webhooks-only mode no poller runs and neither exists;
 - since when each endpoint of the Cellect API has been failing
   (`cellect_api_failing_since_timestamp_seconds{endpoint}`, present only meanwhile): its
-  first attempt that got no answer (a 5xx, a timeout, a connection error) after its last
-  answer. Any HTTP status below 500 is an answer: a 429 is the vendor throttling us and
-  a 401 refusing us, the API is up either way. Per endpoint, because one failing part
-  (the token service, say, while the resources still answer 401 to an expired token)
-  stalls the monitor as surely as a failing whole. A failure must be seen, not inferred
-  from time passing: a monitor that made no request (a paused process, a clock stepped
-  forward) has no news of the API;
+  first attempt that got no answer (a 5xx, a timeout, a connection error), until it
+  answers again or any request succeeds. Any HTTP status below 500 is an answer: a 429
+  is the vendor throttling us and a 401 refusing us, the API is up either way. Per
+  endpoint, because one failing part (the token service, say, while the resources
+  still answer 401 to an expired token) stalls the monitor as surely as a failing
+  whole; but a 2xx anywhere clears them all, since an endpoint the pollers visit only
+  every quarter of an hour would otherwise keep an outage open long after the API is
+  back. A failure must be seen, not inferred from time passing: a monitor that made no
+  request (a paused process, a clock stepped forward) has no news of the API;
 - whether the credentials are refused (`cellect_api_credentials_refused`, 1/0, only
   while polling): the token service refusing the refresh token (400/401) until it
   issues one again, or the API refusing an access token it has just issued (a 401 as
@@ -90,8 +92,10 @@ class ServiceHealth:
                 self._failing_since[endpoint] = now
                 self.metrics.set_api_failing_since(endpoint, now.timestamp())
             return
-        if self._failing_since.pop(endpoint, None) is not None:
-            self.metrics.set_api_failing_since(endpoint, None)
+        recovered = list(self._failing_since) if code.startswith("2") else [endpoint]
+        for name in recovered:
+            if self._failing_since.pop(name, None) is not None:
+                self.metrics.set_api_failing_since(name, None)
         if endpoint == TOKEN_ENDPOINT:
             self._token_answer(code, now)
         else:

@@ -53,8 +53,8 @@ def test_any_status_below_500_is_an_answer(code: str, answer: bool) -> None:
 def test_an_endpoint_fails_from_its_first_unanswered_attempt_until_it_answers(
     health: ServiceHealth, metrics: Metrics, clock: Clock
 ) -> None:
-    """Failing-since is per endpoint, from the first failure; another endpoint's answer
-    does not clear it, its own (a 429 too) does."""
+    """Failing-since is per endpoint, from the first failure; another endpoint's refusal
+    (401) does not clear it, its own answer (a 429 too) does."""
     health.api_request("access_token", "timeout", 1.0)
     failed_at = clock.now()
     clock.advance(60)
@@ -66,6 +66,20 @@ def test_an_endpoint_fails_from_its_first_unanswered_attempt_until_it_answers(
     health.api_request("access_token", "429", 0.1)
     assert health.view().api_failing_since is None
     assert sample(metrics, FAILING, endpoint="access_token") is None
+
+
+def test_a_success_anywhere_ends_every_failure(
+    health: ServiceHealth, metrics: Metrics, clock: Clock
+) -> None:
+    """A 2xx shows the API and the credentials work: endpoints not asked since (ex_post
+    polls every quarter of an hour) stop counting as failing."""
+    health.api_request("ex_post", "503", 0.1)
+    health.api_request("ex_ante", "timeout", 0.1)
+    clock.advance(60)
+    health.api_request("portfolio_overview", "200", 0.1)
+    assert health.view().api_failing_since is None
+    assert sample(metrics, FAILING, endpoint="ex_post") is None
+    assert sample(metrics, FAILING, endpoint="ex_ante") is None
 
 
 def test_a_refused_refresh_token_is_refused_until_a_token_is_issued(
