@@ -1,8 +1,15 @@
 """The monitor's live picture of the portfolio: what the pollers and webhooks last saw.
 
 One `Fleet` per app. Pollers and the webhook receiver report into it; it keeps the
-metrics' site gauges in step and builds the `FleetView` snapshot the alert rules read.
-It holds only the current picture — history lives in the database.
+metrics' site gauges in step and builds the `FleetView` snapshot the alert rules read,
+from the same values the gauges show, so the built-in rules and the Prometheus rules
+judge alike. The service's own health (API, credentials, pollers, webhooks) is its
+`service` (receiver.servicehealth). It holds only the current picture — history lives
+in the database.
+
+A site counts as scheduled once any schedule entry of it is known (ExAnte polls or
+webhooks, since the start): only then is its schedule horizon exported and judged
+(ScheduleHorizonShort), 0 once its plan has run out.
 """
 
 from __future__ import annotations
@@ -17,13 +24,13 @@ from receiver.alerting.model import (
     FailureRun,
     FleetView,
     ImplementationFailure,
-    ServiceView,
     SiteView,
 )
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import AvailabilityStatus, DowntimeType, ImplementationStatus
 from receiver.cellect.models import AvailabilityEvent, SiteInformation, TimeSeriesResult
 from receiver.metrics import Metrics
+from receiver.servicehealth import ServiceHealth
 from receiver.sitestate import (
     Availability,
     NextPlannedOutage,
@@ -36,9 +43,6 @@ if TYPE_CHECKING:
     from receiver.storage.status import StatusChange
 
 PLANNED = frozenset({ImplementationStatus.IN_PROGRESS, ImplementationStatus.IMPLEMENTED})
-# A partner posts its first schedules site by site, over minutes: until they have all
-# arrived, a site without a plan is not yet news (ScheduleHorizonShort, WebhookSilence).
-SCHEDULES_SETTLE = timedelta(minutes=10)
 Slot = tuple[datetime, datetime]
 
 
@@ -47,18 +51,16 @@ class _Site:
     info: SiteInformation | None  # None: known only from webhooks so far
     updated_at: datetime | None
     unavailable: AvailabilityEvent | None = None
+    availability_at: datetime | None = None
     planned: dict[Slot, ImplementationStatus] = field(default_factory=dict)
     failure_run: FailureRun | None = None
 
 
 @dataclass
 class _Service:
-    api_last_success: datetime | None = None
-    api_failures: int = 0
-    api_failing_since: datetime | None = None
-    auth_failing_since: datetime | None = None
+    # When webhooks_received last ran. The alert rules read the last *accepted* delivery
+    # from `Fleet.service` instead (the one cellect_webhook_last_accepted_… exports).
     last_webhook_at: datetime | None = None
-    refresh_token_expires_at: datetime | None = None
 
 
 def _open_outage(events: Iterable[AvailabilityEvent], now: datetime) -> AvailabilityEvent | None:
@@ -100,19 +102,17 @@ class Fleet:
         metrics: Metrics,
         clock: Clock,
         in_progress_stuck_s: float,
-        polling: bool = True,
         failure_hold_s: float = 3600.0,
     ) -> None:
         self.metrics = metrics
-        self.polling = polling  # False: webhooks only (no refresh token), nothing is polled
         self.clock = clock
         self.in_progress_stuck_s = in_progress_stuck_s
         self.failure_hold = timedelta(seconds=failure_hold_s)
-        self.started_at = clock.now()
+        self.service = ServiceHealth(metrics=metrics, clock=clock)
         self._sites: dict[int, _Site] = {}
         self._present: set[int] = set()
+        self._scheduled: set[int] = set()  # sites with a schedule entry known (module doc)
         self._service = _Service()
-        self._schedules_since: datetime | None = None  # first seen; sticky, see _service_view
 
     @property
     def site_ids(self) -> list[int]:
@@ -144,9 +144,9 @@ class Fleet:
         site = self._sites.get(site_id)
         if site is None:
             return
-        now = self.clock.now()
+        site.availability_at = now = self.clock.now()
         site.unavailable = _open_outage(events, now)
-        self.metrics.update_availability([self._availability(site_id, site)])
+        self.metrics.update_availability([self._availability(site_id, site)], now.timestamp())
         self.metrics.update_planned_outages([_next_planned(site_id, events, now)])
 
     @staticmethod
@@ -162,6 +162,8 @@ class Fleet:
         if site is None:
             return
         site.planned = {(r.start_date, r.end_date): r.implementation_status for r in results}
+        if results:
+            self._scheduled.add(site_id)
         self._publish_outlook([site_id])
 
     def statuses_changed(
@@ -178,6 +180,7 @@ class Fleet:
     def _status_changed(self, change: StatusChange, now: datetime) -> None:
         site_id, slot = change.site_id, (change.start, change.end)
         self.metrics.schedule_status(site_id, change.status)
+        self._scheduled.add(site_id)
         # A site first heard of by webhook (webhooks-only mode, or before the first
         # portfolio poll) is tracked too, so its failures still raise alerts.
         site = self._sites.get(site_id)
@@ -203,9 +206,13 @@ class Fleet:
         self.statuses_changed(changes, now)
 
     def _outlook(self, site_id: int, site: _Site, now: datetime) -> ScheduleOutlook:
-        ends = [end for (_, end), st in site.planned.items() if st in PLANNED and end > now]
-        horizon = max((max(ends) - now).total_seconds(), 0.0) if ends else 0.0
-        return ScheduleOutlook(site_id, horizon, len(self._stuck(site, now)))
+        horizon = None  # not exported for a site nobody schedules
+        if site_id in self._scheduled:
+            end = _horizon_end(site, now)
+            horizon = (end - now).total_seconds() if end else 0.0
+        run = site.failure_run
+        failed_at = run.latest.at.timestamp() if run else None
+        return ScheduleOutlook(site_id, horizon, len(self._stuck(site, now)), failed_at)
 
     def _stuck(self, site: _Site, now: datetime) -> tuple[datetime, ...]:
         near = now + timedelta(seconds=self.in_progress_stuck_s)
@@ -234,29 +241,19 @@ class Fleet:
         self._publish_outlook(list(self._sites))
 
     def api_request(self, endpoint: str, code: str, seconds: float) -> None:
-        """Every request to the vendor: metrics, and the ApiDown / AuthFailing picture."""
-        self.metrics.observe_api(endpoint, code, seconds)
-        svc, now = self._service, self.clock.now()
-        if code.isdigit() and int(code) < 500 and code != "429":
-            svc.api_last_success, svc.api_failures, svc.api_failing_since = now, 0, None
-        else:
-            svc.api_failures += 1
-            svc.api_failing_since = svc.api_failing_since or now
-        if endpoint == "access_token":
-            svc.auth_failing_since = (svc.auth_failing_since or now) if code != "200" else None
+        """Every request to the vendor (the client's `on_request`): see `service`."""
+        self.service.api_request(endpoint, code, seconds)
 
     def set_refresh_token_expiry(self, at: datetime | None) -> None:
-        self._service.refresh_token_expires_at = at
-        self.metrics.set_refresh_token_expiry(at.timestamp() if at else None)
+        self.service.set_refresh_token_expiry(at)
 
     def view(self) -> FleetView:
         """The snapshot the alert rules evaluate."""
         now = self.clock.now()
         sites = tuple(self._site_view(site_id, site, now) for site_id, site in self._sites.items())
-        return FleetView(sites=sites, service=self._service_view(sites, now))
+        return FleetView(sites=sites, service=self.service.view())
 
     def _site_view(self, site_id: int, site: _Site, now: datetime) -> SiteView:
-        ends = [end for (_, end), st in site.planned.items() if st in PLANNED and end > now]
         event = site.unavailable
         downtime = None
         if event is not None:
@@ -272,29 +269,17 @@ class Fleet:
             available=event is None,
             downtime=downtime,
             unavailable_since=event.start_date if event else None,
+            availability_at=site.availability_at,
             last_update=site.updated_at,
-            horizon_end=max(ends) if ends else None,
+            scheduled=site_id in self._scheduled,
+            horizon_end=_horizon_end(site, now),
             in_progress_near_start=self._stuck(site, now),
             failure_run=site.failure_run,
             in_portfolio=site_id in self._present,
         )
 
-    def _service_view(self, sites: tuple[SiteView, ...], now: datetime) -> ServiceView:
-        svc = self._service
-        # Sticky: a partner whose every plan has run out is the worst case of a short
-        # horizon, not a partner that does not schedule.
-        if self._schedules_since is None and any(s.horizon_end is not None for s in sites):
-            self._schedules_since = now
-        since = self._schedules_since
-        return ServiceView(
-            api_last_success=svc.api_last_success,
-            api_consecutive_failures=svc.api_failures,
-            api_failing_since=svc.api_failing_since,
-            auth_failing=svc.auth_failing_since is not None,
-            auth_failing_since=svc.auth_failing_since,
-            refresh_token_expires_at=svc.refresh_token_expires_at,
-            last_webhook_at=svc.last_webhook_at,
-            started_at=self.started_at,
-            polling=self.polling,
-            schedules_exist=since is not None and now - since >= SCHEDULES_SETTLE,
-        )
+
+def _horizon_end(site: _Site, now: datetime) -> datetime | None:
+    """The end of the site's last planned (InProgress/Implemented) entry ahead, if any."""
+    ends = [end for (_, end), st in site.planned.items() if st in PLANNED and end > now]
+    return max(ends, default=None)

@@ -20,6 +20,7 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
+from receiver.alerting.catalogue import THRESHOLD_METRIC, builtin_pairs
 from receiver.cellect.enums import ImplementationStatus
 from receiver.exposition import fast_render
 from receiver.schedulecounters import ScheduleCounters
@@ -54,26 +55,13 @@ API_ENDPOINTS = (
     "availability",
 )
 API_PRECREATED_CODES = ("200", "error", "timeout")
-POLLERS = ("portfolio", "events", "ex_ante", "ex_post")
-ALERT_RULES = (
-    ("ImplementationFailed", "critical"),
-    ("SiteUnavailable", "critical"),
-    ("SiteUnavailable", "warning"),
-    ("SoCLow", "warning"),
-    ("SoCHigh", "warning"),
-    ("ScheduleHorizonShort", "warning"),
-    ("InProgressStuck", "warning"),
-    ("DataStale", "warning"),
-    ("ApiDown", "critical"),
-    ("AuthFailing", "critical"),
-    ("RefreshTokenExpiring", "warning"),
-    ("WebhookSilence", "warning"),
-)
+ALERT_RULES = builtin_pairs()  # the catalogue's (rule, severity) the built-in engine fires
 NOTIFICATION_OUTCOMES = ("sent", "failed", "dead")
 
 
 class _OptionalGauge(Collector):
-    """An unlabelled gauge that is absent until its value is known (a 0 would mean 1970)."""
+    """An unlabelled gauge that is absent until its value is known (a 0 would mean 1970,
+    or a failure that never happened)."""
 
     def __init__(self, name: str, documentation: str) -> None:
         self.name, self.documentation = name, documentation
@@ -140,7 +128,14 @@ class Metrics:
         self._service_metrics(registry)
         self.sites = SiteState(now, stale_after_s)
         self.schedules = ScheduleCounters()
-        for collector in (self.refresh_token_expiry, self.sites, self.schedules):
+        optional = (
+            self.start_time,
+            self.access_token_expiry,
+            self.refresh_token_expiry,
+            self.credentials_refused,
+            self.webhook_last_accepted,
+        )
+        for collector in (*optional, self.sites, self.schedules):
             registry.register(collector)
         self._precreate()
 
@@ -171,6 +166,8 @@ class Metrics:
             ["endpoint"],
             registry=r,
         )
+        # Pollers' series exist only for the pollers that run (none in webhooks-only
+        # mode), and a last success only after the first one: no 1970 placeholder.
         self.poll_last_success = Gauge(
             "cellect_poll_last_success_timestamp_seconds",
             "When each poller last completed.",
@@ -179,18 +176,41 @@ class Metrics:
         )
         self.poll_interval = Gauge(
             "cellect_poll_interval_seconds",
-            "Each poller's configured interval.",
+            "Each running poller's configured interval.",
             ["poller"],
             registry=r,
         )
-        self.access_token_expiry = Gauge(
-            "cellect_access_token_expiry_timestamp_seconds",
-            "When the current access token expires.",
+        self.alert_thresholds = Gauge(
+            THRESHOLD_METRIC,
+            "The alert rules' thresholds, from the monitor's settings (CELLECT_*).",
+            ["rule"],
             registry=r,
+        )
+        self.start_time = _OptionalGauge(
+            "cellect_monitor_start_time_seconds", "When the monitor started, on its clock."
+        )
+        self.access_token_expiry = _OptionalGauge(
+            "cellect_access_token_expiry_timestamp_seconds",
+            "When the current access token expires (absent before the first one).",
         )
         self.refresh_token_expiry = _OptionalGauge(
             "cellect_refresh_token_expiry_timestamp_seconds",
             "When the configured refresh token expires (absent while unknown).",
+        )
+        self.api_failing_since = Gauge(
+            "cellect_api_failing_since_timestamp_seconds",
+            "Since when an endpoint of the Cellect API gives no answer (5xx, timeouts, "
+            "connection errors); absent once it answers or any request succeeds.",
+            ["endpoint"],
+            registry=r,
+        )
+        self.credentials_refused = _OptionalGauge(
+            "cellect_api_credentials_refused",
+            "1 while the Cellect API refuses the monitor's credentials (only while polling).",
+        )
+        self.webhook_last_accepted = _OptionalGauge(
+            "cellect_webhook_last_accepted_timestamp_seconds",
+            "When a webhook delivery was last accepted.",
         )
         self.alerts_firing = Gauge(
             "cellect_alerts_firing",
@@ -216,8 +236,6 @@ class Metrics:
             self.api_duration.labels(endpoint)
             for code in API_PRECREATED_CODES:
                 self.api_requests.labels(endpoint, code)
-        for poller in POLLERS:
-            self.poll_last_success.labels(poller)
         for rule, severity in ALERT_RULES:
             self.alerts_firing.labels(rule, severity)
         for outcome in NOTIFICATION_OUTCOMES:
@@ -246,10 +264,31 @@ class Metrics:
         self.poll_interval.labels(poller).set(seconds)
 
     def set_access_token_expiry(self, at: float) -> None:
-        self.access_token_expiry.set(at)
+        self.access_token_expiry.value = at
 
     def set_refresh_token_expiry(self, at: float | None) -> None:
         self.refresh_token_expiry.value = at
+
+    def set_start_time(self, at: float) -> None:
+        self.start_time.value = at
+
+    def set_api_failing_since(self, endpoint: str, at: float | None) -> None:
+        """`endpoint` fails since `at` (a Unix time); None: it answers again (no series)."""
+        if at is None:
+            self.api_failing_since.remove(endpoint)
+        else:
+            self.api_failing_since.labels(endpoint).set(at)
+
+    def set_credentials_refused(self, refused: bool) -> None:
+        self.credentials_refused.value = 1.0 if refused else 0.0
+
+    def set_webhook_last_accepted(self, at: float) -> None:
+        self.webhook_last_accepted.value = at
+
+    def set_alert_thresholds(self, thresholds: Mapping[str, float]) -> None:
+        """`{rule: seconds}`: the thresholds the Prometheus rules read (catalogue.py)."""
+        for rule, seconds in thresholds.items():
+            self.alert_thresholds.labels(rule).set(seconds)
 
     def set_alerts_firing(self, firing: Mapping[tuple[str, str], int]) -> None:
         """Replace the firing counts: `{(rule, severity): n}`; catalogue rules not named are 0."""

@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlmodel import Session
 
 from receiver import clock_follower
+from receiver.alerting.catalogue import threshold_values
 from receiver.alerting.engine import AlertEngine
 from receiver.alerting.notifier import Notifier
 from receiver.alerting.outbox import DeliveryWorker
@@ -95,7 +96,6 @@ class Monitor:
             metrics=metrics,
             clock=clock,
             in_progress_stuck_s=settings.in_progress_stuck_s,
-            polling=settings.refresh_token is not None,
             failure_hold_s=self.alerts.thresholds.failure_hold_s,
         )
         self.outbox = DeliveryWorker(clock, self.engine, self.notifier, metrics)
@@ -163,6 +163,7 @@ class Monitor:
         self.metrics.set_thresholds(
             (self.settings.soc_low, self.settings.soc_high), self.settings.site_soc_thresholds
         )
+        self.metrics.set_alert_thresholds(threshold_values(self.settings))
         self.fleet.set_refresh_token_expiry(self.settings.refresh_token_expires_at)
 
     def _build_receiver(self) -> WebhookReceiver:
@@ -178,7 +179,7 @@ class Monitor:
             committer=self.committer,
             clock=self.clock,
             max_body_bytes=s.webhook_max_body_bytes,
-            on_request=self.metrics.observe_webhook,
+            on_request=self.fleet.service.webhook_answered,
         )
 
     def _build_pollers(self, client: CellectClient) -> list[Poller]:
@@ -196,7 +197,7 @@ class Monitor:
             ExPostPoller(context, interval_s=s.ex_post_interval_s, **common),
         ]
         for poller in pollers:
-            self.metrics.set_poll_interval(poller.name, poller.interval_s)
+            self.fleet.service.poller_started(poller.name, poller.interval_s)
         return pollers
 
     # Callbacks from the parts.
@@ -249,7 +250,7 @@ class Monitor:
         self.fleet.api_request(endpoint, code, seconds)
 
     def _poll_succeeded(self, name: str, at: datetime) -> None:
-        self.metrics.poll_succeeded(name, at.timestamp())
+        self.fleet.service.poll_succeeded(name, at)
         # Published here, not on the token request: the new expiry is known only once
         # the token answer has been read, after that request was reported.
         expiry = self.client.access_token_expires_at if self.client else None

@@ -19,7 +19,7 @@ from receiver.exposition import Family, family_text, fast_render, sample_line
 
 ENTRIES = Family(
     "cellect_schedule_entries_total",
-    "Schedule entries reported by webhook, by site and status.",
+    "Schedule entries reported by webhook or poll, by site and status.",
     "counter",
     ("site_id", "status"),
 )

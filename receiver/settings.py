@@ -94,6 +94,10 @@ class Settings(BaseSettings):
     in_progress_stuck_s: float = Field(300.0, gt=0)
     webhook_silence_s: float = Field(3600.0, gt=0)
     refresh_token_expiring_s: float = Field(7 * 86400.0, gt=0)
+    # ImplementationFailed keeps firing this long after a site's latest failure report.
+    failure_hold_s: float = Field(3600.0, gt=0)
+    # ApiDown: a poller overdue by max(this, two intervals) and no answer for this long.
+    api_down_after_s: float = Field(300.0, gt=0)
     group_wait_s: float = Field(30.0, ge=0)
     group_interval_s: float = Field(300.0, ge=0)
     repeat_interval_s: float = Field(4 * 3600.0, ge=0)

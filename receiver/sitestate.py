@@ -52,7 +52,10 @@ UNAVAILABLE = Family(
     "gauge",
     ("site_id", "type", "reason", "source"),
 )
-HORIZON = Family(P + "schedule_horizon_seconds", "How far ahead the planned schedule reaches.")
+HORIZON = Family(
+    P + "schedule_horizon_seconds",
+    "How far ahead the planned schedule reaches (sites with a schedule entry known).",
+)
 NEAR_START = Family(
     "cellect_schedule_entries_in_progress_near_start",
     "Entries still InProgress although their start is near.",
@@ -65,6 +68,10 @@ NEXT_OUTAGE_END = Family(
     P + "next_planned_outage_end_timestamp_seconds",
     "When the next announced planned unavailability of the site ends (absent: open-ended).",
 )
+LAST_FAILURE = Family(
+    "cellect_schedule_last_implementation_failure_timestamp_seconds",
+    "When the site's latest ImplementationFailed report arrived.",
+)
 
 # Families by the update that changes them: each group's text is cached on its own, so an
 # availability poll re-renders two families, not thirteen.
@@ -73,7 +80,7 @@ GROUPS: dict[str, tuple[Family, ...]] = {
     "thresholds": (SOC_LOW, SOC_HIGH),
     "state": (SOC, POWER, CAPACITY, RATED_CHARGE, RATED_DISCHARGE),
     "availability": (AVAILABLE, UNAVAILABLE),
-    "outlook": (HORIZON, NEAR_START),
+    "outlook": (HORIZON, NEAR_START, LAST_FAILURE),
     "planned": (NEXT_OUTAGE_START, NEXT_OUTAGE_END),
 }
 FAMILIES = tuple(f for group in GROUPS.values() for f in group)
@@ -125,11 +132,12 @@ class Availability:
 
 @dataclass(frozen=True)
 class ScheduleOutlook:
-    """A site's planned schedule as seen by the last ExAnte poll."""
+    """A site's schedule as the monitor knows it now (ExAnte polls and webhooks)."""
 
     site_id: int
-    horizon_s: float
+    horizon_s: float | None  # None: no schedule entry of the site known (not exported)
     in_progress_near_start: int
+    last_failure_at: float | None = None  # the latest ImplementationFailed report, if any
 
 
 @dataclass(frozen=True)
@@ -327,11 +335,12 @@ def _availability(a: Availability, expires: float) -> _Part:
 
 
 def _outlook(o: ScheduleOutlook, expires: float) -> _Part:
-    samples = (
-        _sample(HORIZON, o.site_id, max(0.0, o.horizon_s)),
-        _sample(NEAR_START, o.site_id, float(o.in_progress_near_start)),
-    )
-    return _Part(samples, expires)
+    samples = [_sample(NEAR_START, o.site_id, float(o.in_progress_near_start))]
+    if o.horizon_s is not None:
+        samples.append(_sample(HORIZON, o.site_id, max(0.0, o.horizon_s)))
+    if o.last_failure_at is not None:
+        samples.append(_sample(LAST_FAILURE, o.site_id, o.last_failure_at))
+    return _Part(tuple(samples), expires)
 
 
 def _planned(o: NextPlannedOutage, expires: float) -> _Part:

@@ -1,10 +1,12 @@
 """The Prometheus alert rules in alerts/ and the Prometheus configs in prometheus/.
 
 promtool checks the rules, runs their unit tests and checks the configs; the rest pins
-what promtool cannot: one rule per alert of DESIGN.md's catalogue, the labels and
-annotations every rule carries, and that every expression only uses the metric names
-and labels the monitor exports. The metric catalogue here doubles as the one the
-dashboard tests in test_packaging.py use.
+what promtool cannot: the rules file and the alert catalogue (receiver/alerting/
+catalogue.py, which the built-in engine follows) agree in both directions — names,
+severities, holds, thresholds read from the monitor's settings, runbook links whose
+sections exist in docs/alerts.md, site names on site alerts — and every expression
+only uses the metric names and labels the monitor exports. The metric catalogue here
+doubles as the one the dashboard tests in test_packaging.py use.
 """
 
 from __future__ import annotations
@@ -18,9 +20,13 @@ from typing import Any
 import pytest
 import yaml
 
+from receiver.alerting.catalogue import CATALOGUE, THRESHOLD_METRIC, Scope, spec
+
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alerts" / "cellect.rules.yml"
 RULE_TESTS = ROOT / "alerts" / "tests" / "cellect.rules.test.yml"
+ALERTS_DOC = ROOT / "docs" / "alerts.md"
+README = ROOT / "README.md"
 PROMETHEUS_CONFIGS = [
     ROOT / "prometheus" / "prometheus.yml",
     ROOT / "prometheus" / "prometheus.local.yml",
@@ -68,9 +74,17 @@ RULE_GAUGES = frozenset(
         "cellect_schedule_entries_in_progress_near_start",
         "cellect_refresh_token_expiry_timestamp_seconds",
         "cellect_poll_interval_seconds",
+        "cellect_alert_threshold_seconds",
+        "cellect_monitor_start_time_seconds",
+        "cellect_api_failing_since_timestamp_seconds",
+        "cellect_api_credentials_refused",
+        "cellect_webhook_last_accepted_timestamp_seconds",
+        "cellect_schedule_last_implementation_failure_timestamp_seconds",
     }
 )
-KNOWN_METRICS = DESIGN_METRICS | RULE_GAUGES
+# Prometheus' own series about the scrape (MonitorDown).
+PROMETHEUS_SERIES = frozenset({"up"})
+KNOWN_METRICS = DESIGN_METRICS | RULE_GAUGES | PROMETHEUS_SERIES
 KNOWN_LABELS = frozenset(
     {
         "site_id",
@@ -89,23 +103,16 @@ KNOWN_LABELS = frozenset(
         "reason",
         "source",
         "le",
+        "downtime",
+        "job",
+        "instance",
     }
 )
-CATALOGUE = frozenset(
-    {
-        "ImplementationFailed",
-        "SiteUnavailableUnplanned",
-        "SiteUnavailablePlanned",
-        "SoCLow",
-        "SoCHigh",
-        "ScheduleHorizonShort",
-        "InProgressStuck",
-        "DataStale",
-        "ApiDown",
-        "AuthFailing",
-        "RefreshTokenExpiring",
-        "WebhookSilence",
-    }
+# Every site rule ends in this join, which names the site (see the rules file's header).
+SITE_NAME_JOIN = (
+    "* on (job, instance, site_id) group_left (site_name) (cellect_site_info or on (job, "
+    "instance, site_id) group by (job, instance, site_id) "
+    "(cellect_schedule_implementation_failures_total))"
 )
 
 _KEYWORDS = frozenset(
@@ -142,6 +149,12 @@ def promql_names(expr: str) -> tuple[set[str], set[str]]:
     return metrics, labels
 
 
+def seconds(duration: str) -> float:
+    """A rule's `for` (`0m`, `15m`, `2h`) in seconds."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    return float(sum(int(n) * units[u] for n, u in re.findall(r"(\d+)([smh])", duration)))
+
+
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
     assert PROMTOOL is not None
     return subprocess.run(
@@ -162,6 +175,22 @@ def load_rules() -> list[dict[str, Any]]:
 def load_rule_tests() -> list[dict[str, Any]]:
     document = yaml.safe_load(RULE_TESTS.read_text())
     return [case for group in document["tests"] for case in group["alert_rule_test"]]
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a Markdown heading: lower case, punctuation dropped,
+    spaces as hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower())
+    return text.replace(" ", "-")
+
+
+def doc_anchors(path: Path) -> set[str]:
+    headings = re.findall(r"^#{1,6} (.+)$", path.read_text(), flags=re.MULTILINE)
+    return {github_anchor(h) for h in headings}
+
+
+def one_line(expr: str) -> str:
+    return " ".join(expr.split())
 
 
 def test_promql_names_separates_metrics_from_labels_functions_and_literals() -> None:
@@ -200,29 +229,65 @@ def test_prometheus_config_passes_promtool_check(config: Path) -> None:
     assert "1 rule files found" in result.stdout
 
 
-def test_there_is_one_rule_per_catalogue_alert() -> None:
-    """The rules file defines exactly the alerts of DESIGN.md's catalogue, each once."""
-    names = [rule["alert"] for rule in load_rules()]
-    assert sorted(names) == sorted(CATALOGUE)
+def test_rules_are_the_catalogue_alerts_and_severities() -> None:
+    """The rules file fires exactly the catalogue's (alert, severity) pairs, each from one
+    rule, and nothing the catalogue does not know."""
+    pairs = [(rule["alert"], rule["labels"]["severity"]) for rule in load_rules()]
+    expected = [(s.name, str(severity)) for s in CATALOGUE for severity in s.severities]
+    assert sorted(pairs) == sorted(expected)
 
 
 @pytest.mark.parametrize("rule", load_rules(), ids=lambda rule: str(rule.get("alert")))
-def test_rule_has_severity_annotations_and_for(rule: dict[str, Any]) -> None:
-    """Every rule has a severity label, a summary, a description naming the site, and a `for`."""
-    assert rule["labels"]["severity"] in {"critical", "warning", "info"}
+def test_rule_holds_and_links_as_the_catalogue_says(rule: dict[str, Any]) -> None:
+    """Each rule's `for` is its catalogue hold (the built-in engine's), its runbook_url
+    the catalogue's, and it carries a summary and a description."""
+    entry = spec(rule["alert"])
+    assert seconds(str(rule["for"])) == entry.for_s
+    assert rule["annotations"]["runbook_url"] == entry.runbook_url
     assert rule["annotations"]["summary"].strip()
-    assert "site_id" in rule["annotations"]["description"]
-    assert re.fullmatch(r"\d+[smh]", str(rule["for"]))
+    assert rule["annotations"]["description"].strip()
 
 
-def test_catalogue_severities() -> None:
-    """Failures and unplanned outages are critical; planned outages and SoC bounds are warnings."""
-    severity = {rule["alert"]: rule["labels"]["severity"] for rule in load_rules()}
-    assert severity["ImplementationFailed"] == "critical"
-    assert severity["SiteUnavailableUnplanned"] == "critical"
-    assert severity["SiteUnavailablePlanned"] == "warning"
-    assert severity["SoCLow"] == "warning"
-    assert severity["SoCHigh"] == "warning"
+@pytest.mark.parametrize("rule", load_rules(), ids=lambda rule: str(rule.get("alert")))
+def test_rule_reads_its_threshold_from_the_monitor(rule: dict[str, Any]) -> None:
+    """A rule compares with the gauge its catalogue entry names (the monitor's setting),
+    never with a threshold of its own: the only numbers are 0, 1 and the 2 of "two
+    poll intervals"."""
+    entry, expr = spec(rule["alert"]), one_line(rule["expr"])
+    if entry.exported_threshold:
+        assert f'{THRESHOLD_METRIC}{{rule="{entry.name}"}}' in expr
+    elif entry.setting is not None and entry.gauge is not None:
+        assert entry.gauge in expr
+    mentioned = set(re.findall(r'cellect_alert_threshold_seconds\{rule="(\w+)"\}', expr))
+    assert mentioned <= {entry.name}
+    numbers = re.findall(r"(?<![\w.\"])\d+(?:\.\d+)?(?![\w\"])", _STRING.sub('""', expr))
+    assert set(numbers) <= {"0", "1", "2"}, numbers
+
+
+@pytest.mark.parametrize("rule", load_rules(), ids=lambda rule: str(rule.get("alert")))
+def test_site_rules_name_the_site(rule: dict[str, Any]) -> None:
+    """Site alerts carry site_id and site_name (the join); service alerts have no site."""
+    expr = one_line(rule["expr"])
+    if spec(rule["alert"]).scope is Scope.SITE:
+        assert SITE_NAME_JOIN in expr
+        assert "site_id" in rule["annotations"]["description"]
+    else:
+        assert "site_name" not in expr
+
+
+def test_every_runbook_section_exists() -> None:
+    """Every catalogue alert's runbook anchor is a heading of docs/alerts.md."""
+    missing = {s.name for s in CATALOGUE if s.anchor not in doc_anchors(ALERTS_DOC)}
+    assert not missing
+
+
+def test_the_readme_lists_the_catalogue() -> None:
+    """README's alert list names exactly the catalogue's alerts."""
+    text = README.read_text()
+    start = text.index("- Alert rules (")
+    listing = text[start : text.index("\n- ", start + 1)]
+    named = set(re.findall(r"\b[A-Z][a-z]*[A-Z]\w*\b", listing))  # CamelCase: alert names
+    assert named == {s.name for s in CATALOGUE}
 
 
 @pytest.mark.parametrize("rule", load_rules(), ids=lambda rule: str(rule.get("alert")))
@@ -234,7 +299,7 @@ def test_rule_uses_only_exported_metrics_and_labels(rule: dict[str, Any]) -> Non
     assert labels <= KNOWN_LABELS, labels - KNOWN_LABELS
 
 
-@pytest.mark.parametrize("alert", sorted(CATALOGUE))
+@pytest.mark.parametrize("alert", sorted(s.name for s in CATALOGUE))
 def test_every_rule_is_tested_firing_and_silent(alert: str) -> None:
     """Each alert has a unit test firing it, annotations checked, and one keeping it silent."""
     cases = [case for case in load_rule_tests() if case["alertname"] == alert]
@@ -245,7 +310,7 @@ def test_every_rule_is_tested_firing_and_silent(alert: str) -> None:
     for case in firing:
         for expected in case["exp_alerts"]:
             assert expected["exp_labels"]["severity"]
-            assert set(expected["exp_annotations"]) == {"summary", "description"}
+            assert set(expected["exp_annotations"]) == {"summary", "description", "runbook_url"}
 
 
 @pytest.mark.parametrize(

@@ -1,14 +1,15 @@
 """The alert engine: firing/resolved state in the database, and notifications into the outbox.
 
-`evaluate(alerts)` diffs the alerts that hold now against the stored firing ones: new
-ones start firing (the engine's clock is their `starts_at`; the condition's own
-"since" is kept in the annotations), vanished ones resolve. `flush()` applies silences
-and inhibition (site alerts are muted while ApiDown fires: their data is stale, not
-wrong; those that began before it resolved stay muted one `group_interval` longer,
-until fresh polls settle them), asks `grouping.plan_group` what each group (rule +
-severity) is due to send, and writes one outbox message per routed target, stamping
-the alerts as told in the same transaction, so a crash can neither lose nor duplicate
-a notification.
+`evaluate_view(view)` runs the built-in rules and holds each new condition for its
+catalogue hold (`for`, pending.py) before it counts; `evaluate(alerts)` diffs the alerts
+that hold now against the stored firing ones: new ones start firing (the engine's clock
+is their `starts_at`; the condition's own "since" is kept in the annotations), vanished
+ones resolve. `flush()` applies silences and inhibition (site alerts are muted while
+ApiDown fires: their data is stale, not wrong; those that began before it resolved stay
+muted one `group_interval` longer, until fresh polls settle them), asks
+`grouping.plan_group` what each group (rule + severity) is due to send, and writes one
+outbox message per routed target, stamping the alerts as told in the same transaction,
+so a crash can neither lose nor duplicate a notification.
 
 A cycle costs what changed, not what fires: in a failure storm thousands of alerts
 fire for an hour, and reloading them all every few seconds held the GIL away from
@@ -57,6 +58,7 @@ from receiver.alerting.grouping import (
     stamp,
 )
 from receiver.alerting.model import Alert, FleetView, Thresholds
+from receiver.alerting.pending import Pending
 from receiver.alerting.rules import evaluate as evaluate_rules
 from receiver.alerting.rules import when
 from receiver.storage import alerts as alerts_store
@@ -140,6 +142,7 @@ class AlertEngine:
         self.clock, self.metrics, self.route = clock, metrics, route
         self.timing = timing_from(settings)
         self.thresholds = Thresholds.from_settings(settings)
+        self.pending = Pending()
         self.tick_s = tick_s
         self._sessions = session_factory(store)
         self.next_due: datetime | None = None
@@ -169,8 +172,11 @@ class AlertEngine:
             self.metrics.set_alerts_firing(counts)
 
     def evaluate_view(self, view: FleetView) -> list[Alert]:
-        """Run the built-in rules over `view` and record the result."""
-        alerts = evaluate_rules(view, self.thresholds, self.clock.now())
+        """Run the built-in rules over `view`, hold new conditions for their `for`, and
+        record the result (the alerts that fire)."""
+        now = self.clock.now()
+        held = evaluate_rules(view, self.thresholds, now)
+        alerts = self.pending.admit(held, now, firing=self._mirror())
         self.evaluate(alerts)
         return alerts
 

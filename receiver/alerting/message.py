@@ -1,8 +1,9 @@
 """The text of a notification: a title a phone can show, a body a human can act on.
 
 Firing: `[FIRING:2] SiteUnavailable (critical)` then, per alert, its summary, since
-when, and what to check, new alerts marked. Resolved: `[RESOLVED] …` with when each
-ended. Plain text: every Apprise service renders it.
+when, and what to check, new alerts marked, and the rule's runbook (docs/alerts.md).
+Resolved: `[RESOLVED] …` with when each ended. Plain text: every Apprise service
+renders it.
 """
 
 from __future__ import annotations
@@ -36,4 +37,8 @@ def body(note: Notification) -> str:
         else f"{len(note.alerts)} alert(s) resolved"
     )
     entries = "\n".join(_entry(r, note) for r in note.alerts)
-    return f"{head} — {note.rule}, severity {note.severity}\n\n{entries}\n\n— cellect-monitor"
+    runbooks = sorted(url for r in note.alerts if (url := r.annotations.get("runbook_url")))
+    runbook = f"\n\nRunbook: {runbooks[0]}" if note.kind == FIRING and runbooks else ""
+    return (
+        f"{head} — {note.rule}, severity {note.severity}\n\n{entries}{runbook}\n\n— cellect-monitor"
+    )

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -69,8 +70,11 @@ class SiteView:
     available: bool = True
     downtime: Downtime | None = None
     unavailable_since: datetime | None = None
-    last_update: datetime | None = None
-    horizon_end: datetime | None = None  # end of the last planned entry, if any
+    availability_at: datetime | None = None  # when the availability was last polled
+    last_update: datetime | None = None  # when the site was last in a portfolio poll
+    # True once any schedule entry of the site is known: only such a site has a horizon.
+    scheduled: bool = False
+    horizon_end: datetime | None = None  # end of the last planned entry ahead, if any
     in_progress_near_start: tuple[datetime, ...] = ()  # starts of entries still InProgress
     failure_run: FailureRun | None = None  # the latest run of failures, if any
     # False: the latest PortfolioOverview left the site out (Cellect has no live data:
@@ -79,19 +83,36 @@ class SiteView:
 
 
 @dataclass(frozen=True)
+class PollerView:
+    """One running poller: how often it runs and when it last succeeded."""
+
+    name: str
+    interval_s: float
+    last_success: datetime | None = None
+
+
+@dataclass(frozen=True)
 class ServiceView:
     """The monitor's own health towards the Cellect Partner API and its webhooks."""
 
-    api_last_success: datetime | None = None
-    api_consecutive_failures: int = 0
+    started_at: datetime | None = None  # silences and overdue pollers count from here
+    pollers: tuple[PollerView, ...] = ()  # none in webhooks-only mode
+    # Since when an endpoint of the Cellect API (the one failing longest) fails without an
+    # answer (any HTTP status below 500 is one: a 429 or a 401 is the API up); None while
+    # every endpoint answers.
     api_failing_since: datetime | None = None
-    auth_failing: bool = False
-    auth_failing_since: datetime | None = None
+    auth_refused_since: datetime | None = None  # None: the credentials are not refused
     refresh_token_expires_at: datetime | None = None
-    last_webhook_at: datetime | None = None
-    started_at: datetime | None = None  # silence is only judged after this much uptime
-    polling: bool = True  # False in webhooks-only mode: no master data to go stale
-    schedules_exist: bool = False
+    last_webhook_at: datetime | None = None  # the last accepted webhook delivery
+
+    @property
+    def polling(self) -> bool:
+        """False in webhooks-only mode (no refresh token): nothing is polled."""
+        return bool(self.pollers)
+
+    @property
+    def auth_failing(self) -> bool:
+        return self.auth_refused_since is not None
 
 
 @dataclass(frozen=True)
@@ -113,7 +134,6 @@ class Thresholds:
     webhook_silence_s: float = 3600.0
     refresh_token_expiring_s: float = 7 * 86400.0
     api_down_after_s: float = 300.0
-    api_down_failures: int = 3
     failure_hold_s: float = 3600.0
 
     @classmethod
@@ -127,6 +147,8 @@ class Thresholds:
             stale_after_s=settings.stale_after_s,
             webhook_silence_s=settings.webhook_silence_s,
             refresh_token_expiring_s=settings.refresh_token_expiring_s,
+            api_down_after_s=settings.api_down_after_s,
+            failure_hold_s=settings.failure_hold_s,
         )
 
     def soc_limits(self, site_id: int) -> tuple[float, float]:
@@ -150,9 +172,11 @@ class Alert:
     summary: str
     description: str
     since: datetime
+    runbook_url: str = ""
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
+        # Cached: the hold (`for`) and the engine both key alerts by it, every cycle.
         return fingerprint(self.rule, self.labels)
 
     @property
@@ -161,4 +185,7 @@ class Alert:
         return "site_id" in self.labels
 
     def annotations(self) -> dict[str, str]:
-        return {"summary": self.summary, "description": self.description}
+        notes = {"summary": self.summary, "description": self.description}
+        if self.runbook_url:
+            notes["runbook_url"] = self.runbook_url
+        return notes

@@ -1,27 +1,34 @@
 """The built-in alert rules: pure functions from a `FleetView` snapshot to the alerts that hold.
 
 `evaluate(view, thresholds, now)` returns every alert whose condition is true at `now`;
-the engine turns appearances into "firing" and disappearances into "resolved". The
-rules mirror `alerts/cellect.rules.yml` (DESIGN.md, "Alerts"):
+the engine holds each one for its catalogue hold (`for`) before it fires, and turns
+disappearances into "resolved". Each rule judges what `alerts/cellect.rules.yml` judges
+from the metrics, with the same thresholds (catalogue.py; docs/alerts.md has each rule's
+runbook):
 
-- ImplementationFailed (critical), one per site, as the Prometheus rule: it fires when
-  the box reports a failed entry (naming that first entry) and resolves once
-  `failure_hold_s` (1 h) has passed without another report; the resolved notice means
-  "no longer recent", not "repaired". One per site, not per entry: a fleet-wide failure
-  is thousands of entries at once, and an operator needs the sites.
-- SiteUnavailable: unplanned (or without a known event) critical, planned warning;
-  names the event's reason and source.
-- SoCLow / SoCHigh (warning): per-site thresholds, else the global ones. Not judged
-  on stale data (DataStale says so instead).
-- ScheduleHorizonShort (warning): the plan ends within `horizon_short_s`; only once
-  the partner schedules at all (`service.schedules_exist`).
+- ImplementationFailed (critical), one per site: a failure report within
+  `failure_hold_s` (1 h) of now, naming the run's first failed entry; it resolves an hour
+  after the site's latest failure ("no longer recent", not "repaired").
+- SiteUnavailable: unplanned critical, planned warning, while the site's latest
+  availability poll (at most `stale_after_s` old) says NotAvailable.
+- SoCLow / SoCHigh (warning): per-site thresholds, else the global ones; only on fresh
+  data of a site in the latest portfolio (DataStale says so otherwise).
+- ScheduleHorizonShort (warning): a site with any schedule entry known whose plan ends
+  within `horizon_short_s` (or has ended): sites nobody schedules are not judged.
 - InProgressStuck (warning): entries still InProgress within `in_progress_stuck_s` of
   their start (or past it): the box has not saved them.
-- DataStale (warning): no update for `stale_after_s` (or never); names a site left
-  out of PortfolioOverview (its box offline or not reporting) as such.
-- ApiDown (critical): `api_down_failures` failures in a row and no success for
-  `api_down_after_s`. AuthFailing (critical). RefreshTokenExpiring (warning).
-- WebhookSilence (warning): schedules exist but no webhook for `webhook_silence_s`.
+- DataStale (warning): a site of the portfolio not updated for `stale_after_s`; or,
+  while polling, no site data at all `stale_after_s` after the start. Never without
+  polling (webhooks-only mode has no master data).
+- ApiDown (critical): a poller without success for max(`api_down_after_s`, two of its
+  intervals), counted from the start at the latest, while the API's attempts have been
+  failing without an answer (any status below 500 is one, 429 included) for
+  `api_down_after_s`.
+- AuthFailing (critical): the API or the token service refuses the credentials.
+- RefreshTokenExpiring (warning): the refresh token expires within
+  `refresh_token_expiring_s`.
+- WebhookSilence (warning): some site has a plan ahead but no webhook was accepted for
+  `webhook_silence_s`, counted from the start at the latest.
 """
 
 from __future__ import annotations
@@ -30,9 +37,11 @@ from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from functools import lru_cache
 
+from receiver.alerting.catalogue import spec
 from receiver.alerting.model import (
     Alert,
     FleetView,
+    PollerView,
     ServiceView,
     Severity,
     SiteView,
@@ -41,6 +50,7 @@ from receiver.alerting.model import (
 
 SiteRule = Callable[[SiteView, ServiceView, Thresholds, datetime], Iterable[Alert]]
 ServiceRule = Callable[[ServiceView, Thresholds, datetime], Iterable[Alert]]
+FleetRule = Callable[[FleetView, Thresholds, datetime], Iterable[Alert]]
 
 
 def when(moment: datetime) -> str:
@@ -83,11 +93,17 @@ def _site_alert(
         summary=f"{rule}: site {site.name} ({site.site_id}) — {what}",
         description=f"{what} since {when(since)}. Check: {check}",
         since=since,
+        runbook_url=spec(rule).runbook_url,
     )
 
 
+def _older(moment: datetime | None, seconds: float, now: datetime) -> bool:
+    """True when `moment` is unknown or more than `seconds` before `now`."""
+    return moment is None or (now - moment).total_seconds() > seconds
+
+
 def _stale(site: SiteView, th: Thresholds, now: datetime) -> bool:
-    return site.last_update is None or (now - site.last_update).total_seconds() > th.stale_after_s
+    return _older(site.last_update, th.stale_after_s, now)
 
 
 def implementation_failed(
@@ -109,9 +125,10 @@ def implementation_failed(
 
 
 def site_unavailable(
-    site: SiteView, _svc: ServiceView, _th: Thresholds, now: datetime
+    site: SiteView, _svc: ServiceView, th: Thresholds, now: datetime
 ) -> Iterable[Alert]:
-    if site.available:
+    # An old availability is no longer news (the gauges drop it too): DataStale says so.
+    if site.available or _older(site.availability_at, th.stale_after_s, now):
         return
     downtime = site.downtime
     planned = downtime is not None and downtime.planned
@@ -133,7 +150,7 @@ def site_unavailable(
 
 
 def soc_bounds(site: SiteView, _svc: ServiceView, th: Thresholds, now: datetime) -> Iterable[Alert]:
-    if site.soc_ratio is None or _stale(site, th, now):
+    if site.soc_ratio is None or not site.in_portfolio or _stale(site, th, now):
         return
     low, high = th.soc_limits(site.site_id)
     since = site.last_update or now
@@ -147,9 +164,9 @@ def soc_bounds(site: SiteView, _svc: ServiceView, th: Thresholds, now: datetime)
 
 
 def horizon_short(
-    site: SiteView, svc: ServiceView, th: Thresholds, now: datetime
+    site: SiteView, _svc: ServiceView, th: Thresholds, now: datetime
 ) -> Iterable[Alert]:
-    if not svc.schedules_exist:
+    if not site.scheduled:  # nobody schedules this site: its idling is not news
         return
     end = site.horizon_end
     if end is not None and (end - now).total_seconds() >= th.horizon_short_s:
@@ -179,12 +196,11 @@ def in_progress_stuck(
 
 
 def data_stale(site: SiteView, svc: ServiceView, th: Thresholds, now: datetime) -> Iterable[Alert]:
-    if not svc.polling or not _stale(site, th, now):
+    # Only sites a portfolio poll has shown: a site heard of by webhook alone has no
+    # master data to go stale (and no cellect_site_last_update_timestamp_seconds).
+    if not svc.polling or site.last_update is None or not _stale(site, th, now):
         return
-    if site.last_update is None:
-        what, since = "no data received yet", now
-    else:
-        what, since = f"no update since {when(site.last_update)}", site.last_update
+    what, since = f"no update since {when(site.last_update)}", site.last_update
     check = "the pollers (cellect_poll_last_success_timestamp_seconds) and webhook deliveries."
     if not site.in_portfolio:
         what = f"{what}: Cellect reports no live data (left out of PortfolioOverview)"
@@ -210,29 +226,37 @@ def _service_alert(rule: str, severity: Severity, since: datetime, what: str, ch
         summary=f"{rule}: {what}",
         description=f"{what} since {when(since)}. Check: {check}",
         since=since,
+        runbook_url=spec(rule).runbook_url,
     )
+
+
+def _overdue(poller: PollerView, start: datetime, th: Thresholds, now: datetime) -> bool:
+    """No success for max(api_down_after_s, two intervals), from the start at the latest."""
+    allowance = max(th.api_down_after_s, 2 * poller.interval_s)
+    return _older(poller.last_success or start, allowance, now)
 
 
 def api_down(svc: ServiceView, th: Thresholds, now: datetime) -> Iterable[Alert]:
-    if svc.api_consecutive_failures < th.api_down_failures:
+    start = svc.started_at
+    if start is None:
         return
-    last = svc.api_last_success
-    if last is not None and (now - last).total_seconds() < th.api_down_after_s:
+    failing = svc.api_failing_since
+    if failing is None or not _older(failing, th.api_down_after_s, now):
         return
-    since = svc.api_failing_since or last or now
-    what = f"the Cellect Partner API failed {svc.api_consecutive_failures} times in a row"
+    overdue = [p.name for p in svc.pollers if _overdue(p, start, th, now)]
+    if not overdue:
+        return
+    what = f"the Cellect Partner API does not answer; pollers overdue: {', '.join(overdue)}"
     check = "cellect_api_requests_total by endpoint and code, the network and CELLECT_API_URL."
-    yield _service_alert("ApiDown", Severity.CRITICAL, since, what, check)
+    yield _service_alert("ApiDown", Severity.CRITICAL, failing, what, check)
 
 
-def auth_failing(svc: ServiceView, _th: Thresholds, now: datetime) -> Iterable[Alert]:
-    if not svc.auth_failing:
+def auth_failing(svc: ServiceView, _th: Thresholds, _now: datetime) -> Iterable[Alert]:
+    if svc.auth_refused_since is None:
         return
     what = "the Cellect Partner API refuses the monitor's credentials"
     check = "CELLECT_REFRESH_TOKEN (expired or revoked?) and CELLECT_TOKEN_URL."
-    yield _service_alert(
-        "AuthFailing", Severity.CRITICAL, svc.auth_failing_since or now, what, check
-    )
+    yield _service_alert("AuthFailing", Severity.CRITICAL, svc.auth_refused_since, what, check)
 
 
 def refresh_token_expiring(svc: ServiceView, th: Thresholds, now: datetime) -> Iterable[Alert]:
@@ -248,28 +272,43 @@ def refresh_token_expiring(svc: ServiceView, th: Thresholds, now: datetime) -> I
     yield _service_alert("RefreshTokenExpiring", Severity.WARNING, since, what, check)
 
 
-def webhook_silence(svc: ServiceView, th: Thresholds, now: datetime) -> Iterable[Alert]:
+SERVICE_RULES: tuple[ServiceRule, ...] = (api_down, auth_failing, refresh_token_expiring)
+
+
+def webhook_silence(view: FleetView, th: Thresholds, now: datetime) -> Iterable[Alert]:
+    svc = view.service
     last = svc.last_webhook_at or svc.started_at
-    if not svc.schedules_exist or last is None:
+    if last is None or not _older(last, th.webhook_silence_s, now):
         return
-    if (now - last).total_seconds() <= th.webhook_silence_s:
+    # Only while a plan lies ahead: then Cellect has entry outcomes to report.
+    if not any(s.horizon_end is not None and s.horizon_end > now for s in view.sites):
         return
-    what = "no Cellect webhook accepted" + (" yet" if svc.last_webhook_at is None else "")
+    what = "no Cellect webhook accepted" + (
+        " since the start" if svc.last_webhook_at is None else ""
+    )
     check = "the webhook URL registered with Cellect (`cellect-monitor webhooks url`), its secret."
     yield _service_alert("WebhookSilence", Severity.WARNING, last, what, check)
 
 
-SERVICE_RULES: tuple[ServiceRule, ...] = (
-    api_down,
-    auth_failing,
-    refresh_token_expiring,
-    webhook_silence,
-)
+def no_site_data(view: FleetView, th: Thresholds, now: datetime) -> Iterable[Alert]:
+    """DataStale without a site: polling, yet no portfolio has shown any site since the start."""
+    svc = view.service
+    if not svc.polling or any(s.last_update is not None for s in view.sites):
+        return
+    if svc.started_at is None or not _older(svc.started_at, th.stale_after_s, now):
+        return
+    what = "no site data: no PortfolioOverview has listed any site"
+    check = "the portfolio poller (cellect_poll_last_success_timestamp_seconds) and the account."
+    yield _service_alert("DataStale", Severity.WARNING, svc.started_at, what, check)
+
+
+FLEET_RULES: tuple[FleetRule, ...] = (webhook_silence, no_site_data)
 
 
 def evaluate(view: FleetView, thresholds: Thresholds, now: datetime) -> list[Alert]:
     """Every alert whose condition holds at `now`, service alerts first."""
     alerts = [a for rule in SERVICE_RULES for a in rule(view.service, thresholds, now)]
+    alerts.extend(a for fleet_rule in FLEET_RULES for a in fleet_rule(view, thresholds, now))
     for site in view.sites:
         for site_rule in SITE_RULES:
             alerts.extend(site_rule(site, view.service, thresholds, now))

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
+from receiver.alerting.catalogue import spec
 from receiver.alerting.model import Alert, Severity
 from receiver.storage.alert_tables import OutboxMessage
 from receiver.storage.engine import session_factory
@@ -22,6 +23,7 @@ def site_alert(rule: str, site_id: int, severity: Severity = Severity.WARNING) -
         summary=f"{rule}: site Site {site_id} ({site_id})",
         description=f"{rule} on site {site_id}. Check: things.",
         since=T0,
+        runbook_url=spec(rule).runbook_url,
     )
 
 

@@ -18,6 +18,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
+from receiver.alerting.catalogue import spec
 from receiver.alerting.engine import AlertEngine
 from receiver.alerting.model import FleetView, Severity, SiteView
 from receiver.alerting.notifier import Notifier
@@ -93,7 +94,8 @@ def wire(
 def test_email_arrives_with_subject_and_body(
     smtp: tuple[Inbox, int], clock: Clock, settings: Settings, store: Engine
 ) -> None:
-    """A firing alert reaches a real SMTP server as an email titled and worded as the alert."""
+    """A firing alert reaches a real SMTP server as an email titled and worded as the
+    alert, with a link to its runbook."""
     inbox, port = smtp
     url = (
         f"mailto://alerts:{SMTP_PASSWORD}@127.0.0.1:{port}"
@@ -110,6 +112,7 @@ def test_email_arrives_with_subject_and_body(
     text = mail.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
     assert "SiteUnavailable: site Site 7 (7)" in text
     assert "Check: things." in text
+    assert f"Runbook: {spec('SiteUnavailable').runbook_url}" in text
     assert "ops@example.com" in mail["To"]
     assert metrics.pending == 0
 
@@ -190,11 +193,14 @@ async def test_run_loops_evaluate_flush_and_deliver(
     with HttpSink() as sink:
         notifier = Notifier([SecretStr(sink.url("/hook").replace("http://", "json://"))])
         engine, worker = wire(clock, settings, store, notifier, Outcomes())
-        fleet = FleetView(sites=(SiteView(7, "Alpha", soc_ratio=0.02, last_update=clock.now()),))
+
+        def fleet() -> FleetView:  # fresh data, so SoCLow is judged through its 10 min hold
+            return FleetView(sites=(SiteView(7, "Alpha", soc_ratio=0.02, last_update=clock.now()),))
+
         stop = asyncio.Event()
-        clock.set_speed(600.0)  # group_wait of 30 s passes in 50 ms
+        clock.set_speed(600.0)  # SoCLow's hold of 10 min and group_wait of 30 s pass in ~1 s
         tasks = [
-            asyncio.create_task(engine.run(stop, fleet=lambda: fleet, tick_s=5)),
+            asyncio.create_task(engine.run(stop, fleet=fleet, tick_s=5)),
             asyncio.create_task(worker.run(stop, tick_s=5)),
         ]
         try:

@@ -16,7 +16,6 @@ from receiver.metrics import (
     ALERT_RULES,
     API_ENDPOINTS,
     NOTIFICATION_OUTCOMES,
-    POLLERS,
     WEBHOOK_OUTCOMES,
     Metrics,
     metrics_endpoint,
@@ -27,7 +26,8 @@ from receiver.sitestate import Availability, ScheduleOutlook, SiteSnapshot
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 # DESIGN.md's catalogue (capacity in joules: promtool rejects "hours"), plus the gauges the
-# alert rules read; histograms by their _count series.
+# alert rules read; histograms by their _count series. Each exists once its value is known
+# (`set_up` below makes every one known).
 EXPECTED_NAMES = {
     "cellect_site_info", "cellect_site_state_of_charge_ratio", "cellect_site_power_watts",
     "cellect_site_energy_capacity_joules", "cellect_site_rated_charge_power_watts",
@@ -40,6 +40,21 @@ EXPECTED_NAMES = {
     "cellect_api_requests_total", "cellect_api_request_duration_seconds_count",
     "cellect_poll_last_success_timestamp_seconds", "cellect_access_token_expiry_timestamp_seconds",
     "cellect_alerts_firing", "cellect_notifications_total", "cellect_notification_outbox_pending",
+    "cellect_poll_interval_seconds", "cellect_refresh_token_expiry_timestamp_seconds",
+    "cellect_alert_threshold_seconds", "cellect_monitor_start_time_seconds",
+    "cellect_api_failing_since_timestamp_seconds", "cellect_api_credentials_refused",
+    "cellect_webhook_last_accepted_timestamp_seconds",
+    "cellect_schedule_last_implementation_failure_timestamp_seconds",
+}  # fmt: skip
+# The series that exist only once their value is known: none is a 0 standing for "never".
+OPTIONAL_NAMES = {
+    "cellect_poll_last_success_timestamp_seconds", "cellect_poll_interval_seconds",
+    "cellect_access_token_expiry_timestamp_seconds",
+    "cellect_refresh_token_expiry_timestamp_seconds", "cellect_monitor_start_time_seconds",
+    "cellect_api_failing_since_timestamp_seconds", "cellect_api_credentials_refused",
+    "cellect_webhook_last_accepted_timestamp_seconds",
+    "cellect_schedule_last_implementation_failure_timestamp_seconds",
+    "cellect_site_schedule_horizon_seconds",
 }  # fmt: skip
 
 
@@ -62,7 +77,22 @@ def one_site(metrics: Metrics, clock: Clock) -> None:
     now = clock.timestamp()
     metrics.update_sites([SiteSnapshot(7, "Seven", "DE", 52.5, 13.4, 50, 1, 100, 50, 50, now)])
     metrics.update_availability([Availability(7, available=False)])
-    metrics.update_schedules([ScheduleOutlook(7, 3600.0, 0)])
+    metrics.update_schedules([ScheduleOutlook(7, 3600.0, 0, now - 60)])
+
+
+def set_up(metrics: Metrics, clock: Clock) -> None:
+    """One site, and every optional series given its value (as a polling monitor would)."""
+    one_site(metrics, clock)
+    now = clock.timestamp()
+    metrics.set_start_time(now)
+    metrics.set_poll_interval("portfolio", 60.0)
+    metrics.poll_succeeded("portfolio", now)
+    metrics.set_access_token_expiry(now + 6 * 3600)
+    metrics.set_refresh_token_expiry(now + 86400)
+    metrics.set_api_failing_since("ex_ante", now)
+    metrics.set_credentials_refused(False)
+    metrics.set_webhook_last_accepted(now)
+    metrics.set_alert_thresholds({"DataStale": 600.0})
 
 
 def sample_names(body: bytes) -> set[str]:
@@ -71,14 +101,31 @@ def sample_names(body: bytes) -> set[str]:
 
 
 def test_every_catalogue_metric_is_exposed_after_setup(metrics: Metrics, clock: Clock) -> None:
-    """With one site known, every metric of the catalogue is in the /metrics body."""
-    one_site(metrics, clock)
+    """With one site known and every value set, every metric of the catalogue is exposed."""
+    set_up(metrics, clock)
     missing = EXPECTED_NAMES - sample_names(render_metrics(metrics))
     assert not missing
 
 
+def test_optional_series_are_absent_until_known(metrics: Metrics) -> None:
+    """Before any poll, token, answer, webhook or failure, none of their series exists
+    (a 0 would read as 1970, or as a poller that never ran)."""
+    assert sample_names(render_metrics(metrics)) & OPTIONAL_NAMES == set()
+
+
+def test_a_site_without_schedule_has_no_horizon(metrics: Metrics, clock: Clock) -> None:
+    """An outlook without a horizon (no schedule entry known) exports no horizon series,
+    only the in-progress count; a plan that ran out exports 0."""
+    now = clock.timestamp()
+    metrics.update_schedules([ScheduleOutlook(7, None, 0), ScheduleOutlook(8, 0.0, 0)], now)
+    body = render_metrics(metrics).decode()
+    assert 'cellect_site_schedule_horizon_seconds{site_id="7"}' not in body
+    assert 'cellect_site_schedule_horizon_seconds{site_id="8"} 0.0' in body
+    assert 'cellect_schedule_entries_in_progress_near_start{site_id="7"} 0.0' in body
+
+
 def test_label_children_exist_at_zero_before_any_event(registry: CollectorRegistry) -> None:
-    """Every known outcome, endpoint, poller and alert rule has a series at 0 from the start."""
+    """Every known outcome, endpoint and alert rule has a series at 0 from the start."""
     Metrics(registry)
     value = registry.get_sample_value
     for outcome in WEBHOOK_OUTCOMES:
@@ -86,8 +133,6 @@ def test_label_children_exist_at_zero_before_any_event(registry: CollectorRegist
     for endpoint in API_ENDPOINTS:
         assert value("cellect_api_requests_total", {"endpoint": endpoint, "code": "200"}) == 0
         assert value("cellect_api_request_duration_seconds_count", {"endpoint": endpoint}) == 0
-    for poller in POLLERS:
-        assert value("cellect_poll_last_success_timestamp_seconds", {"poller": poller}) == 0
     for rule, severity in ALERT_RULES:
         assert value("cellect_alerts_firing", {"rule": rule, "severity": severity}) == 0
     for outcome in NOTIFICATION_OUTCOMES:

@@ -13,6 +13,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,10 +22,16 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import httpx
+import pytest
 import yaml
+from sqlalchemy import create_engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, select
 
 from receiver.cellect import paths
 from receiver.cellect.timestamps import format_timestamp, parse_timestamp
+from receiver.storage.alert_tables import AlertRecord
+from receiver.storage.alerts import firing_alerts
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "alerts" / "cellect.rules.yml"
@@ -104,6 +111,104 @@ def child_env(**extra: str) -> dict[str, str]:
     return {**env, **extra}
 
 
+def require_prometheus() -> None:
+    """Skip without the Prometheus binary, or fail when peers are required (CI)."""
+    if os.access(PROMETHEUS, os.X_OK):
+        return
+    reason = f"{PROMETHEUS} not installed (Debian package `prometheus`)"
+    if os.environ.get("CELLECT_TEST_REQUIRE_PEERS"):
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def cellect_monitor() -> list[str]:
+    """The console script a user runs (`cellect-monitor`), beside this interpreter."""
+    script = Path(sys.executable).with_name("cellect-monitor")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "receiver"]
+
+
+def start_monitor(
+    tmp: Path, args: Sequence[str], env: dict[str, str], *, port: int | None = None
+) -> tuple[Child, str]:
+    """`cellect-monitor run ARGS` in `tmp` with `env`, healthy; returns it and its target."""
+    port = port or free_port()
+    argv = [*cellect_monitor(), "run", "--port", str(port), *args]
+    monitor = Child.start("monitor", argv, log=tmp / "monitor.log", cwd=tmp, env=env)
+    target = f"127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        assert monitor.alive(), monitor.tail()
+        try:
+            return httpx.get(f"http://{target}/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    wait_for(healthy, within=60, what="the monitor to listen")
+    return monitor, target
+
+
+def exported(target: str, name: str) -> float | None:
+    """The value of the unlabelled series `name` on the monitor's /metrics, if present."""
+    for line in httpx.get(f"http://{target}/metrics").text.splitlines():
+        metric, _, value = line.partition(" ")
+        if metric == name:
+            return float(value)
+    return None
+
+
+def start_prometheus(tmp: Path, target: str, rules_text: str) -> tuple[Child, PromApi]:
+    """Prometheus scraping `target` every second with `rules_text` loaded, ready."""
+    rules, config, port = tmp / "cellect.rules.yml", tmp / "prometheus.yml", free_port()
+    rules.write_text(rules_text)
+    config.write_text(prometheus_config(target, rules))
+    argv = [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp / 'data'}"]
+    argv += [f"--web.listen-address=127.0.0.1:{port}", "--log.level=warn"]
+    prometheus = Child.start("prometheus", argv, log=tmp / "prometheus.log", cwd=tmp)
+    api = PromApi(f"http://127.0.0.1:{port}")
+    try:
+        wait_for(api.ready, within=60, what="Prometheus to be ready")
+    except AssertionError:
+        prometheus.stop()
+        raise
+    return prometheus, api
+
+
+# --- what fires ----------------------------------------------------------------------------
+
+Firing = frozenset[tuple[str, str, str | None]]  # (alertname, severity, site_id)
+
+
+def prometheus_firing(api: PromApi) -> Firing:
+    """What fires in Prometheus, as (alertname, severity, site_id or None)."""
+    return frozenset((a["alertname"], a["severity"], a.get("site_id")) for a in api.alerts())
+
+
+class BuiltinAlerts:
+    """What fires in a monitor's built-in engine, read from its SQLite database."""
+
+    def __init__(self, database: Path) -> None:
+        self.engine = create_engine(f"sqlite:///{database}")
+
+    def firing(self) -> Firing | None:
+        """(rule, severity, site_id or None) of every firing alert; None while the database
+        cannot be read (the monitor is creating it, or holds a write lock too long)."""
+        try:
+            with Session(self.engine) as session:
+                alerts = firing_alerts(session=session).values()
+        except OperationalError:
+            return None
+        return frozenset((a.rule, a.severity, a.labels.get("site_id")) for a in alerts)
+
+    def ever(self) -> Firing:
+        """(rule, severity, site_id or None) of every alert that ever fired, resolved too."""
+        with Session(self.engine) as session:
+            records = session.exec(select(AlertRecord)).all()
+        return frozenset((r.rule, r.severity, r.labels.get("site_id")) for r in records)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
 # --- the time-scaled rules ----------------------------------------------------------------
 
 
@@ -128,19 +233,24 @@ class EmulatedTime:
         return f"({self.anchor:.3f} + {self.speed:g} * (time() - {self.real_anchor:.3f}))"
 
 
-def scale_rules(text: str, clock: EmulatedTime, *, min_range_s: float = 5.0) -> str:
+def scale_rules(
+    text: str, clock: EmulatedTime, *, hold_speed: float | None = None, min_range_s: float = 5.0
+) -> str:
     """The rules file with its timing moved onto the monitor's emulated clock.
 
-    `for:` and range selectors are divided by the clock's speed (ranges no shorter than
-    `min_range_s`, so that rate() still sees a few scrapes), and `time()` becomes the
-    emulated now, so rules comparing exported emulated timestamps with "now" mean what
-    they mean at speed 1.
+    `for:` and range selectors are divided by `hold_speed` (default: the clock's speed;
+    ranges no shorter than `min_range_s`, so that rate() still sees a few scrapes), and
+    `time()` becomes the emulated now, so rules comparing exported emulated timestamps
+    with "now" mean what they mean at speed 1. A monitor on the real clock whose
+    thresholds were divided by some factor (through its CELLECT_ settings) takes a
+    real-time `clock` (speed 1) and that factor as `hold_speed`.
     """
+    speed = clock.speed if hold_speed is None else hold_speed
     document = yaml.safe_load(text)
     for group in document["groups"]:
         for rule in group["rules"]:
-            rule["for"] = f"{math.ceil(seconds_of(str(rule['for'])) / clock.speed)}s"
-            expr = _RANGE.sub(lambda m: _scaled_range(m, clock.speed, min_range_s), rule["expr"])
+            rule["for"] = f"{math.ceil(seconds_of(str(rule['for'])) / speed)}s"
+            expr = _RANGE.sub(lambda m: _scaled_range(m, speed, min_range_s), rule["expr"])
             rule["expr"] = expr.replace("time()", clock.promql())
     return yaml.safe_dump(document, sort_keys=False)
 
@@ -228,6 +338,14 @@ class PromApi:
             return self.http.get("/-/ready").status_code == 200
         except httpx.TransportError:
             return False
+
+    def evaluated_after(self, moment: float) -> bool:
+        """Whether every rule group has been evaluated after `moment` (Unix seconds)."""
+        response = self.http.get("/api/v1/rules")
+        response.raise_for_status()
+        groups = response.json()["data"]["groups"]
+        times = [parse_timestamp(group["lastEvaluation"]) for group in groups]
+        return bool(groups) and all(t is not None and t.timestamp() > moment for t in times)
 
 
 # --- the emulator: control API and a partner's own calls ----------------------------------
