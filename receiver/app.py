@@ -66,12 +66,14 @@ async def readyz(request: Request) -> Response:
         }
         for p in monitor.pollers
     }
-    writer = monitor.writer_up()
-    ready = database and writer and not any(p["overdue"] for p in pollers.values())
+    writer, alerting = monitor.writer_up(), monitor.alerting_ok()
+    overdue = any(p["overdue"] for p in pollers.values())
+    ready = database and writer and alerting and not overdue
     body = {
         "status": "ready" if ready else "not_ready",
         "database": database,
         "webhook_writer": writer,
+        "alerting": alerting,
         "pollers": pollers,
     }
     return JSONResponse(body, status_code=200 if ready else 503)

@@ -40,6 +40,7 @@ from receiver.sitestate import (
 )
 
 if TYPE_CHECKING:
+    from receiver.storage.fleet_state import StoredFleet
     from receiver.storage.status import StatusChange
 
 PLANNED = frozenset({ImplementationStatus.IN_PROGRESS, ImplementationStatus.IMPLEMENTED})
@@ -126,6 +127,41 @@ class Fleet:
         very entries failing for want of a box) are still served."""
         return sorted(self._sites)
 
+    def restore(self, stored: StoredFleet) -> None:
+        """Start from what the database knows (after a restart): sites with their latest
+        measurement, open events, each slot's plan, recent failures, the last webhook."""
+        now = self.clock.now()
+        for s in stored.sites:
+            self._sites[s.info.site_id] = _Site(info=s.info, updated_at=s.measured_at)
+        self._present = {s.info.site_id for s in stored.sites if s.present}
+        self.metrics.update_sites(
+            SiteSnapshot.from_information(s.info, s.measured_at.timestamp())
+            for s in stored.sites
+            if s.measured_at is not None and s.present
+        )
+        for site_id, planned in stored.planned.items():
+            self._site(site_id).planned = dict(planned)
+        self._scheduled |= stored.scheduled_sites
+        for failure in stored.failures:
+            site = self._site(failure.site_id)
+            seen = ImplementationFailure(failure.start, failure.end, failure.at)
+            site.failure_run = self._next_run(site.failure_run, seen)
+        for site_id, seen_at in stored.events_seen.items():
+            site = self._site(site_id)
+            site.availability_at = seen_at
+            site.unavailable = _open_outage(stored.open_events.get(site_id, ()), now)
+            self.metrics.update_availability(
+                [self._availability(site_id, site)], seen_at.timestamp()
+            )
+        self.service.restore(last_webhook_at=stored.last_webhook_at)
+        self._publish_outlook(list(self._sites))
+
+    def _site(self, site_id: int) -> _Site:
+        site = self._sites.get(site_id)
+        if site is None:
+            site = self._sites[site_id] = _Site(info=None, updated_at=None)
+        return site
+
     def portfolio_polled(self, sites: Sequence[SiteInformation]) -> None:
         """A fresh portfolio: sites in it are live; those missing from it go stale."""
         now = self.clock.now()
@@ -183,9 +219,7 @@ class Fleet:
         self._scheduled.add(site_id)
         # A site first heard of by webhook (webhooks-only mode, or before the first
         # portfolio poll) is tracked too, so its failures still raise alerts.
-        site = self._sites.get(site_id)
-        if site is None:
-            site = self._sites[site_id] = _Site(info=None, updated_at=None)
+        site = self._site(site_id)
         latest = change.latest or change.status
         if change.end > now or slot in site.planned:
             site.planned[slot] = latest

@@ -218,6 +218,12 @@ class Metrics:
             ["rule", "severity"],
             registry=r,
         )
+        self.alert_rule_errors = Counter(
+            "cellect_alert_rule_errors",
+            "Alert rule evaluations that raised (per site and cycle), by rule.",
+            ["rule"],
+            registry=r,
+        )
         self.notifications = Counter(
             "cellect_notifications", "Alert notifications by outcome.", ["outcome"], registry=r
         )
@@ -294,6 +300,9 @@ class Metrics:
         """Replace the firing counts: `{(rule, severity): n}`; catalogue rules not named are 0."""
         for rule, severity in {*ALERT_RULES, *firing}:
             self.alerts_firing.labels(rule, severity).set(firing.get((rule, severity), 0))
+
+    def rule_error(self, rule: str) -> None:
+        self.alert_rule_errors.labels(rule).inc()
 
     def notification(self, outcome: str) -> None:
         """One notification attempt ended `sent`, `failed` (will retry) or `dead`."""

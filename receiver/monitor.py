@@ -42,6 +42,7 @@ from receiver.pollers.schedules import ExAntePoller, ExPostPoller
 from receiver.settings import Settings
 from receiver.storage.alerts import get_or_create_secret
 from receiver.storage.engine import create_engine_for, session_factory, upgrade
+from receiver.storage.fleet_state import StoredFleet, load_fleet
 from receiver.storage.retention import run_retention
 from receiver.storage.webhooks import BatchOutcome, IncomingDelivery, canonical_digest
 from receiver.webhook_auth import WebhookAuth
@@ -130,6 +131,9 @@ class Monitor:
         # then waiting for `alert_cycles_done > alert_cycles_started` (read before) is a
         # barrier: the fleet as it was at the wake has been judged and flushed.
         self.alert_cycles_started = self.alert_cycles_done = 0
+        # The last alert cycle that completed: its start on the clock, and in real time.
+        self._alerted_at, self._alerted_real = clock.now(), time.monotonic()
+        self._failed_cycles = 0
         self._exit = AsyncExitStack()
 
     # Start-up.
@@ -139,6 +143,8 @@ class Monitor:
             async with httpx.AsyncClient(timeout=10.0) as http:
                 await clock_follower.sync(self.clock, http, self.settings.clock_url, first=True)
         await anyio.to_thread.run_sync(upgrade, self.engine)
+        self.fleet.restore(await anyio.to_thread.run_sync(self._stored_fleet))
+        self.alerts.settled = self.settled
         await self.writer.start()
         self.webhook_secret = await anyio.to_thread.run_sync(
             load_webhook_secret, self.settings, self.engine, self.clock
@@ -165,6 +171,26 @@ class Monitor:
         )
         self.metrics.set_alert_thresholds(threshold_values(self.settings))
         self.fleet.set_refresh_token_expiry(self.settings.refresh_token_expires_at)
+
+    def _stored_fleet(self) -> StoredFleet:
+        hold = timedelta(seconds=self.alerts.thresholds.failure_hold_s)
+        with session_factory(self.engine)() as session:
+            return load_fleet(session=session, now=self.clock.now(), failure_hold=hold)
+
+    def settled(self) -> bool:
+        """Whether alerts that fired before this start may resolve: the monitor judges on
+        data it fetched itself — every poller has ended a round and the API has answered —
+        or, with the API not answering, long enough has passed for ApiDown's own
+        condition to hold again. Webhooks only: at once (the database is all it knows)."""
+        if not self.pollers:
+            return True
+        longest = max(p.interval_s for p in self.pollers)
+        patience = self.settings.api_down_after_s + 2 * longest
+        elapsed = (self.clock.now() - self.fleet.service.started_at).total_seconds()
+        if elapsed >= patience:
+            return True
+        answered = self.fleet.service.answered_at is not None
+        return answered and all(p.completed for p in self.pollers)
 
     def _build_receiver(self) -> WebhookReceiver:
         s = self.settings
@@ -201,6 +227,16 @@ class Monitor:
         return pollers
 
     # Callbacks from the parts.
+
+    def alerting_ok(self) -> bool:
+        """Alerting works (for /readyz): not three cycles failed in a row, and a cycle
+        completed within the last three ticks — of the clock and of real time alike, so
+        that neither a clock stepped forward nor a frozen one looks like a stall."""
+        if self._failed_cycles >= 3:
+            return False
+        limit = 3 * self.alerts.tick_s
+        age = (self.clock.now() - self._alerted_at).total_seconds()
+        return age <= limit or time.monotonic() - self._alerted_real <= limit
 
     def writer_up(self) -> bool:
         """The writer process runs and answers within the commit timeout."""
@@ -282,7 +318,10 @@ class Monitor:
             try:
                 await anyio.to_thread.run_sync(self.alerts.evaluate_view, view)
                 await anyio.to_thread.run_sync(self.alerts.flush)
+                self._alerted_at, self._alerted_real = started, time.monotonic()
+                self._failed_cycles = 0
             except Exception:
+                self._failed_cycles += 1
                 log.exception("alert cycle failed; retrying")
             self.alert_cycles_done = cycle
             # Throttle: a burst of failures wakes the loop again at once, so let at least

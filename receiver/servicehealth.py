@@ -71,6 +71,7 @@ class ServiceHealth:
         self._new_token = False  # the last answer issued a token: the next 401 is a verdict
         self._refresh_token_expires_at: datetime | None = None
         self._webhook_accepted_at: datetime | None = None
+        self.answered_at: datetime | None = None  # the API's last answer since the start
 
     def poller_started(self, name: str, interval_s: float) -> None:
         self._pollers[name] = _Poller(interval_s)
@@ -87,7 +88,9 @@ class ServiceHealth:
         """One attempt at the vendor: metrics, the API's last answer, the credentials' verdict."""
         self.metrics.observe_api(endpoint, code, seconds)
         now = self.clock.now()
-        if not answered(code):
+        if answered(code):
+            self.answered_at = now
+        else:
             if endpoint not in self._failing_since:
                 self._failing_since[endpoint] = now
                 self.metrics.set_api_failing_since(endpoint, now.timestamp())
@@ -127,6 +130,13 @@ class ServiceHealth:
         if outcome == "accepted":
             self._webhook_accepted_at = self.clock.now()
             self.metrics.set_webhook_last_accepted(self._webhook_accepted_at.timestamp())
+
+    def restore(self, *, last_webhook_at: datetime | None) -> None:
+        """What the database knows of the service before this start: the last delivery
+        accepted (a silence does not start over with every restart)."""
+        if last_webhook_at is not None and self._webhook_accepted_at is None:
+            self._webhook_accepted_at = last_webhook_at
+            self.metrics.set_webhook_last_accepted(last_webhook_at.timestamp())
 
     def set_refresh_token_expiry(self, at: datetime | None) -> None:
         self._refresh_token_expires_at = at

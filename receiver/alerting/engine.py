@@ -86,6 +86,8 @@ class AlertMetrics(Protocol):
 
     def set_alerts_firing(self, firing: Mapping[tuple[str, str], int]) -> None: ...
 
+    def rule_error(self, rule: str) -> None: ...
+
 
 def _unchanged(stored: FiringAlert | None, alert: Alert) -> bool:
     """True when `stored` (a firing alert as recorded) is `alert`, word for word."""
@@ -148,6 +150,12 @@ class AlertEngine:
         self.next_due: datetime | None = None
         self._warned_unrouted: set[str] = set()
         self._firing: dict[str, FiringAlert] | None = None  # the mirror; None: load it
+        # Alerts firing when this engine started (a restart): they may not resolve until
+        # `settled()` says the monitor judges on fresh evidence (what it polled since),
+        # not on an empty start — no false all-clear after a restart.
+        self._carried: set[str] | None = None
+        self._broken_rules: set[str] = set()  # logged once each
+        self.settled: Callable[[], bool] = lambda: True
         self._dirty = True  # a full flush is owed whatever the clock says
         self._flushed_at: datetime | None = None  # the clock at the last full flush
 
@@ -168,29 +176,49 @@ class AlertEngine:
             self._firing = None  # the write may or may not have happened: read it again
             raise
         if self.metrics is not None:
-            counts = Counter((a.rule, str(a.severity)) for a in current.values())
+            firing = self._firing.values() if self._firing is not None else current.values()
+            counts = Counter((a.rule, str(a.severity)) for a in firing)
             self.metrics.set_alerts_firing(counts)
 
     def evaluate_view(self, view: FleetView) -> list[Alert]:
         """Run the built-in rules over `view`, hold new conditions for their `for`, and
         record the result (the alerts that fire)."""
         now = self.clock.now()
-        held = evaluate_rules(view, self.thresholds, now)
+        held = evaluate_rules(view, self.thresholds, now, on_error=self._rule_failed)
         alerts = self.pending.admit(held, now, firing=self._mirror())
         self.evaluate(alerts)
         return alerts
+
+    def _rule_failed(self, rule: str, exc: BaseException) -> None:
+        """A rule raised on some site: counted every time, logged once per rule."""
+        if self.metrics is not None:
+            self.metrics.rule_error(rule)
+        if rule not in self._broken_rules:
+            self._broken_rules.add(rule)
+            log.error("alert rule %s failed (%s: %s); the other rules and sites go on",
+                      rule, type(exc).__name__, exc)  # fmt: skip
 
     def _mirror(self) -> dict[str, FiringAlert]:
         if self._firing is None:
             with self._sessions() as session:
                 self._firing = alerts_store.firing_alerts(session=session)
+            if self._carried is None:
+                self._carried = set(self._firing)
         return self._firing
+
+    def _held(self) -> set[str]:
+        """The carried alerts that may not resolve yet (none once the monitor settled)."""
+        if self._carried and self.settled():
+            log.info("judging on fresh data now: alerts from before the start may resolve")
+            self._carried = set()
+        return self._carried or set()
 
     def _record(self, current: Mapping[str, Alert], now: datetime) -> None:
         """Write the difference between `current` and the mirror, then update the mirror."""
         firing = self._mirror()
         changed = {fp: a for fp, a in current.items() if not _unchanged(firing.get(fp), a)}
-        gone = [fp for fp in firing if fp not in current]
+        held = self._held()
+        gone = [fp for fp in firing if fp not in current and fp not in held]
         if not changed and not gone:
             return
         known = self._recorded([fp for fp in changed if fp not in firing])

@@ -305,11 +305,51 @@ def no_site_data(view: FleetView, th: Thresholds, now: datetime) -> Iterable[Ale
 FLEET_RULES: tuple[FleetRule, ...] = (webhook_silence, no_site_data)
 
 
-def evaluate(view: FleetView, thresholds: Thresholds, now: datetime) -> list[Alert]:
-    """Every alert whose condition holds at `now`, service alerts first."""
-    alerts = [a for rule in SERVICE_RULES for a in rule(view.service, thresholds, now)]
-    alerts.extend(a for fleet_rule in FLEET_RULES for a in fleet_rule(view, thresholds, now))
+RuleError = Callable[[str, BaseException], None]
+
+
+def _reraise(rule: str, exc: BaseException) -> None:
+    raise exc
+
+
+# The alerts each rule function judges, for reporting its failures by name.
+RULE_NAMES = {
+    "implementation_failed": "ImplementationFailed",
+    "site_unavailable": "SiteUnavailable",
+    "soc_bounds": "SoCLow/SoCHigh",
+    "horizon_short": "ScheduleHorizonShort",
+    "in_progress_stuck": "InProgressStuck",
+    "data_stale": "DataStale",
+    "no_site_data": "DataStale",
+    "api_down": "ApiDown",
+    "auth_failing": "AuthFailing",
+    "refresh_token_expiring": "RefreshTokenExpiring",
+    "webhook_silence": "WebhookSilence",
+}
+
+
+def evaluate(
+    view: FleetView, thresholds: Thresholds, now: datetime, on_error: RuleError = _reraise
+) -> list[Alert]:
+    """Every alert whose condition holds at `now`, service alerts first.
+
+    Each rule runs in its own guard, per site: one that raises (on data no rule foresaw)
+    is reported to `on_error` with its name, and every other rule and site is judged as
+    ever — one poisoned site must not switch alerting off. The default re-raises.
+    """
+    alerts: list[Alert] = []
+
+    def judge(rule: Callable[..., Iterable[Alert]], *args: object) -> None:
+        try:
+            alerts.extend(rule(*args, thresholds, now))
+        except Exception as exc:
+            on_error(RULE_NAMES.get(rule.__name__, rule.__name__), exc)
+
+    for service_rule in SERVICE_RULES:
+        judge(service_rule, view.service)
+    for fleet_rule in FLEET_RULES:
+        judge(fleet_rule, view)
     for site in view.sites:
         for site_rule in SITE_RULES:
-            alerts.extend(site_rule(site, view.service, thresholds, now))
+            judge(site_rule, site, view.service)
     return alerts

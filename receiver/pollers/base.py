@@ -45,7 +45,8 @@ class Poller:
         self.last_success: datetime | None = None
         self.last_error: str | None = None
         self.consecutive_failures = 0
-        self.rounds = 0
+        self.rounds = 0  # started
+        self.completed = 0  # ended, in success or failure
 
     async def poll(self) -> None:
         raise NotImplementedError
@@ -70,12 +71,14 @@ class Poller:
         return True
 
     def _failed(self, exc: BaseException) -> None:
+        self.completed += 1
         self.consecutive_failures += 1
         self.last_error = f"{type(exc).__name__}: {exc}"
         if self.consecutive_failures == 1:
             log.warning("%s poll failing: %s", self.name, self.last_error)
 
     def _succeeded(self) -> None:
+        self.completed += 1
         if self.consecutive_failures:
             log.info("%s poll recovered after %d failures", self.name, self.consecutive_failures)
         self.consecutive_failures = 0

@@ -58,6 +58,7 @@ class StoredFailure:
 class StoredFleet:
     sites: list[StoredSite] = field(default_factory=list)
     open_events: dict[int, list[AvailabilityEvent]] = field(default_factory=dict)
+    events_seen: dict[int, datetime] = field(default_factory=dict)  # last events poll, by site
     # Each slot still ahead (or running) and the status of its newest entry.
     planned: dict[int, dict[Slot, ImplementationStatus]] = field(default_factory=dict)
     scheduled_sites: set[int] = field(default_factory=set)  # sites with any entry at all
@@ -72,6 +73,7 @@ def load_fleet(*, session: Session, now: datetime, failure_hold: timedelta) -> S
     return StoredFleet(
         sites=sites,
         open_events=_open_events(session, now, names),
+        events_seen=_events_seen(session),
         planned=_planned(session, now),
         scheduled_sites=set(session.exec(select(ScheduleEntryRecord.site_id).distinct()).all()),
         failures=_failures(session, now - failure_hold),
@@ -129,6 +131,12 @@ def _open_events(
         info = sites.get(record.site_id)
         found.setdefault(record.site_id, []).append(_event(record, info))
     return found
+
+
+def _events_seen(session: Session) -> dict[int, datetime]:
+    e = AvailabilityEventRecord
+    query = select(e.site_id, func.max(e.last_seen_at)).group_by(col(e.site_id))
+    return {site_id: seen for site_id, seen in session.exec(query).all()}
 
 
 def _event(record: AvailabilityEventRecord, info: SiteInformation | None) -> AvailabilityEvent:

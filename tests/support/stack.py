@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -76,6 +76,20 @@ class Stack:
     url: str
     registry: CollectorRegistry
     settings: Settings
+    serving: AsyncExitStack = field(default_factory=AsyncExitStack)
+    subscribed: bool = True
+
+    async def restart(self) -> None:
+        """Stop the monitor as SIGTERM does (lifespan shutdown) and start a new one — a
+        new app, a fresh registry — on the same database, clock and emulator."""
+        await self.serving.aclose()
+        self.registry = CollectorRegistry()
+        self.app = _monitor_app(self.settings, self.clock, self.registry, self.emulator_app)
+        self.serving = AsyncExitStack()
+        self.url = await self.serving.enter_async_context(served(self.app))
+        if self.subscribed:
+            self.emulator.subscriptions.clear()
+            self.emulator.subscribe(f"{self.url}{WEBHOOK_PATH}?token={WEBHOOK_SECRET}")
 
     @property
     def monitor(self) -> Monitor:
@@ -130,13 +144,26 @@ async def monitor_stack(
     emulator_app = create_emulator_app(emulator)
     settings = stack_settings(database_url, **overrides)
     registry = CollectorRegistry()
-    app = create_app(
-        settings, clock=clock, registry=registry, transport=httpx.ASGITransport(emulator_app)
-    )
+    app = _monitor_app(settings, clock, registry, emulator_app)
+    serving = AsyncExitStack()
     try:
-        async with served(app) as url:
-            if subscribe:
-                emulator.subscribe(f"{url}{WEBHOOK_PATH}?token={WEBHOOK_SECRET}")
-            yield Stack(clock, emulator, emulator_app, app, url, registry, settings)
+        url = await serving.enter_async_context(served(app))
+        if subscribe:
+            emulator.subscribe(f"{url}{WEBHOOK_PATH}?token={WEBHOOK_SECRET}")
+        stack = Stack(
+            clock, emulator, emulator_app, app, url, registry, settings, serving, subscribe
+        )
+        try:
+            yield stack
+        finally:
+            await stack.serving.aclose()
     finally:
+        await serving.aclose()
         await emulator.sender.aclose()
+
+
+def _monitor_app(
+    settings: Settings, clock: Clock, registry: CollectorRegistry, emulator_app: Starlette
+) -> Starlette:
+    transport = httpx.ASGITransport(emulator_app)
+    return create_app(settings, clock=clock, registry=registry, transport=transport)
