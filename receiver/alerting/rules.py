@@ -34,7 +34,7 @@ runbook):
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 from receiver.alerting.catalogue import spec
@@ -54,6 +54,7 @@ FleetRule = Callable[[FleetView, Thresholds, datetime], Iterable[Alert]]
 
 
 def when(moment: datetime) -> str:
+    """`moment` as the alerts print it: in UTC, to the minute (naive means UTC)."""
     return _when(moment, moment.utcoffset())
 
 
@@ -61,7 +62,9 @@ def when(moment: datetime) -> str:
 def _when(moment: datetime, _offset: timedelta | None) -> str:
     """`when`, remembered: a failure storm formats the same few thousand moments every
     cycle, and strftime was most of the rules' time. The offset is part of the key:
-    equal instants in other zones print differently."""
+    equal instants in other zones compare equal but must be converted first."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
     return moment.strftime("%Y-%m-%d %H:%M UTC")
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from receiver.app import WEBHOOK_PATH
 from receiver.cellect.clock import Clock
-from receiver.cellect.timestamps import parse_timestamp
+from receiver.cellect.timestamps import format_timestamp, parse_timestamp
 from receiver.commands import CommandError
 from receiver.monitor import load_webhook_secret
 from receiver.settings import Settings, describe_error
@@ -154,6 +154,6 @@ def _replay(args: argparse.Namespace) -> int:
         raise _database_error(exc) from None
     finally:
         engine.dispose()
-    since = args.since.isoformat()
+    since = format_timestamp(args.since)  # in UTC, as every time the monitor shows
     print(f"replayed {count} deliveries received since {since}: {changes} status changes")
     return 0

@@ -246,13 +246,18 @@ def test_fingerprint_ignores_the_site_name() -> None:
     assert a.fingerprint == b.fingerprint
 
 
-def test_when_remembers_equal_instants_in_other_zones_apart() -> None:
-    """`when` is cached; an equal instant in another zone still prints its own fields
-    (the rules pass UTC; this pins only that the cache does not mix them up)."""
+def test_when_prints_every_instant_in_utc() -> None:
+    """`when` (cached) prints an instant given in another zone converted to UTC, never
+    its local fields labelled UTC."""
     utc = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     cest = utc.astimezone(timezone(timedelta(hours=2)))
-    assert [when(utc), when(cest), when(utc)] == [
-        "2024-05-01 12:00 UTC",
-        "2024-05-01 14:00 UTC",
-        "2024-05-01 12:00 UTC",
-    ]
+    assert [when(utc), when(cest), when(utc)] == ["2024-05-01 12:00 UTC"] * 3
+
+
+def test_refresh_token_expiring_names_the_expiry_in_utc() -> None:
+    """An expiry configured with an offset (as CELLECT_REFRESH_TOKEN_EXPIRES_AT may be)
+    is told in UTC."""
+    expiry = datetime(2024, 5, 3, 12, 0, tzinfo=timezone(timedelta(hours=-5)))
+    view = FleetView(service=ServiceView(refresh_token_expires_at=expiry))
+    [alert] = [a for a in evaluate(view, TH, NOW) if a.rule == "RefreshTokenExpiring"]
+    assert "expires at 2024-05-03 17:00 UTC" in alert.summary

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -66,9 +67,9 @@ async def test_replay_reapplies_stored_deliveries_idempotently(
             session.exec(delete(ScheduleStatusChange))  # type: ignore[call-overload]
             session.exec(delete(ScheduleEntryRecord))  # type: ignore[call-overload]
             session.commit()
-    since = stamp(START)
+    since = START.astimezone(timezone(timedelta(hours=2))).isoformat()  # shown in UTC
     assert main(["webhooks", "replay", "--since", since, "--database-url", database_url]) == 0
-    expected = f"replayed 2 deliveries received since {START.isoformat()}: 3 status changes"
+    expected = f"replayed 2 deliveries received since {stamp(START)}: 3 status changes"
     assert capsys.readouterr().out.strip() == expected
     assert main(["webhooks", "replay", "--since", since, "--database-url", database_url]) == 0
     assert capsys.readouterr().out.strip().endswith(": 0 status changes")
