@@ -14,6 +14,7 @@ webhooks, since the start): only then is its schedule horizon exported and judge
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -44,6 +45,9 @@ if TYPE_CHECKING:
     from receiver.storage.status import StatusChange
 
 PLANNED = frozenset({ImplementationStatus.IN_PROGRESS, ImplementationStatus.IMPLEMENTED})
+MAX_PLAN = timedelta(hours=48, minutes=5)  # the vendor's reach, and a little clock skew
+MAX_CANDIDATES = 1_000  # unknown sites waiting to be asked about (the rest: next time)
+log = logging.getLogger(__name__)
 Slot = tuple[datetime, datetime]
 
 
@@ -104,13 +108,22 @@ class Fleet:
         clock: Clock,
         in_progress_stuck_s: float,
         failure_hold_s: float = 3600.0,
+        polling: bool = True,
+        max_sites: int = 100_000,
     ) -> None:
         self.metrics = metrics
+        self.polling, self.max_sites = polling, max_sites
+        self._portfolio_seen = False  # a portfolio poll has named the partner's sites
         self.clock = clock
         self.in_progress_stuck_s = in_progress_stuck_s
         self.failure_hold = timedelta(seconds=failure_hold_s)
         self.service = ServiceHealth(metrics=metrics, clock=clock)
         self._sites: dict[int, _Site] = {}
+        self._refused_logged = False
+        # Sites named by webhooks but by no portfolio poll, to be asked about (their
+        # events) by the next events poll: a box offline since before the monitor
+        # started leaves its site out of PortfolioOverview, and it is still ours.
+        self._candidates: set[int] = set()
         self._present: set[int] = set()
         self._scheduled: set[int] = set()  # sites with a schedule entry known (module doc)
         self._service = _Service()
@@ -127,13 +140,16 @@ class Fleet:
         very entries failing for want of a box) are still served."""
         return sorted(self._sites)
 
-    def restore(self, stored: StoredFleet) -> None:
+    def restore(self, stored: StoredFleet, also: Iterable[int] = ()) -> None:
         """Start from what the database knows (after a restart): sites with their latest
-        measurement, open events, each slot's plan, recent failures, the last webhook."""
+        measurement, open events, each slot's plan, recent failures, the last webhook —
+        and track the sites `also` (confirmed as the partner's) even with none of that."""
         now = self.clock.now()
+        for site_id in also:
+            self._site(site_id)
         for s in stored.sites:
             self._sites[s.info.site_id] = _Site(info=s.info, updated_at=s.measured_at)
-        self._present = {s.info.site_id for s in stored.sites if s.present}
+        self._present |= {s.info.site_id for s in stored.sites if s.present}
         self.metrics.update_sites(
             SiteSnapshot.from_information(s.info, s.measured_at.timestamp())
             for s in stored.sites
@@ -143,6 +159,7 @@ class Fleet:
             self._site(site_id).planned = dict(planned)
         self._scheduled |= stored.scheduled_sites
         for failure in stored.failures:
+            self.metrics.ensure_site(failure.site_id)  # the failure counters, at 0
             site = self._site(failure.site_id)
             seen = ImplementationFailure(failure.start, failure.end, failure.at)
             site.failure_run = self._next_run(site.failure_run, seen)
@@ -162,8 +179,47 @@ class Fleet:
             site = self._sites[site_id] = _Site(info=None, updated_at=None)
         return site
 
+    def take_candidates(self) -> list[int]:
+        """Sites to ask the vendor about (each asked once per webhook that names it)."""
+        taken, self._candidates = sorted(self._candidates), set()
+        return taken
+
+    def unknown(self, site_ids: Iterable[int]) -> list[int]:
+        """Those of `site_ids` the fleet has not tracked yet."""
+        return [site_id for site_id in site_ids if site_id not in self._sites]
+
+    def _tracks(self, site_id: int) -> bool:
+        """Whether reports for `site_id` enter the live picture (and become series).
+
+        Any authenticated sender may name any site id. Once a portfolio poll has named
+        the partner's sites, a site outside it is stored (the history keeps it) but not
+        tracked until the vendor confirms it is the partner's (`candidates`, asked by the
+        events poller; its stored reports are read back then). Without polling, at most
+        `max_sites` sites are tracked. Untracked reports are counted, and logged once.
+        """
+        if site_id in self._sites:
+            return True
+        outside = self.polling and self._portfolio_seen
+        if not outside and len(self._sites) < self.max_sites:
+            return True
+        if outside and len(self._candidates) < MAX_CANDIDATES:
+            self._candidates.add(site_id)
+        self.metrics.untracked_site_report()
+        if not self._refused_logged:
+            self._refused_logged = True
+            why = (
+                "is not in the portfolio"
+                if outside
+                else f"would pass CELLECT_MAX_SITES ({self.max_sites})"
+            )
+            log.warning("webhook reports for site %d are stored, not tracked: it %s "
+                        "(counted in cellect_untracked_site_reports_total; logged once)",
+                        site_id, why)  # fmt: skip
+        return False
+
     def portfolio_polled(self, sites: Sequence[SiteInformation]) -> None:
         """A fresh portfolio: sites in it are live; those missing from it go stale."""
+        self._portfolio_seen = True
         now = self.clock.now()
         for info in sites:
             known = self._sites.get(info.site_id)
@@ -215,6 +271,8 @@ class Fleet:
 
     def _status_changed(self, change: StatusChange, now: datetime) -> None:
         site_id, slot = change.site_id, (change.start, change.end)
+        if not self._tracks(site_id):
+            return
         self.metrics.schedule_status(site_id, change.status)
         self._scheduled.add(site_id)
         # A site first heard of by webhook (webhooks-only mode, or before the first
@@ -314,6 +372,10 @@ class Fleet:
 
 
 def _horizon_end(site: _Site, now: datetime) -> datetime | None:
-    """The end of the site's last planned (InProgress/Implemented) entry ahead, if any."""
-    ends = [end for (_, end), st in site.planned.items() if st in PLANNED and end > now]
+    """The end of the site's last planned (InProgress/Implemented) entry ahead, if any.
+
+    Entries ending beyond the vendor's 48 hours cannot be a plan (an odd report, or one
+    an older version let in): they are left out rather than stretch the horizon."""
+    reach = now + MAX_PLAN
+    ends = [end for (_, end), st in site.planned.items() if st in PLANNED and now < end <= reach]
     return max(ends, default=None)

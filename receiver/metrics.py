@@ -224,6 +224,12 @@ class Metrics:
             ["rule"],
             registry=r,
         )
+        self.untracked_site_reports = Counter(
+            "cellect_untracked_site_reports",
+            "Webhook status reports for sites stored but not tracked (outside the portfolio, "
+            "or past CELLECT_MAX_SITES without polling).",
+            registry=r,
+        )
         self.notifications = Counter(
             "cellect_notifications", "Alert notifications by outcome.", ["outcome"], registry=r
         )
@@ -300,6 +306,9 @@ class Metrics:
         """Replace the firing counts: `{(rule, severity): n}`; catalogue rules not named are 0."""
         for rule, severity in {*ALERT_RULES, *firing}:
             self.alerts_firing.labels(rule, severity).set(firing.get((rule, severity), 0))
+
+    def untracked_site_report(self) -> None:
+        self.untracked_site_reports.inc()
 
     def rule_error(self, rule: str) -> None:
         self.alert_rule_errors.labels(rule).inc()

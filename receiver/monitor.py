@@ -98,6 +98,8 @@ class Monitor:
             clock=clock,
             in_progress_stuck_s=settings.in_progress_stuck_s,
             failure_hold_s=self.alerts.thresholds.failure_hold_s,
+            polling=settings.refresh_token is not None,
+            max_sites=settings.max_sites,
         )
         self.outbox = DeliveryWorker(clock, self.engine, self.notifier, metrics)
         self.writer = WriterProcess(settings.database_url)

@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     webhook_signing_secrets: Annotated[list[SecretStr], NoDecode] = []
     webhook_allowed_ips: Annotated[list[str], NoDecode] = []
     webhook_max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    # Sites tracked live without polling (webhooks only): any sender may name any id.
+    max_sites: int = Field(100_000, ge=1)
     # Demos and tests: run on the emulated time of an emulator in another process
     # (its GET /_emulator/clock), as the embedded demo runs on the emulator's clock.
     clock_url: str | None = None

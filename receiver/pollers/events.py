@@ -9,6 +9,7 @@ from sqlmodel import Session
 from receiver.pollers.base import Poller
 from receiver.pollers.context import PollContext
 from receiver.storage.events import upsert_availability_events
+from receiver.storage.fleet_state import StoredFleet, load_fleet
 
 
 class EventsPoller(Poller):
@@ -19,22 +20,32 @@ class EventsPoller(Poller):
         self.context = context
 
     async def poll(self) -> None:
-        client = self.context.client
+        client, fleet = self.context.client, self.context.fleet
+        # Sites only webhooks named: the vendor answering their events makes them ours
+        # (a 403/404 leaves them untracked: fetch_each skips sites that are not ours).
+        candidates = fleet.take_candidates()
         fetched, failure = await self.context.fetch_each(
-            self.context.fleet.known_site_ids, client.availability_events
+            [*fleet.known_site_ids, *candidates], client.availability_events
         )
         seen_at = self.clock.now()
+        confirmed = {site_id for site_id in candidates if site_id in fetched}
 
-        def store(session: Session) -> int:
-            return sum(
+        def store(session: Session) -> StoredFleet | None:
+            for site_id, events in fetched.items():
                 upsert_availability_events(
                     session=session, site_id=site_id, events=events, seen_at=seen_at
                 )
-                for site_id, events in fetched.items()
+            if not confirmed:
+                return None
+            session.flush()
+            return load_fleet(
+                session=session, now=seen_at, failure_hold=fleet.failure_hold, site_ids=confirmed
             )
 
-        await self.context.write(store)
+        stored = await self.context.write(store)
+        if stored is not None:
+            fleet.restore(stored, also=confirmed)
         for site_id, events in fetched.items():
-            self.context.fleet.availability_polled(site_id, events)
+            fleet.availability_polled(site_id, events)
         if failure is not None:
             raise failure

@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from receiver.pollers.base import Poller
 from receiver.pollers.context import PollContext
+from receiver.storage.fleet_state import StoredFleet, load_fleet
 from receiver.storage.sites import mark_absent_sites, record_measurements, upsert_sites
 
 
@@ -21,13 +22,25 @@ class PortfolioPoller(Poller):
     async def poll(self) -> None:
         sites = await self.context.client.portfolio_overview()
         seen_at = self.clock.now()
+        fleet = self.context.fleet
+        # Sites the fleet has not tracked (new to the partner, or heard of only while not
+        # in the portfolio): their stored reports join the live picture now.
+        new = set(fleet.unknown(s.site_id for s in sites))
 
-        def store(session: Session) -> None:
+        def store(session: Session) -> StoredFleet | None:
             upsert_sites(session=session, sites=sites, seen_at=seen_at)
             mark_absent_sites(
                 session=session, present_ids=[s.site_id for s in sites], seen_at=seen_at
             )
             record_measurements(session=session, sites=sites, measured_at=seen_at)
+            if not new:
+                return None
+            session.flush()
+            return load_fleet(
+                session=session, now=seen_at, failure_hold=fleet.failure_hold, site_ids=new
+            )
 
-        await self.context.write(store)
-        self.context.fleet.portfolio_polled(sites)
+        stored = await self.context.write(store)
+        if stored is not None:
+            fleet.restore(stored)
+        fleet.portfolio_polled(sites)

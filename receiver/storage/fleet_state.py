@@ -9,7 +9,7 @@ an open outage is still open) rather than an empty fleet that resolves everythin
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -66,11 +66,18 @@ class StoredFleet:
     last_webhook_at: datetime | None = None
 
 
-def load_fleet(*, session: Session, now: datetime, failure_hold: timedelta) -> StoredFleet:
-    """The fleet's present as stored: sites, open events, plans, recent failures."""
-    sites = _sites(session)
+def load_fleet(
+    *,
+    session: Session,
+    now: datetime,
+    failure_hold: timedelta,
+    site_ids: Collection[int] | None = None,
+) -> StoredFleet:
+    """The fleet's present as stored: sites, open events, plans, recent failures — of
+    every site, or of `site_ids` only (sites a portfolio poll names for the first time)."""
+    sites = [s for s in _sites(session) if site_ids is None or s.info.site_id in site_ids]
     names = {s.info.site_id: s.info for s in sites}
-    return StoredFleet(
+    stored = StoredFleet(
         sites=sites,
         open_events=_open_events(session, now, names),
         events_seen=_events_seen(session),
@@ -78,6 +85,19 @@ def load_fleet(*, session: Session, now: datetime, failure_hold: timedelta) -> S
         scheduled_sites=set(session.exec(select(ScheduleEntryRecord.site_id).distinct()).all()),
         failures=_failures(session, now - failure_hold),
         last_webhook_at=session.exec(select(func.max(WebhookDelivery.received_at))).one(),
+    )
+    return stored if site_ids is None else _only(stored, site_ids)
+
+
+def _only(stored: StoredFleet, site_ids: Collection[int]) -> StoredFleet:
+    return StoredFleet(
+        sites=stored.sites,
+        open_events={k: v for k, v in stored.open_events.items() if k in site_ids},
+        events_seen={k: v for k, v in stored.events_seen.items() if k in site_ids},
+        planned={k: v for k, v in stored.planned.items() if k in site_ids},
+        scheduled_sites=stored.scheduled_sites & set(site_ids),
+        failures=[f for f in stored.failures if f.site_id in site_ids],
+        last_webhook_at=None,
     )
 
 

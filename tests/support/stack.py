@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -135,11 +135,15 @@ async def monitor_stack(
     seed: int = 1,
     subscribe: bool = True,
     start: datetime = START,
+    offline: Sequence[int] = (),
     **overrides: Any,
 ) -> AsyncIterator[Stack]:
-    """The monitor polling the emulator and receiving its webhooks, on a clock frozen at `start`."""
+    """The monitor polling the emulator and receiving its webhooks, on a clock frozen at
+    `start`; the boxes of `offline` are cut off before the monitor starts."""
     clock = Clock.frozen(start)
     emulator = Emulator(sites=sites, seed=seed, clock=clock)
+    for site_id in offline:
+        emulator.boxes[site_id].set_online(False, now=clock.now())
     emulator.issue_refresh_token(1, token=REFRESH_TOKEN)
     emulator_app = create_emulator_app(emulator)
     settings = stack_settings(database_url, **overrides)
