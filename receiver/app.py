@@ -27,6 +27,7 @@ from receiver.cellect.clock import Clock
 from receiver.metrics import Metrics, metrics_endpoint
 from receiver.monitor import Monitor
 from receiver.settings import Settings
+from receiver.web import middleware
 
 WEBHOOK_PATH = "/webhooks/time-series"
 
@@ -112,6 +113,7 @@ def create_app(
             # Full paths (/api/silences); a change has the alert engine flush at once.
             *silence_routes(monitor.engine, clock, on_change=monitor.alerts.mark_dirty),
         ],
+        middleware=middleware(settings),
         lifespan=lifespan,
     )
     app.state.monitor = monitor

@@ -1,0 +1,18 @@
+"""The HTTP layer around the monitor's routes, as Starlette middleware (outermost first).
+
+- `proxies`: which client address the app sees — the peer's, or, from a proxy named in
+  CELLECT_FORWARDED_ALLOW_IPS, the one its X-Forwarded-For names (uvicorn's
+  ProxyHeadersMiddleware). Outermost, so every check below judges that address.
+"""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+
+from receiver.settings import Settings
+from receiver.web.proxies import trusted_proxies
+
+
+def middleware(settings: Settings) -> list[Middleware]:
+    """The monitor's middleware stack, outermost first."""
+    return [*trusted_proxies(settings)]
