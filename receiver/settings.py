@@ -15,6 +15,7 @@ from pydantic import AwareDatetime, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite:///cellect-monitor.db"
+MIN_ADMIN_TOKEN_LENGTH = 16
 
 
 def _split(value: Any) -> Any:
@@ -73,6 +74,10 @@ class Settings(BaseSettings):
     # default, so a client cannot choose the address the webhook allow-list judges.
     forwarded_allow_ips: Annotated[list[str], NoDecode] = []
 
+    # The operator API (/api/): its bearer token; generated and kept in the database
+    # when unset. It travels in a header, hence printable ASCII without spaces.
+    admin_token: SecretStr | None = None
+
     # Webhook receiver.
     webhook_secret: SecretStr | None = None
     webhook_auth_disabled: bool = False
@@ -130,6 +135,18 @@ class Settings(BaseSettings):
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
         return [_network(item) for item in value]
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # The messages never quote the value: settings errors are printed.
+        if value is not None:
+            token = value.get_secret_value()
+            if len(token) < MIN_ADMIN_TOKEN_LENGTH:
+                raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters long")
+            if not all("!" <= c <= "~" for c in token):
+                raise ValueError("must be printable ASCII without spaces")
+        return value
 
     @field_validator("api_url", "token_url")
     @classmethod

@@ -33,6 +33,8 @@ from receiver.settings import Settings
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 REFRESH_TOKEN = "test-refresh-token-0001"
 WEBHOOK_SECRET = "test-webhook-secret-0001"
+ADMIN_TOKEN = "test-admin-token-0001-stack"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # headers for the operator API (/api/)
 
 
 async def until(condition: Callable[[], Any], *, within: float = 10.0, what: str = "") -> Any:
@@ -102,6 +104,7 @@ def stack_settings(database_url: str, **overrides: Any) -> Settings:
         "token_url": "http://emulator",
         "refresh_token": SecretStr(REFRESH_TOKEN),
         "webhook_secret": SecretStr(WEBHOOK_SECRET),
+        "admin_token": SecretStr(ADMIN_TOKEN),
         "poll_jitter": 0.0,
         # These tests wake the alert loop many times a run on a fast emulated clock; the
         # real-time spacing that protects ingest in a storm would only make them wait.
