@@ -15,7 +15,12 @@ RUN /opt/venv/bin/pip wheel --no-deps --wheel-dir /dist . \
  && /opt/venv/bin/pip install /dist/*.whl
 
 FROM python:3.11-slim AS runtime
-# CELLECT_HOST: listen on every interface of the container, not only its loopback.
+# CELLECT_HOST: listen on every interface of the container, not only its loopback (a
+# published port reaches nothing else). That is acceptable only because nothing there
+# is open that may change anything: everything under /api/ needs the admin token
+# (CELLECT_ADMIN_TOKEN, else generated into /data: `docker exec <container>
+# cellect-monitor admin token` prints it) and webhooks need their secret. /healthz,
+# /readyz and /metrics only read, so the HEALTHCHECK below needs no token.
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \

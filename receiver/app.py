@@ -1,7 +1,8 @@
 """`create_app(settings, …)` → the monitor's Starlette app.
 
 Routes: `POST /webhooks/time-series`, `GET /metrics`, `GET /healthz` (alive),
-`GET /readyz` (database reachable, no poller overdue), `/api/silences`. The lifespan owns
+`GET /readyz` (database reachable, no poller overdue), `/api/silences` — everything
+under /api/ behind the admin token (receiver.web.operator_api). The lifespan owns
 the Monitor: it starts it, runs its background work in a task, and on shutdown (SIGTERM
 included, through uvicorn) stops the work and closes the HTTP client and the engine in
 reverse order. Nothing is module-level, so a test can build two apps side by side.
@@ -27,6 +28,8 @@ from receiver.cellect.clock import Clock
 from receiver.metrics import Metrics, metrics_endpoint
 from receiver.monitor import Monitor
 from receiver.settings import Settings
+from receiver.web import middleware
+from receiver.web.operator_api import AdminCredential
 
 WEBHOOK_PATH = "/webhooks/time-series"
 
@@ -92,10 +95,12 @@ def create_app(
         registry or CollectorRegistry(), now=clock.timestamp, stale_after_s=settings.stale_after_s
     )
     monitor = Monitor(settings, clock=clock, metrics=metrics, transport=transport)
+    admin = AdminCredential()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await monitor.start()
+        await anyio.to_thread.run_sync(admin.load, settings, monitor.engine, clock)
         stop = asyncio.Event()
         background = asyncio.create_task(monitor.run(stop))
         try:
@@ -114,6 +119,7 @@ def create_app(
             # Full paths (/api/silences); a change has the alert engine flush at once.
             *silence_routes(monitor.engine, clock, on_change=monitor.alerts.mark_dirty),
         ],
+        middleware=middleware(settings, admin),
         lifespan=lifespan,
     )
     app.state.monitor = monitor

@@ -54,21 +54,23 @@ WEBHOOK_SECRET_NAME = "webhook_secret"
 IN_DOUBT_KEPT = 100_000  # digests of deliveries in doubt, the oldest forgotten first
 
 
+def kept_secret(engine: Any, clock: Clock, name: str) -> str:
+    """The secret kept in the DB under `name`, generated (and kept) the first time."""
+    with session_factory(engine)() as session:
+        value = get_or_create_secret(
+            session=session, name=name, factory=lambda: secrets.token_urlsafe(32), now=clock.now()
+        )
+        session.commit()
+    return value
+
+
 def load_webhook_secret(settings: Settings, engine: Any, clock: Clock) -> str | None:
     """The configured secret, else the one generated on first start and kept in the DB."""
     if settings.webhook_secret is not None:
         return settings.webhook_secret.get_secret_value()
     if settings.webhook_auth_disabled:
         return None
-    with session_factory(engine)() as session:
-        value = get_or_create_secret(
-            session=session,
-            name=WEBHOOK_SECRET_NAME,
-            factory=lambda: secrets.token_urlsafe(32),
-            now=clock.now(),
-        )
-        session.commit()
-    return value
+    return kept_secret(engine, clock, WEBHOOK_SECRET_NAME)
 
 
 class Monitor:

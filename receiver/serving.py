@@ -3,6 +3,11 @@
 Binding first means port 0 picks a free port and the real URL is known before the
 server starts; `ready(url)` is called once it accepts connections (after the app's
 lifespan started).
+
+uvicorn's own proxy-header handling is off: by default it believes X-Forwarded-For from
+127.0.0.1 (or whatever its FORWARDED_ALLOW_IPS variable names), which would let any local
+process choose its client address. The app applies it itself, from
+CELLECT_FORWARDED_ALLOW_IPS only (receiver.web.proxies).
 """
 
 from __future__ import annotations
@@ -42,6 +47,13 @@ class Server(uvicorn.Server):
         self.listening.set()
 
 
+def server_config(app: ASGIApp, *, access_log: bool = True) -> uvicorn.Config:
+    """uvicorn's configuration for the monitor (lifespan on, our logging, no proxy headers)."""
+    return uvicorn.Config(
+        app, lifespan="on", access_log=access_log, log_config=None, proxy_headers=False
+    )
+
+
 async def serve_app(
     app: ASGIApp,
     sock: socket.socket,
@@ -50,8 +62,7 @@ async def serve_app(
     access_log: bool = True,
 ) -> None:
     """Serve `app` on the bound `sock` until uvicorn exits (SIGINT/SIGTERM)."""
-    config = uvicorn.Config(app, lifespan="on", access_log=access_log, log_config=None)
-    server = Server(config)
+    server = Server(server_config(app, access_log=access_log))
 
     async def announce() -> None:
         await asyncio.wait_for(server.listening.wait(), timeout=STARTUP_TIMEOUT_S)

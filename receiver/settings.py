@@ -7,6 +7,7 @@ print as `**********` wherever a settings object ends up in a log or a traceback
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +15,7 @@ from pydantic import AwareDatetime, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite:///cellect-monitor.db"
+MIN_ADMIN_TOKEN_LENGTH = 16
 
 
 def _split(value: Any) -> Any:
@@ -21,6 +23,14 @@ def _split(value: Any) -> Any:
     if isinstance(value, str):
         return [part for part in value.replace(",", " ").split() if part]
     return value
+
+
+def _network(text: str) -> str:
+    """`10.0.0.1` or `10.0.0.0/8` (host bits allowed) → its network; nothing else."""
+    try:
+        return str(ipaddress.ip_network(text.strip(), strict=False))
+    except ValueError:
+        raise ValueError("each entry must be an IP address or network, e.g. 10.0.0.0/8") from None
 
 
 def normalise_database_url(url: str) -> str:
@@ -60,6 +70,13 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
     public_url: str | None = None
+    # Proxies whose X-Forwarded-For/-Proto are believed (addresses or networks); none by
+    # default, so a client cannot choose the address the webhook allow-list judges.
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = []
+
+    # The operator API (/api/): its bearer token; generated and kept in the database
+    # when unset. It travels in a header, hence printable ASCII without spaces.
+    admin_token: SecretStr | None = None
 
     # Webhook receiver.
     webhook_secret: SecretStr | None = None
@@ -113,11 +130,32 @@ class Settings(BaseSettings):
         return normalise_database_url(value)
 
     @field_validator(
-        "webhook_signing_secrets", "webhook_allowed_ips", "apprise_urls", mode="before"
+        "webhook_signing_secrets",
+        "webhook_allowed_ips",
+        "apprise_urls",
+        "forwarded_allow_ips",
+        mode="before",
     )
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split(value)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        return [_network(item) for item in value]
+
+    @field_validator("admin_token")
+    @classmethod
+    def _admin_token(cls, value: SecretStr | None) -> SecretStr | None:
+        # The messages never quote the value: settings errors are printed.
+        if value is not None:
+            token = value.get_secret_value()
+            if len(token) < MIN_ADMIN_TOKEN_LENGTH:
+                raise ValueError(f"must be at least {MIN_ADMIN_TOKEN_LENGTH} characters long")
+            if not all("!" <= c <= "~" for c in token):
+                raise ValueError("must be printable ASCII without spaces")
+        return value
 
     @field_validator("api_url", "token_url")
     @classmethod

@@ -38,6 +38,7 @@ DOCKERFILE = ROOT / "Dockerfile"
 README = ROOT / "README.md"
 PROMETHEUS_CONFIG = ROOT / "prometheus" / "prometheus.yml"
 _FENCE = re.compile(r"```(?:sh|bash|shell)\n(.*?)```", re.S)
+ADMIN_TOKEN_COMMAND = "$(cellect-monitor admin token)"
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ def test_readme_curls_target_the_published_ports() -> None:
 class _Running:
     emulator: str
     by_host_port: dict[int, str]  # published host port → where the test's run listens
+    admin_token: str  # what `cellect-monitor admin token` prints for this run
 
 
 def _free_port() -> int:
@@ -196,7 +198,8 @@ def compose_demo(tmp_path: Path) -> Iterator[_Running]:
     # Later flags win in argparse: the compose command's own, then the test's moves.
     argv += ["--host", "127.0.0.1", "--port", str(port)]
     argv += ["--emulator-host", "127.0.0.1", "--emulator-port", str(emulator_port)]
-    argv += ["--database-url", f"sqlite:///{tmp_path}/monitor.db"]
+    database = ["--database-url", f"sqlite:///{tmp_path}/monitor.db"]
+    argv += database
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELLECT_")}
     env.update(_image_env())
     env.update({str(k): str(v) for k, v in (_monitor().get("environment") or {}).items()})
@@ -209,7 +212,12 @@ def compose_demo(tmp_path: Path) -> Iterator[_Running]:
         _wait(emulator + "/_emulator/clock", process, log)
         published, ports = _published(), _listening_ports()
         host_port = {name: published[port][1] for name, port in ports.items()}
-        yield _Running(emulator, {host_port["monitor"]: monitor, host_port["emulator"]: emulator})
+        token = subprocess.run(
+            [sys.executable, "-m", "receiver", "admin", "token", *database],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=True,
+        ).stdout.strip()  # fmt: skip
+        by_host_port = {host_port["monitor"]: monitor, host_port["emulator"]: emulator}
+        yield _Running(emulator, by_host_port, token)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -223,7 +231,8 @@ def test_the_compose_command_serves_the_readme_curls_in_real_time(
     compose_demo: _Running,
 ) -> None:
     """Run as compose runs it, the demo's emulated clock runs at speed 1 and every README
-    curl (metrics, readiness, a box cut off, an outage) is answered with success."""
+    curl (metrics, readiness, a box cut off, an outage, the operator API with the token
+    `cellect-monitor admin token` prints) is answered with success."""
     clock = httpx.get(compose_demo.emulator + "/_emulator/clock", timeout=5).json()
     assert clock["speed"] == 1
     for curl in readme_curls():
@@ -233,5 +242,9 @@ def test_the_compose_command_serves_the_readme_curls_in_real_time(
         if parts.query:
             target += "?" + parts.query
         body = json.loads(curl.body) if curl.body else None
-        response = httpx.request(curl.method, target, json=body, timeout=10)
+        headers = {
+            name: value.replace(ADMIN_TOKEN_COMMAND, compose_demo.admin_token)
+            for name, value in curl.headers.items()
+        }
+        response = httpx.request(curl.method, target, json=body, headers=headers, timeout=10)
         assert response.is_success, (curl, response.status_code, response.text)

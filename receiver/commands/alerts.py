@@ -19,7 +19,13 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from receiver.alerting.notifier import Notifier, NotifierConfigError
-from receiver.alerting.silences import SilenceIn, SilenceService, silence_json
+from receiver.alerting.silences import (
+    InvalidSilence,
+    SilenceIn,
+    SilenceService,
+    parse_silence_id,
+    silence_json,
+)
 from receiver.cellect.clock import Clock
 from receiver.commands import CommandError
 from receiver.settings import Settings, describe_error
@@ -45,7 +51,7 @@ def register(subparsers: Parsers) -> None:
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=_list)
     expire = actions.add_parser("expire", help="end a silence now")
-    expire.add_argument("silence_id", type=int, metavar="ID")
+    expire.add_argument("silence_id", type=_silence_id, metavar="ID")
     expire.set_defaults(handler=_expire)
     for parser in (listing, expire):
         parser.add_argument("--database-url", help="default: CELLECT_DATABASE_URL")
@@ -63,6 +69,13 @@ def _silence_parser(actions: Parsers) -> None:
     silence.add_argument("--by", default="cli", help="who (default: cli)")
     silence.add_argument("--database-url", help="default: CELLECT_DATABASE_URL")
     silence.set_defaults(handler=_silence)
+
+
+def _silence_id(text: str) -> int:
+    try:
+        return parse_silence_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _settings() -> Settings:
@@ -101,6 +114,8 @@ def _with_service(args: argparse.Namespace, action: Callable[[SilenceService], T
         return action(SilenceService(engine, Clock()))
     except SQLAlchemyError as exc:
         raise _database_error(exc) from None
+    except InvalidSilence as exc:
+        raise CommandError(f"{exc.field}: {exc}") from None
     finally:
         engine.dispose()
 

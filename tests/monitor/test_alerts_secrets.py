@@ -1,4 +1,5 @@
-"""End to end: the password in an Apprise URL never reaches logs, /metrics or the HTTP API."""
+"""End to end: the password in an Apprise URL (and the admin token) never reaches logs,
+/metrics or the HTTP API."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from tests.monitor.alerts_stack import alert_stack
 from tests.monitor.test_alerts_outage import UNPLANNED
-from tests.support.stack import until
+from tests.support.stack import ADMIN, ADMIN_TOKEN, until
 
 pytestmark = pytest.mark.anyio
 SECRET = "Sup3r-s3cret-pa55"
@@ -19,7 +20,8 @@ SECRET = "Sup3r-s3cret-pa55"
 async def test_apprise_url_secret_stays_out_of_logs_metrics_and_api(
     sqlite_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """A refused, retried and finally sent notification leaves no trace of the URL's password."""
+    """A refused, retried and finally sent notification leaves no trace of the URL's password,
+    and the API's answers and the logs none of the admin token."""
     caplog.set_level(logging.DEBUG)
     async with alert_stack(
         sqlite_url, credentials=f"alerts:{SECRET}@", events_interval_s=60.0
@@ -39,7 +41,7 @@ async def test_apprise_url_secret_stays_out_of_logs_metrics_and_api(
         assert "SiteUnavailable" in note["title"]
         assert a.sink.accepted[0].headers["authorization"].startswith("Basic ")
         body: dict[str, Any] = {"matchers": {"site_id": "2"}, "duration": "1h", "comment": "x"}
-        async with httpx.AsyncClient(base_url=a.stack.url) as http:
+        async with httpx.AsyncClient(base_url=a.stack.url, headers=ADMIN) as http:
             answers = [
                 await http.get("/metrics"),
                 await http.post("/api/silences", json=body),
@@ -51,6 +53,8 @@ async def test_apprise_url_secret_stays_out_of_logs_metrics_and_api(
         assert a.stack.sample("cellect_notifications_total", outcome="sent") == 1
     for answer in answers:
         assert SECRET not in answer.text
+        assert ADMIN_TOKEN not in answer.text
     assert caplog.records  # the failure was logged ...
     assert SECRET not in caplog.text  # ... without the password
     assert all(SECRET not in str(r.__dict__) for r in caplog.records)
+    assert ADMIN_TOKEN not in caplog.text

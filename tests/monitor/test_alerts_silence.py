@@ -12,6 +12,7 @@ from anyio import to_thread
 from receiver.cli import main
 from tests.monitor.alerts_stack import AlertStack, alert_stack
 from tests.monitor.test_alerts_outage import UNPLANNED
+from tests.support.stack import ADMIN
 
 pytestmark = pytest.mark.anyio
 MATCH_SITE_2 = {"rule": "SiteUnavailable", "site_id": "2"}
@@ -34,7 +35,8 @@ async def _outage_muted_then_told(a: AlertStack, ends_at: datetime) -> None:
 
 
 async def test_http_silence_mutes_until_its_expiry(database_url: str) -> None:
-    """A silence made through POST /api/silences mutes the alert; after it ends, it is told."""
+    """A silence made through POST /api/silences (with the admin token) mutes the alert;
+    after it ends, it is told."""
     async with alert_stack(database_url, events_interval_s=60.0) as a:
         body: dict[str, Any] = {
             "matchers": MATCH_SITE_2,
@@ -42,7 +44,7 @@ async def test_http_silence_mutes_until_its_expiry(database_url: str) -> None:
             "comment": "inverter swap",
             "created_by": "test",
         }
-        async with httpx.AsyncClient(base_url=a.stack.url) as http:
+        async with httpx.AsyncClient(base_url=a.stack.url, headers=ADMIN) as http:
             created = await http.post("/api/silences", json=body)
         assert created.status_code == 201
         await _outage_muted_then_told(a, datetime.fromisoformat(created.json()["ends_at"]))
@@ -64,7 +66,7 @@ async def test_cli_silence_on_the_same_database_mutes(
         assert "SiteUnavailable" in printed
         starts_at = datetime.fromisoformat(printed.split()[3].rstrip(":")) - timedelta(minutes=10)
         await a.step(max(0.0, (starts_at - a.stack.clock.now()).total_seconds()))
-        async with httpx.AsyncClient(base_url=a.stack.url) as http:
+        async with httpx.AsyncClient(base_url=a.stack.url, headers=ADMIN) as http:
             [listed] = (await http.get("/api/silences")).json()["silences"]
         assert listed["matchers"] == MATCH_SITE_2
         assert listed["created_by"] == "ops"

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import uvicorn
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from starlette.applications import Starlette
@@ -28,12 +27,14 @@ from receiver.cellect.clock import Clock
 from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
 from receiver.monitor import Monitor
-from receiver.serving import Server, bind, url_of
+from receiver.serving import Server, bind, server_config, url_of
 from receiver.settings import Settings
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 REFRESH_TOKEN = "test-refresh-token-0001"
 WEBHOOK_SECRET = "test-webhook-secret-0001"
+ADMIN_TOKEN = "test-admin-token-0001-stack"
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}  # headers for the operator API (/api/)
 
 
 async def until(condition: Callable[[], Any], *, within: float = 10.0, what: str = "") -> Any:
@@ -50,11 +51,11 @@ async def until(condition: Callable[[], Any], *, within: float = 10.0, what: str
 
 @asynccontextmanager
 async def served(app: ASGIApp, host: str = "127.0.0.1") -> AsyncIterator[str]:
-    """Serve `app` (lifespan on) on a free loopback port; yields its base URL."""
+    """Serve `app` as `cellect-monitor run` does (lifespan on, no proxy headers of uvicorn's
+    own) on a free loopback port; yields its base URL."""
     sock = bind(host, 0)
     url = url_of(sock, host)
-    config = uvicorn.Config(app, lifespan="on", log_config=None, access_log=False)
-    server = Server(config)
+    server = Server(server_config(app, access_log=False))
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
         await asyncio.wait_for(server.listening.wait(), timeout=30)
@@ -117,6 +118,7 @@ def stack_settings(database_url: str, **overrides: Any) -> Settings:
         "token_url": "http://emulator",
         "refresh_token": SecretStr(REFRESH_TOKEN),
         "webhook_secret": SecretStr(WEBHOOK_SECRET),
+        "admin_token": SecretStr(ADMIN_TOKEN),
         "poll_jitter": 0.0,
         # These tests wake the alert loop many times a run on a fast emulated clock; the
         # real-time spacing that protects ingest in a storm would only make them wait.

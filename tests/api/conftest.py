@@ -1,0 +1,73 @@
+"""Operator API fixtures: the real monitor app (lifespan on, TestClient) on a frozen clock,
+once per module and database backend, with a configured admin token.
+
+One app serves a module's tests (starting one costs a writer process and a migration):
+every test there makes its own silences and reads back only what it made.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+from pydantic import SecretStr
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from starlette.testclient import TestClient
+
+from receiver.app import create_app
+from receiver.cellect.clock import Clock
+from receiver.settings import Settings
+from tests.support.stack import START
+
+ADMIN_TOKEN = "test-admin-token-0123456789"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def api_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "webhook_secret": SecretStr("test-webhook-secret-0001"),
+        "admin_token": SecretStr(ADMIN_TOKEN),
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def api_client(settings: Settings) -> TestClient:
+    """The real app on a clock frozen at START; 5xx answers are returned, not raised."""
+    app = create_app(settings, clock=Clock.frozen(START), registry=CollectorRegistry())
+    return TestClient(app, raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def module_postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh PostgreSQL database kept for one test module."""
+    name = f"cellect_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def api(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[TestClient]:
+    """The monitor's app with a configured admin token, on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('api')}/cellect-monitor.db"
+    else:
+        url = str(request.getfixturevalue("module_postgres_url"))
+    with api_client(api_settings(url)) as client:
+        yield client
