@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from receiver.cellect.enums import ImplementationStatus
+from receiver.clientmetrics import ClientMetrics
 from receiver.exposition import fast_render
 from receiver.schedulecounters import ScheduleCounters
 from receiver.sitestate import (
@@ -138,6 +139,8 @@ class Metrics:
     ) -> None:
         self.registry = registry
         self._service_metrics(registry)
+        # The Cellect client's observer: retries, circuit, pauses (receiver.clientmetrics).
+        self.client = ClientMetrics(registry, now, API_ENDPOINTS)
         self.sites = SiteState(now, stale_after_s)
         self.schedules = ScheduleCounters()
         for collector in (self.refresh_token_expiry, self.sites, self.schedules):
