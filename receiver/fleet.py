@@ -23,6 +23,7 @@ from receiver.alerting.model import (
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import AvailabilityStatus, DowntimeType, ImplementationStatus
 from receiver.cellect.models import AvailabilityEvent, SiteInformation, TimeSeriesResult
+from receiver.circuit import CircuitState
 from receiver.metrics import Metrics
 from receiver.sitestate import (
     Availability,
@@ -57,6 +58,7 @@ class _Service:
     api_failures: int = 0
     api_failing_since: datetime | None = None
     auth_failing_since: datetime | None = None
+    api_circuit_open: bool = False
     last_webhook_at: datetime | None = None
     refresh_token_expires_at: datetime | None = None
 
@@ -234,16 +236,24 @@ class Fleet:
         self._publish_outlook(list(self._sites))
 
     def api_request(self, endpoint: str, code: str, seconds: float) -> None:
-        """Every request to the vendor: metrics, and the ApiDown / AuthFailing picture."""
+        """Every request to the vendor: metrics, and the ApiDown / AuthFailing picture.
+        Any answer below 500 (a 429 too: throttled, not down) ends a run of failures, as
+        it resets the client's circuit breaker (receiver.circuit) and as the Prometheus
+        rule counts failures (5xx, error, timeout)."""
         self.metrics.observe_api(endpoint, code, seconds)
         svc, now = self._service, self.clock.now()
-        if code.isdigit() and int(code) < 500 and code != "429":
+        if code.isdigit() and int(code) < 500:
             svc.api_last_success, svc.api_failures, svc.api_failing_since = now, 0, None
         else:
             svc.api_failures += 1
             svc.api_failing_since = svc.api_failing_since or now
         if endpoint == "access_token":
             svc.auth_failing_since = (svc.auth_failing_since or now) if code != "200" else None
+
+    def api_circuit(self, state: CircuitState) -> None:
+        """The client's circuit changed state. While it is not closed no request goes out,
+        so no failure is counted either: ApiDown reads the circuit instead."""
+        self._service.api_circuit_open = state is not CircuitState.CLOSED
 
     def set_refresh_token_expiry(self, at: datetime | None) -> None:
         self._service.refresh_token_expires_at = at
@@ -290,6 +300,7 @@ class Fleet:
             api_last_success=svc.api_last_success,
             api_consecutive_failures=svc.api_failures,
             api_failing_since=svc.api_failing_since,
+            api_circuit_open=svc.api_circuit_open,
             auth_failing=svc.auth_failing_since is not None,
             auth_failing_since=svc.auth_failing_since,
             refresh_token_expires_at=svc.refresh_token_expires_at,

@@ -85,6 +85,7 @@ class ServiceView:
     api_last_success: datetime | None = None
     api_consecutive_failures: int = 0
     api_failing_since: datetime | None = None
+    api_circuit_open: bool = False  # the client's circuit breaker holds requests back
     auth_failing: bool = False
     auth_failing_since: datetime | None = None
     refresh_token_expires_at: datetime | None = None

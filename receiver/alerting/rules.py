@@ -19,8 +19,9 @@ rules mirror `alerts/cellect.rules.yml` (DESIGN.md, "Alerts"):
   their start (or past it): the box has not saved them.
 - DataStale (warning): no update for `stale_after_s` (or never); names a site left
   out of PortfolioOverview (its box offline or not reporting) as such.
-- ApiDown (critical): `api_down_failures` failures in a row and no success for
-  `api_down_after_s`. AuthFailing (critical). RefreshTokenExpiring (warning).
+- ApiDown (critical): `api_down_failures` failures in a row (or the client's circuit
+  open) and no success for `api_down_after_s`. AuthFailing (critical).
+  RefreshTokenExpiring (warning).
 - WebhookSilence (warning): schedules exist but no webhook for `webhook_silence_s`.
 """
 
@@ -214,7 +215,7 @@ def _service_alert(rule: str, severity: Severity, since: datetime, what: str, ch
 
 
 def api_down(svc: ServiceView, th: Thresholds, now: datetime) -> Iterable[Alert]:
-    if svc.api_consecutive_failures < th.api_down_failures:
+    if svc.api_consecutive_failures < th.api_down_failures and not svc.api_circuit_open:
         return
     last = svc.api_last_success
     if last is not None and (now - last).total_seconds() < th.api_down_after_s:
