@@ -7,9 +7,13 @@ JWT). `AccessTokenAuth` keeps one such token for a client:
 - it renews the token `margin` before the JWT's `exp`, reading time from the injected
   Clock (the claim is read without verifying the signature: the vendor verifies its
   own tokens, we only need to know when to renew);
-- on a 401 answer it renews once and sends the request once more;
-- renewals are serialised by one asyncio.Lock, and a request that waited while
-  another renewed uses that token, so concurrent requests share one renewal.
+- on a 401 answer it renews once and sends the request once more — unless the token
+  was renewed meanwhile (by a request that met the 401 first), when it just sends the
+  request again with the new one;
+- renewals are single-flight: concurrent requests that need a token (none yet, about
+  to expire, or refused) share one access-token request, in a task of its own, and
+  all get its outcome — its token, or its error. A failing token endpoint is asked
+  once per renewal, not once per waiting request.
 
 The exchange itself (`RefreshTokenExchange`: POST {token_url}/v1/access-token with
 `Authorization: Bearer <refresh token>`, answer `{"accessToken": JWT}`) goes through the
@@ -128,7 +132,7 @@ class AccessTokenAuth(httpx.Auth):
         self._margin = margin
         self._token: str | None = None
         self._expires_at: datetime | None = None
-        self._lock = asyncio.Lock()
+        self._renewal: asyncio.Task[str] | None = None  # the renewal in flight, if any
 
     @property
     def expires_at(self) -> datetime | None:
@@ -149,18 +153,29 @@ class AccessTokenAuth(httpx.Auth):
         """A token that is valid for at least `margin` more, renewing if needed."""
         if self._fresh() and self._token is not None:
             return self._token
-        return await self._renew(stale=self._token)
+        return await self._renewed(stale=self._token)
 
-    async def _renew(self, *, stale: str | None) -> str:
-        async with self._lock:
-            # Another request may have renewed while this one waited for the lock.
-            if self._token is not None and self._token != stale and self._fresh():
-                return self._token
+    async def _renewed(self, *, stale: str | None) -> str:
+        """A token other than `stale`: the current one if it was renewed meanwhile, else
+        the outcome of the one renewal in flight (started here if none is)."""
+        if self._token is not None and self._token != stale and self._fresh():
+            return self._token
+        if self._renewal is None:
+            self._renewal = asyncio.create_task(self._renew())
+            self._renewal.add_done_callback(_retrieve)
+        # Shielded: a waiter that is cancelled (a poller stopping) must not cancel the
+        # renewal the others are waiting for.
+        return await asyncio.shield(self._renewal)
+
+    async def _renew(self) -> str:
+        try:
             token = await self._fetch()
-            self._token = token
-            self._expires_at = token_expiry(token, issued_at=self._clock.now())
-            logger.info("Cellect access token renewed, expires at %s", self._expires_at)
-            return token
+        finally:
+            self._renewal = None
+        self._token = token
+        self._expires_at = token_expiry(token, issued_at=self._clock.now())
+        logger.info("Cellect access token renewed, expires at %s", self._expires_at)
+        return token
 
     def sync_auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response]:
         raise RuntimeError("AccessTokenAuth needs an httpx.AsyncClient")
@@ -176,6 +191,12 @@ class AccessTokenAuth(httpx.Auth):
             return
         # The token was refused before its time (revoked, or the vendor restarted):
         # renew once and try once more; a second 401 goes back to the caller.
-        token = await self._renew(stale=token)
+        token = await self._renewed(stale=token)
         request.headers["Authorization"] = f"Bearer {token}"
         yield request
+
+
+def _retrieve(task: asyncio.Task[str]) -> None:
+    """Mark a renewal's error as seen: when every waiter was cancelled, nobody else will."""
+    if not task.cancelled():
+        task.exception()

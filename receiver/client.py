@@ -1,10 +1,20 @@
 """CellectClient: the only code of cellect-monitor that calls the Cellect Partner API.
 
 One async method per vendor operation, on an injected `httpx.AsyncClient`, with
-explicit timeouts, the access-token flow of `receiver.auth`, and bounded retries:
-exponential backoff with jitter on timeouts, connection errors, 5xx (but 501) and 429
-(honouring `Retry-After`, in seconds or as an HTTP date), never on other 4xx. A
-schedule is validated locally (`receiver.cellect.validation`) before it is sent.
+explicit timeouts, the access-token flow of `receiver.auth`, and bounded retries
+(`receiver.retry`): exponential backoff with jitter on timeouts, connection errors and
+5xx (but 501), never on other 4xx. A schedule is validated locally
+(`receiver.cellect.validation`) before it is sent.
+
+The client is friendly to the vendor as a whole, not call by call (`receiver.gate`):
+
+- one budget: a `Retry-After` (a 429's, in seconds or as an HTTP date) pauses every
+  request of the client — every poller's — until then, on the injected clock;
+- a circuit breaker (`receiver.circuit`): after `circuit_failure_threshold` failures
+  in a row (5xx, timeouts, connection errors; a 429 or another 4xx is an answer, not
+  a failure) requests fail fast without being sent, but for one probe at a time
+  after each `circuit_cooldown_s`; an answer to the probe closes the circuit;
+- single-flight token renewal: concurrent requests needing a token share one request.
 
 Error tree (everything the client raises is a CellectError)::
 
@@ -16,6 +26,11 @@ Error tree (everything the client raises is a CellectError)::
     │                             retries; `.kind` is "timeout" or "error"
     ├── RetriesExhausted          5xx/429 answers outlasted the retry bounds; `.code`,
     │                             `.http_status` and `.last_error` of the last answer
+    ├── RequestNotSent            the client held the request back: nothing reached
+    │   │                         Cellect; `.until` tells when that may change
+    │   ├── CircuitOpen           the circuit is open, or its one probe is out
+    │   └── Throttled             a Retry-After pause of the client outlasts what is
+    │                             left of this call's retry budget
     ├── CellectResponseError      a 2xx answer whose body is not what the API promises
     ├── RefreshTokenRejected      the token endpoint refused the refresh token (401 /
     │                             30072, 400 / 30069, …): a human must issue a new one
@@ -25,8 +40,10 @@ Every transport and retry error is raised `from` its cause. Messages never inclu
 tokens: vendor messages are scrubbed of both the refresh and the access token.
 
 Observability: `on_request(endpoint, code, seconds)` is called after every HTTP
-attempt (code = status as str, or "timeout" / "error"); `access_token_expires_at`
-tells when the current access token expires.
+attempt (code = status as str, or "timeout" / "error"); the `observer`
+(receiver.gate.ClientObserver) hears of retries, requests not sent, the circuit's
+transitions and pauses; `access_token_expires_at`, `circuit_state` and `paused_until`
+tell the current state.
 
 A POST retried after a timeout may reach Cellect twice; posting the same schedule
 again only overwrites the same entries, so that is the safer failure.
@@ -58,6 +75,16 @@ from receiver.cellect.models import (
 )
 from receiver.cellect.timestamps import format_timestamp
 from receiver.cellect.validation import SiteRatings, Violation, validate_schedule
+from receiver.circuit import CircuitState
+from receiver.gate import (
+    CircuitOpen,
+    ClientObserver,
+    Gate,
+    QuietObserver,
+    RequestNotSent,
+    Sleep,
+    Throttled,
+)
 from receiver.retry import (
     CellectResponseError,
     CellectTransportError,
@@ -65,7 +92,6 @@ from receiver.retry import (
     Requester,
     RetriesExhausted,
     RetryPolicy,
-    Sleep,
     json_body,
 )
 from receiver.settings import Settings
@@ -78,9 +104,13 @@ __all__ = [
     "CellectError",
     "CellectResponseError",
     "CellectTransportError",
+    "CircuitOpen",
+    "CircuitState",
     "RefreshTokenRejected",
+    "RequestNotSent",
     "RetriesExhausted",
     "ScheduleRejected",
+    "Throttled",
 ]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
@@ -116,9 +146,20 @@ class CellectClient:
         sleep: Sleep = asyncio.sleep,
         rng: random.Random | None = None,
         on_request: OnRequest | None = None,
+        circuit_failure_threshold: int = 5,
+        circuit_cooldown_s: float = 30.0,
+        observer: ClientObserver | None = None,
     ) -> None:
         self._api_url = api_url.rstrip("/")
         self._clock = clock
+        observer = observer or QuietObserver()
+        self._gate = Gate.build(
+            clock,
+            sleep,
+            failure_threshold=circuit_failure_threshold,
+            cooldown_s=circuit_cooldown_s,
+            observer=observer,
+        )
         self._requester = Requester(
             http,
             clock=clock,
@@ -128,6 +169,8 @@ class CellectClient:
             rng=rng or random.Random(),
             on_request=on_request,
             secrets=lambda: (refresh_token.get_secret_value(), self._auth.current_token),
+            gate=self._gate,
+            observer=observer,
         )
         exchange = RefreshTokenExchange(self._requester, token_url, refresh_token, clock)
         self._auth = AccessTokenAuth(exchange, clock)
@@ -148,6 +191,8 @@ class CellectClient:
             retry_attempts=settings.retry_attempts,
             retry_max_s=settings.retry_max_s,
             timeout=settings.http_timeout_s,
+            circuit_failure_threshold=settings.circuit_failure_threshold,
+            circuit_cooldown_s=settings.circuit_cooldown_s,
             **kwargs,
         )
 
@@ -155,6 +200,17 @@ class CellectClient:
     def access_token_expires_at(self) -> datetime | None:
         """Expiry of the current access token; None until the first one is fetched."""
         return self._auth.expires_at
+
+    @property
+    def circuit_state(self) -> CircuitState:
+        """The circuit breaker's state (closed, half-open while a probe may go, open)."""
+        return self._gate.breaker.state
+
+    @property
+    def paused_until(self) -> datetime | None:
+        """Until when a Retry-After pauses every request; None when not paused."""
+        until = self._gate.paused_until
+        return until if until is not None and until > self._clock.now() else None
 
     # --- vendor operations -------------------------------------------------------
 

@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from receiver.alerting.catalogue import THRESHOLD_METRIC, builtin_pairs
 from receiver.cellect.enums import ImplementationStatus
+from receiver.clientmetrics import ClientMetrics
 from receiver.exposition import fast_render
 from receiver.schedulecounters import ScheduleCounters
 from receiver.sitestate import (
@@ -126,6 +127,8 @@ class Metrics:
     ) -> None:
         self.registry = registry
         self._service_metrics(registry)
+        # The Cellect client's observer: retries, circuit, pauses (receiver.clientmetrics).
+        self.client = ClientMetrics(registry, now, API_ENDPOINTS)
         self.sites = SiteState(now, stale_after_s)
         self.schedules = ScheduleCounters()
         optional = (

@@ -30,7 +30,9 @@ from receiver.alerting.notifier import Notifier
 from receiver.alerting.outbox import DeliveryWorker
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import ImplementationStatus
+from receiver.circuit import CircuitState
 from receiver.client import CellectClient
+from receiver.clientmetrics import ClientMetrics
 from receiver.fleet import Fleet
 from receiver.ingest import Bounds, GroupCommitter
 from receiver.metrics import Metrics, WriterHealth
@@ -71,6 +73,27 @@ def load_webhook_secret(settings: Settings, engine: Any, clock: Clock) -> str | 
     if settings.webhook_auth_disabled:
         return None
     return kept_secret(engine, clock, WEBHOOK_SECRET_NAME)
+
+
+class ClientEvents:
+    """The client's observer (receiver.gate): its metrics, and its circuit for ApiDown."""
+
+    def __init__(self, metrics: ClientMetrics, fleet: Fleet) -> None:
+        self.metrics, self.fleet = metrics, fleet
+
+    def api_retry(self, endpoint: str, reason: str) -> None:
+        self.metrics.api_retry(endpoint, reason)
+
+    def api_not_sent(self, endpoint: str, reason: str) -> None:
+        self.metrics.api_not_sent(endpoint, reason)
+
+    def api_circuit(self, state: CircuitState) -> None:
+        # ApiDown needs nothing more: the failures that opened the circuit stay unanswered
+        # (cellect_api_failing_since…) until a probe gets an answer.
+        self.metrics.api_circuit(state)
+
+    def api_paused(self, until: float, added_s: float) -> None:
+        self.metrics.api_paused(until, added_s)
 
 
 class Monitor:
@@ -166,6 +189,7 @@ class Monitor:
                 self.clock,
                 on_request=self._api_request,
                 sleep=self.clock.sleep,
+                observer=ClientEvents(self.metrics.client, self.fleet),
             )
             self.pollers = self._build_pollers(self.client)
         else:

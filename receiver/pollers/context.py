@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from receiver.cellect.errors import CellectApiError
-from receiver.client import CellectClient
+from receiver.client import CellectClient, RequestNotSent
 from receiver.fleet import Fleet
 from receiver.storage.engine import session_factory
 
@@ -52,19 +52,27 @@ class PollContext:
         handed to another partner) is skipped rather than failing every round.
         Returns what came back, by site, and the first failure (None if none): one
         site's failure does not stop the others, and the caller stores what came back
-        (in one transaction, not one per site) before it reports the failure.
+        (in one transaction, not one per site) before it reports the failure. But once
+        the client holds requests back (its circuit open, or a long Retry-After pause:
+        RequestNotSent), the sites not yet started are not tried: the round fails fast.
         """
         limit = asyncio.Semaphore(self.concurrency)
         fetched: dict[int, T] = {}
         failures: list[BaseException] = []
+        held_back: list[RequestNotSent] = []
 
         async def bounded(site_id: int) -> None:
             async with limit:
+                if held_back:
+                    return
                 try:
                     fetched[site_id] = await fetch(site_id)
                 except CellectApiError as exc:
                     if exc.http_status not in GONE:
                         failures.append(exc)
+                except RequestNotSent as exc:
+                    held_back.append(exc)
+                    failures.append(exc)
                 except Exception as exc:
                     failures.append(exc)
 

@@ -1,8 +1,10 @@
 """Helpers of the client tests: the doubles at the outer boundaries and small builders.
 
-The only doubles are at the outer boundary of time (the backoff sleep, which records
-its delays and returns at once) and of the network (`FlakyNetwork`, which fails a
-given number of requests with a transport error before handing them on).
+The only doubles are at the outer boundary of time (the client's sleep, which records
+its delays and returns at once, or waits them out on the emulated clock), of the
+network (`FlakyNetwork`, which fails a given number of requests with a transport error
+before handing them on); what actually reached the emulator is counted at its front
+door (`tests.support.door.Door`).
 """
 
 from __future__ import annotations
@@ -61,11 +63,14 @@ class Control:
 
 @dataclass
 class Recorder:
-    """What the client did: each HTTP attempt (on_request) and each backoff sleep."""
+    """What the client did: each HTTP attempt (on_request) and each sleep. With `clock`
+    set, a sleep waits that long on the (emulated) clock instead of returning at once."""
 
     requests: list[tuple[str, str]] = field(default_factory=list)
     sleeps: list[float] = field(default_factory=list)
     on_sleep: Callable[[int], Awaitable[None]] | None = None
+    clock: Clock | None = None
+    sleeping: int = 0  # sleeps in progress (only with `clock`)
 
     def on_request(self, endpoint: str, code: str, seconds: float) -> None:
         assert seconds >= 0
@@ -75,6 +80,12 @@ class Recorder:
         self.sleeps.append(seconds)
         if self.on_sleep is not None:
             await self.on_sleep(len(self.sleeps))
+        if self.clock is not None:
+            self.sleeping += 1
+            try:
+                await self.clock.sleep(seconds)
+            finally:
+                self.sleeping -= 1
 
     def count(self, endpoint: str) -> int:
         return sum(1 for name, _ in self.requests if name == endpoint)

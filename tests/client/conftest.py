@@ -17,6 +17,7 @@ from receiver.cellect.clock import Clock
 from receiver.client import CellectClient
 from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
+from tests.support.door import Door
 
 
 @pytest.fixture
@@ -40,8 +41,14 @@ def recorder() -> Recorder:
 
 
 @pytest.fixture
-def network(emulator: Emulator) -> FlakyNetwork:
-    return FlakyNetwork(httpx.ASGITransport(app=create_emulator_app(emulator)))
+def door(emulator: Emulator) -> Door:
+    """The emulator app, counting the public API requests that reach it."""
+    return Door(create_emulator_app(emulator))
+
+
+@pytest.fixture
+def network(door: Door) -> FlakyNetwork:
+    return FlakyNetwork(httpx.ASGITransport(app=door))
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
-"""The access-token flow against the emulator: renewal by the clock, on 401, shared by
-concurrent requests, and a rejected refresh token as one loud error."""
+"""The access-token flow against the emulator: renewal by the clock, on 401, single-flight
+for concurrent requests (its token or its error shared), and a rejected refresh token as
+one loud error."""
 
 from __future__ import annotations
 
@@ -13,9 +14,10 @@ from client_support import BASE_URL, SITES, Control, Recorder
 from pydantic import SecretStr
 
 from receiver.cellect.clock import Clock
-from receiver.client import CellectClient, RefreshTokenRejected
+from receiver.client import CellectClient, RefreshTokenRejected, RetriesExhausted
 from receiver.emulator.cloud import Emulator
 from receiver.settings import Settings
+from tests.support.door import Door
 
 pytestmark = pytest.mark.anyio
 
@@ -92,13 +94,46 @@ async def test_concurrent_requests_share_one_refresh(
 
 
 async def test_concurrent_requests_after_a_401_share_one_refresh(
-    client: CellectClient, control: Control, recorder: Recorder
+    client: CellectClient, control: Control, door: Door
 ) -> None:
-    """After the vendor expires tokens early, concurrent 401s lead to one renewal."""
+    """After the vendor expires tokens early, twenty concurrent 401s lead to one renewal,
+    and a request refused after it was made retries with the new token at once."""
     await client.portfolio_overview()
     await control.expire_access_tokens()
-    await asyncio.gather(*(client.site_information(1) for _ in range(10)))
-    assert recorder.count("access_token") == 2
+    door.clear()
+    sites = await asyncio.gather(*(client.site_information(1 + i % SITES) for i in range(20)))
+    assert len(sites) == 20
+    assert door.count("access-token") == 1
+    assert door.count("master-data", 200) == 20
+    assert door.count("master-data", 401) <= 20  # at most once each, the renewal shared
+
+
+async def test_concurrent_requests_with_an_expired_token_make_one_token_request(
+    client: CellectClient, clock: Clock, door: Door
+) -> None:
+    """Twenty concurrent requests once the token has expired on the clock ask for exactly
+    one new token, and none of them is refused."""
+    await client.portfolio_overview()
+    clock.advance(6 * 3600 + 1)
+    door.clear()
+    await asyncio.gather(*(client.site_information(1 + i % SITES) for i in range(20)))
+    assert door.count("access-token") == 1
+    assert door.count("master-data", 401) == 0
+
+
+async def test_a_failing_renewal_is_shared_by_every_waiting_request(
+    client: CellectClient, control: Control, door: Door
+) -> None:
+    """With the token endpoint failing, twenty concurrent requests share one renewal: its
+    five attempts reach the token endpoint (not five per request) and all twenty get its
+    error; no resource request goes out without a token."""
+    await control.fault("access-token", error_rate=1.0)
+    outcomes = await asyncio.gather(
+        *(client.site_information(1) for _ in range(20)), return_exceptions=True
+    )
+    assert all(isinstance(o, RetriesExhausted) for o in outcomes), outcomes
+    assert {o.endpoint for o in outcomes if isinstance(o, RetriesExhausted)} == {"access_token"}
+    assert door.seen == [("access-token", 500)] * 5
 
 
 async def test_revoked_refresh_token_is_rejected_without_retrying(
