@@ -158,10 +158,19 @@ class Fleet:
         for site_id, planned in stored.planned.items():
             self._site(site_id).planned = dict(planned)
         self._scheduled |= stored.scheduled_sites
+        # The hold runs on monitored time: a failure learned before the monitor went down
+        # and not yet told over (its site's alert has not resolved since) gets the rest of
+        # its hold after the start, however long the downtime — it may never have been
+        # told at all, if the monitor died between storing it and its alert cycle.
+        down = max(now - (stored.last_activity or now), timedelta(0))
         for failure in stored.failures:
+            resolved = stored.failure_alerts_resolved.get(failure.site_id)
+            if resolved is not None and resolved >= failure.at:
+                continue  # told, and resolved after its hold
             self.metrics.ensure_site(failure.site_id)  # the failure counters, at 0
             site = self._site(failure.site_id)
-            seen = ImplementationFailure(failure.start, failure.end, failure.at)
+            at = min(failure.at + down, now)
+            seen = ImplementationFailure(failure.start, failure.end, at)
             site.failure_run = self._next_run(site.failure_run, seen)
         for site_id, seen_at in stored.events_seen.items():
             site = self._site(site_id)

@@ -170,7 +170,8 @@ class Monitor:
             async with httpx.AsyncClient(timeout=10.0) as http:
                 await clock_follower.sync(self.clock, http, self.settings.clock_url, first=True)
         await anyio.to_thread.run_sync(upgrade, self.engine)
-        self.fleet.restore(await anyio.to_thread.run_sync(self._stored_fleet))
+        stored = await anyio.to_thread.run_sync(self._stored_fleet)
+        self.fleet.restore(stored)
         self.alerts.settled = self.settled
         await self.writer.start()
         self.webhook_secret = await anyio.to_thread.run_sync(
@@ -192,6 +193,9 @@ class Monitor:
                 observer=ClientEvents(self.metrics.client, self.fleet),
             )
             self.pollers = self._build_pollers(self.client)
+            for poller in self.pollers:
+                if isinstance(poller, ExPostPoller):
+                    poller.catch_up_from = stored.last_activity
         else:
             log.warning("CELLECT_REFRESH_TOKEN is not set: polling is off, webhooks only")
         self.metrics.set_thresholds(

@@ -74,6 +74,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 INHIBITING_RULE = "ApiDown"
+# Reports the boxes send (by webhook), not judgements on polled data: never inhibited.
+UNINHIBITED_RULES = frozenset({"ImplementationFailed"})
 TICK_S = 5.0  # the alert loop's tick: a full flush runs at least this often
 # A full flush is owed once this share of a tick has passed: the loop wakes a tick after
 # the previous cycle began, and its flush may come a few milliseconds earlier within it.
@@ -365,6 +367,7 @@ class AlertEngine:
             if (
                 inhibited_before is not None
                 and "site_id" in record.labels
+                and record.rule not in UNINHIBITED_RULES
                 and record.starts_at <= inhibited_before
             ):
                 return True

@@ -23,6 +23,9 @@ from receiver.storage.status import Observation, StatusChange, apply_observation
 # ExAnte windows stay a little inside the vendor's 48 h, so clock skew cannot push
 # them over the limit (30092).
 EX_ANTE_SPAN = timedelta(hours=48) - timedelta(minutes=1)
+# How far back ExPost reads after downtime (one request a site; a longer outage
+# backfills its last two days).
+MAX_CATCH_UP = timedelta(hours=48)
 
 
 Fetched = dict[int, tuple[datetime, list[TimeSeriesResult]]]
@@ -95,10 +98,23 @@ class ExAntePoller(_SchedulePoller):
 
 
 class ExPostPoller(_SchedulePoller):
-    """Reads back a window that overlaps the previous one, so nothing falls between polls."""
+    """Reads back a window that overlaps the previous one, so nothing falls between polls.
+
+    After downtime (`catch_up_from`: when the monitor was last at work, read at start)
+    the first successful round reads back from then, at most MAX_CATCH_UP: an entry that
+    failed while the monitor was down, its webhook given up by Cellect, still counts.
+    """
 
     name = "ex_post"
+    catch_up_from: datetime | None = None
 
     async def fetch(self, site_id: int, now: datetime) -> list[TimeSeriesResult]:
-        start = now - timedelta(seconds=3 * self.interval_s)
+        overlap = timedelta(seconds=self.interval_s)
+        start = now - 3 * overlap
+        if self.catch_up_from is not None:
+            start = min(start, max(self.catch_up_from - overlap, now - MAX_CATCH_UP))
         return await self.context.client.ex_post(site_id, start, now - timedelta(seconds=1))
+
+    def _succeeded(self) -> None:
+        self.catch_up_from = None  # every site was read back: windows as usual from now
+        super()._succeeded()

@@ -24,6 +24,7 @@ from receiver.cellect.enums import (
     ImplementationStatus,
 )
 from receiver.cellect.models import AvailabilityEvent, SiteInformation
+from receiver.storage.alert_tables import AlertRecord
 from receiver.storage.tables import (
     AvailabilityEventRecord,
     Measurement,
@@ -64,6 +65,12 @@ class StoredFleet:
     scheduled_sites: set[int] = field(default_factory=set)  # sites with any entry at all
     failures: list[StoredFailure] = field(default_factory=list)  # oldest first
     last_webhook_at: datetime | None = None
+    # The last sign of a monitor at work (a measurement or a delivery stored): what a
+    # monitor starting after downtime reads the executed schedules back from.
+    last_activity: datetime | None = None
+    # When each site's ImplementationFailed alert last resolved (sites whose alert
+    # fires now, or never fired, are absent): what was told already.
+    failure_alerts_resolved: dict[int, datetime] = field(default_factory=dict)
 
 
 def load_fleet(
@@ -77,14 +84,20 @@ def load_fleet(
     every site, or of `site_ids` only (sites a portfolio poll names for the first time)."""
     sites = [s for s in _sites(session) if site_ids is None or s.info.site_id in site_ids]
     names = {s.info.site_id: s.info for s in sites}
+    last_measured = session.exec(select(func.max(Measurement.measured_at))).one()
+    last_webhook = session.exec(select(func.max(WebhookDelivery.received_at))).one()
+    last_active = max((m for m in (last_measured, last_webhook) if m), default=None)
     stored = StoredFleet(
         sites=sites,
         open_events=_open_events(session, now, names),
         events_seen=_events_seen(session),
         planned=_planned(session, now),
         scheduled_sites=set(session.exec(select(ScheduleEntryRecord.site_id).distinct()).all()),
-        failures=_failures(session, now - failure_hold),
-        last_webhook_at=session.exec(select(func.max(WebhookDelivery.received_at))).one(),
+        # Failures whose hold still ran when the monitor was last at work (see restore).
+        failures=_failures(session, min(now, last_active or now) - failure_hold),
+        last_webhook_at=last_webhook,
+        last_activity=last_active,
+        failure_alerts_resolved=_failure_alerts_resolved(session),
     )
     return stored if site_ids is None else _only(stored, site_ids)
 
@@ -188,6 +201,18 @@ def _planned(session: Session, now: datetime) -> dict[int, dict[Slot, Implementa
         # Ordered by generation: the newest entry of a slot is written last.
         planned.setdefault(site_id, {})[(start, end)] = ImplementationStatus(status)
     return planned
+
+
+def _failure_alerts_resolved(session: Session) -> dict[int, datetime]:
+    query = select(AlertRecord).where(
+        AlertRecord.rule == "ImplementationFailed", col(AlertRecord.state) == "resolved"
+    )
+    found: dict[int, datetime] = {}
+    for record in session.exec(query).all():
+        site = record.labels.get("site_id", "")
+        if site.isdigit() and record.ends_at is not None:
+            found[int(site)] = record.ends_at
+    return found
 
 
 def _failures(session: Session, since: datetime) -> list[StoredFailure]:

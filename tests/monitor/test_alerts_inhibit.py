@@ -38,3 +38,19 @@ async def test_api_down_inhibits_site_alerts(database_url: str) -> None:
             await a.step(60, "portfolio")
         assert a.notes("DataStale") == []
         assert not a.stack.sample("cellect_alerts_firing", rule="DataStale", severity="warning")
+
+
+async def test_a_failure_reported_while_the_api_is_down_is_still_told(database_url: str) -> None:
+    """ApiDown fires; a box's failure then reported by webhook (fresh, whatever the API
+    does) is told at once, not swallowed by the inhibition."""
+    async with alert_stack(database_url, retry_attempts=1) as a:
+        await a.control("POST", "/faults", ALL_FAILING)
+        await a.control("POST", "/sites/1/box", {"online": False})
+        await a.post_entry(1, starts_in_s=600)
+        for _ in range(8):
+            await a.step(60)
+        assert len(a.notes("ApiDown")) == 1
+        await a.step(120)  # the entry's start passes: ImplementationFailed by webhook
+        await a.step(30)
+        [note] = a.notes("ImplementationFailed")
+        assert note["title"] == "[FIRING:1] ImplementationFailed (critical)"

@@ -3,6 +3,8 @@ again, and notification timing goes on where it was."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from tests.monitor.alerts_stack import alert_stack
@@ -60,3 +62,22 @@ async def test_a_restart_keeps_the_repeat_schedule(database_url: str) -> None:
             await a.step(300, "events")
         titles = [n["title"] for n in a.notes("SiteUnavailable")]
         assert titles == ["[FIRING:1] SiteUnavailable (critical)"] * 2
+
+
+async def test_a_failure_while_the_monitor_was_down_is_read_back(database_url: str) -> None:
+    """The monitor is down for three hours while an offline box fails an entry and its
+    webhook is lost: after the start, ExPost reads back from when it was last at work,
+    so the failure is stored, counted and alerted."""
+    async with alert_stack(database_url) as a:
+        await a.control("POST", "/sites/1/box", {"online": False})
+        await a.control("POST", "/webhook-faults", {"drop_rate": 1.0})
+        start = await a.post_entry(1, starts_in_s=1800)
+        await a.stack.restart(down_s=3 * 3600)  # the entry fails an hour into the downtime
+        await a.control("POST", "/webhook-faults", {})
+        await a.settle(*ALL_POLLERS)
+        await a.step(30)
+        failures = "cellect_schedule_implementation_failures_total"
+        assert a.stack.sample(failures, site_id="1") == 1
+        [note] = a.notes("ImplementationFailed")
+        assert note["title"] == "[FIRING:1] ImplementationFailed (critical)"
+        assert start < a.stack.clock.now() - timedelta(hours=1)

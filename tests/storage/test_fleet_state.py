@@ -47,7 +47,8 @@ def test_load_fleet_reads_back_the_present(
     session: Session, make_site: Callable[..., SiteInformation]
 ) -> None:
     """Sites with their latest measurement, open events only, each slot's newest entry
-    ahead of now, the failures within the hold, oldest first."""
+    ahead of now, the failures whose hold still ran when the monitor was last at work
+    (its latest measurement), oldest first."""
     upsert_sites(session=session, sites=[make_site(1), make_site(2)], seen_at=T0)
     record_measurements(session=session, sites=[make_site(1, soc=40.0)], measured_at=T0)
     later = T0 + HOUR
@@ -56,7 +57,8 @@ def test_load_fleet_reads_back_the_present(
     upsert_availability_events(session=session, site_id=2, events=events, seen_at=later)
     for status in (S.IN_PROGRESS, S.OVERWRITTEN, S.IN_PROGRESS):  # slot 3 h re-planned
         _report(session, 1, 3, status, 0.5)
-    _report(session, 1, 0, S.IMPLEMENTATION_FAILED, 0.0)  # outside the hold
+    _report(session, 1, 0, S.IMPLEMENTATION_FAILED, -0.5)  # its hold ended before
+    _report(session, 1, 0.25, S.IMPLEMENTATION_FAILED, 0.25)  # held when last at work
     _report(session, 1, 1, S.IMPLEMENTATION_FAILED, 1.5)
     _report(session, 2, 1.25, S.IMPLEMENTATION_FAILED, 1.75)
     session.commit()
@@ -69,7 +71,9 @@ def test_load_fleet_reads_back_the_present(
     assert stored.events_seen == {2: later}
     assert stored.planned == {1: {(T0 + 3 * HOUR, T0 + 3 * HOUR + SLOT): S.IN_PROGRESS}}
     assert stored.scheduled_sites == {1, 2}
+    assert stored.last_activity == later
     assert [(f.site_id, f.at) for f in stored.failures] == [
+        (1, T0 + 0.25 * HOUR),
         (1, T0 + 1.5 * HOUR),
         (2, T0 + 1.75 * HOUR),
     ]

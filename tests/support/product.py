@@ -39,8 +39,8 @@ def free_port() -> int:
 class Product:
     """One `cellect-monitor run` child; restartable on the same port and settings."""
 
-    def __init__(self, workdir: Path, *args: str, **env: str) -> None:
-        self.port = free_port()
+    def __init__(self, workdir: Path, *args: str, port: int | None = None, **env: str) -> None:
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workdir = workdir
         self.args: Sequence[str] = args

@@ -80,10 +80,14 @@ class Stack:
     serving: AsyncExitStack = field(default_factory=AsyncExitStack)
     subscribed: bool = True
 
-    async def restart(self) -> None:
+    async def restart(self, down_s: float = 0.0) -> None:
         """Stop the monitor as SIGTERM does (lifespan shutdown) and start a new one — a
-        new app, a fresh registry — on the same database, clock and emulator."""
+        new app, a fresh registry — on the same database, clock and emulator, `down_s`
+        emulated seconds later (the boxes act meanwhile; their webhooks find no one)."""
         await self.serving.aclose()
+        if down_s:
+            self.clock.advance(down_s)
+            self.emulator.sync()
         self.registry = CollectorRegistry()
         self.app = _monitor_app(self.settings, self.clock, self.registry, self.emulator_app)
         self.serving = AsyncExitStack()
