@@ -12,7 +12,6 @@ doubles as the one the dashboard tests in test_packaging.py use.
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import pytest
 import yaml
 
 from receiver.alerting.catalogue import CATALOGUE, THRESHOLD_METRIC, Scope, spec
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alerts" / "cellect.rules.yml"
@@ -31,10 +31,7 @@ PROMETHEUS_CONFIGS = [
     ROOT / "prometheus" / "prometheus.yml",
     ROOT / "prometheus" / "prometheus.local.yml",
 ]
-PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(
-    PROMTOOL is None, reason="promtool not installed (Debian package `prometheus`)"
-)
+
 
 # DESIGN.md's metric catalogue, with the series a histogram exports under its name.
 DESIGN_METRICS = frozenset(
@@ -156,9 +153,8 @@ def seconds(duration: str) -> float:
 
 
 def promtool(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    assert PROMTOOL is not None
     return subprocess.run(
-        [PROMTOOL, *map(str, args)],
+        [require_tool("promtool"), *map(str, args)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -204,7 +200,6 @@ def test_promql_names_separates_metrics_from_labels_functions_and_literals() -> 
 
 
 @pytest.mark.prometheus
-@needs_promtool
 def test_rules_pass_promtool_check() -> None:
     """`promtool check rules` accepts alerts/cellect.rules.yml."""
     result = promtool("check", "rules", RULES)
@@ -212,7 +207,6 @@ def test_rules_pass_promtool_check() -> None:
 
 
 @pytest.mark.prometheus
-@needs_promtool
 def test_rule_unit_tests_pass() -> None:
     """Every promtool unit test of alerts/tests/cellect.rules.test.yml passes."""
     result = promtool("test", "rules", RULE_TESTS)
@@ -220,7 +214,6 @@ def test_rule_unit_tests_pass() -> None:
 
 
 @pytest.mark.prometheus
-@needs_promtool
 @pytest.mark.parametrize("config", PROMETHEUS_CONFIGS, ids=lambda p: p.name)
 def test_prometheus_config_passes_promtool_check(config: Path) -> None:
     """`promtool check config` accepts each Prometheus config, rule files included."""
