@@ -1,4 +1,5 @@
-"""Serve an ASGI app with uvicorn on a socket we bind ourselves.
+"""Serve an ASGI app with uvicorn on a socket we bind ourselves: the monitor and the
+emulator alike (nothing here imports either).
 
 Binding first means port 0 picks a free port and the real URL is known before the
 server starts; `ready(url)` is called once it accepts connections (after the app's
@@ -23,8 +24,14 @@ STARTUP_TIMEOUT_S = 30.0
 
 
 def bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to host:port (port 0: a free one), not yet listening.
+
+    Created with IPPROTO_TCP on purpose: asyncio sets TCP_NODELAY on the connections a
+    server accepts only when its listening socket says it is TCP. Without it every
+    response waited for Nagle's algorithm and the client's delayed ACK (~40 ms).
+    """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
     return sock
@@ -44,7 +51,7 @@ class Server(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
-        self.listening.set()
+        self.listening.set()  # also when it failed: `started` tells which
 
 
 def server_config(app: ASGIApp, *, access_log: bool = True) -> uvicorn.Config:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 from collections.abc import Callable
 
 import uvicorn
@@ -19,39 +18,12 @@ from receiver.cellect.timestamps import format_timestamp
 from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
 from receiver.emulator.portfolio import MAIN_PARTNER
+from receiver.serving import Server, bind, url_of
 
 logger = logging.getLogger(__name__)
 
 # Bounded wait for uvicorn to report that it started (real seconds).
 _STARTUP_TIMEOUT_S = 10.0
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.set_inheritable(True)
-    return sock
-
-
-def _url(sock: socket.socket, host: str) -> str:
-    port = sock.getsockname()[1]
-    shown = f"[{host}]" if ":" in host else host
-    return f"http://{shown}:{port}"
-
-
-class _Server(uvicorn.Server):
-    """uvicorn's Server, with an event set once it accepts connections."""
-
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.listening = asyncio.Event()
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started:
-            self.listening.set()
 
 
 def _describe(emulator: Emulator) -> str:
@@ -66,7 +38,7 @@ def _describe(emulator: Emulator) -> str:
 
 
 async def _announce(
-    server: _Server, url: str, ready: Callable[[str], None] | None, emulator: Emulator
+    server: Server, url: str, ready: Callable[[str], None] | None, emulator: Emulator
 ) -> None:
     try:
         await asyncio.wait_for(server.listening.wait(), timeout=_STARTUP_TIMEOUT_S)
@@ -89,10 +61,10 @@ async def serve(
 ) -> None:
     """Run the emulator's API on host:port until uvicorn is told to exit."""
     app = create_emulator_app(emulator)
-    sock = _bind(host, port)
-    url = _url(sock, host)
+    sock = bind(host, port)
+    url = url_of(sock, host)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = _Server(config)
+    server = Server(config)
     stop = asyncio.Event()
 
     async def run_server() -> None:

@@ -12,8 +12,10 @@ configured by environment variables, on a free loopback port, its output in a lo
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -124,3 +126,31 @@ def writer_processes(monitor_pid: int) -> list[int]:
         if marker in cmdline and parent in cmdline:
             found.append(int(entry.name))
     return found
+
+
+def peer_socket_option(pid: int, peer: tuple[str, int], level: int, option: int) -> int:
+    """An option of the socket that process `pid` holds connected to `peer` (our end):
+    read on a duplicate of its descriptor (pidfd_getfd, Linux ≥ 5.6)."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        for name in os.listdir(f"/proc/{pid}/fd"):
+            if not os.readlink(f"/proc/{pid}/fd/{name}").startswith("socket:"):
+                continue
+            local = _LIBC.syscall(_PIDFD_GETFD, pidfd, int(name), 0)
+            if local < 0:
+                continue
+            sock = socket.socket(fileno=local)
+            try:
+                if sock.type == socket.SOCK_STREAM and sock.getpeername()[:2] == peer:
+                    return sock.getsockopt(level, option)
+            except OSError:  # not connected, not inet
+                pass
+            finally:
+                sock.close()
+    finally:
+        os.close(pidfd)
+    raise AssertionError(f"process {pid} holds no socket connected to {peer}")
+
+
+_LIBC = ctypes.CDLL(None, use_errno=True)
+_PIDFD_GETFD = 438  # the syscall's number on every architecture since Linux 5.6

@@ -1,0 +1,72 @@
+"""The servers the CLI starts answer without waiting for Nagle: TCP_NODELAY on every
+accepted connection, for the monitor and the emulator alike."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.support.product import ROOT, Product, free_port, peer_socket_option
+
+pytestmark = pytest.mark.anyio
+
+
+def _nodelay_of_keepalive_connection(port: int, server_pid: int) -> int:
+    """One keep-alive request to /healthz; TCP_NODELAY of the server's end meanwhile."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+        client.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert b"200" in client.recv(4096).split(b"\r\n")[0]
+        return peer_socket_option(
+            server_pid, client.getsockname()[:2], socket.IPPROTO_TCP, socket.TCP_NODELAY
+        )
+
+
+async def test_the_monitor_sets_tcp_nodelay(sqlite_url: str, tmp_path: Path) -> None:
+    """`cellect-monitor run` as shipped: its end of a client connection has TCP_NODELAY."""
+    monitor = Product(tmp_path, CELLECT_DATABASE_URL=sqlite_url, CELLECT_WEBHOOK_SECRET="s" * 24)
+    try:
+        await monitor.start()
+        assert _nodelay_of_keepalive_connection(monitor.port, monitor.pid) == 1
+    finally:
+        monitor.stop()
+
+
+@contextmanager
+def _emulator(workdir: Path) -> Iterator[tuple[int, int]]:
+    port = free_port()
+    argv = [sys.executable, "-m", "receiver", "emulator", "--port", str(port), "--sites", "1"]
+    with (workdir / "emulator.log").open("ab") as log:
+        process = subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield port, process.pid
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+
+
+async def test_the_emulator_sets_tcp_nodelay(tmp_path: Path) -> None:
+    """`cellect-monitor emulator`: its end of a client connection has TCP_NODELAY too."""
+    with _emulator(tmp_path) as (port, pid):
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the emulator did not start"
+                await asyncio.sleep(0.05)
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as client:
+            client.sendall(b"GET /_emulator/clock HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert b"200" in client.recv(4096).split(b"\r\n")[0]
+            nodelay = peer_socket_option(
+                pid, client.getsockname()[:2], socket.IPPROTO_TCP, socket.TCP_NODELAY
+            )
+        assert nodelay == 1
