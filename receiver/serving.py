@@ -15,12 +15,24 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp
 
 STARTUP_TIMEOUT_S = 30.0
+T = TypeVar("T")
+
+
+def run_server(main: Coroutine[Any, Any, T]) -> T:
+    """Run a server's main coroutine on uvloop (uvicorn[standard]'s event loop: its
+    transports parse and write in C), or on asyncio where uvloop is not installed."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        return asyncio.run(main)
+    return uvloop.run(main)
 
 
 def bind(host: str, port: int) -> socket.socket:

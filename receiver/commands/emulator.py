@@ -11,13 +11,13 @@ partner 1 at start-up. The URL is logged once the server accepts connections.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 
 from receiver.cellect.clock import Clock
 from receiver.commands import CommandError
 from receiver.emulator.cloud import Emulator
 from receiver.emulator.server import serve
+from receiver.serving import run_server
 
 logger = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.refresh_token:
         logger.info("no --refresh-token: issue one with POST /_emulator/refresh-tokens")
     try:
-        asyncio.run(serve(emulator, args.host, args.port))
+        run_server(serve(emulator, args.host, args.port))
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
     return 0

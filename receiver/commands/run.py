@@ -34,7 +34,7 @@ from receiver.emulator.cloud import Emulator
 from receiver.emulator.server import serve as serve_emulator
 from receiver.logsetup import configure_logging
 from receiver.monitor import Monitor
-from receiver.serving import bind, serve_app, url_of
+from receiver.serving import bind, run_server, serve_app, url_of
 from receiver.settings import Settings, describe_error
 from receiver.storage.engine import DatabaseUrlError
 
@@ -123,10 +123,10 @@ def run(args: argparse.Namespace) -> int:
     configure_logging()
     try:
         if args.emulator:
-            asyncio.run(_demo(args))
+            run_server(_demo(args))
         else:
             settings = load_settings(args)
-            asyncio.run(_monitor_only(settings))
+            run_server(_monitor_only(settings))
     except (DatabaseUrlError, NotifierConfigError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
