@@ -45,7 +45,7 @@ async def sync(clock: Clock, http: httpx.AsyncClient, url: str, *, first: bool =
     clock.follow(now, speed, backwards=first)
 
 
-async def follow(clock: Clock, url: str, stop: asyncio.Event, every_s: float = 1.0) -> None:
+async def follow(clock: Clock, url: str, stop: asyncio.Event, every_s: float = 0.25) -> None:
     """Re-anchor `clock` on the one at `url` until `stop` is set; failures are logged once."""
     failing = False
     async with httpx.AsyncClient(timeout=5.0) as http:

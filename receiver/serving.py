@@ -14,8 +14,9 @@ CELLECT_FORWARDED_ALLOW_IPS only (receiver.web.proxies).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import uvicorn
@@ -64,6 +65,14 @@ class Server(uvicorn.Server):
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets=sockets)
         self.listening.set()  # also when it failed: `started` tells which
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        """uvicorn's, without raising the signal again once the server has shut down: a
+        SIGTERM or Ctrl-C that stopped it cleanly ends the command with status 0."""
+        with super().capture_signals():
+            yield
+            self._captured_signals.clear()
 
 
 def server_config(app: ASGIApp, *, access_log: bool = True) -> uvicorn.Config:

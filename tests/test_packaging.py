@@ -22,7 +22,6 @@ from test_alert_rules import (
     KNOWN_LABELS,
     KNOWN_METRICS,
     ROOT,
-    needs_promtool,
     promql_names,
     promtool,
 )
@@ -336,7 +335,6 @@ def test_site_dashboard_selects_a_site_by_name() -> None:
 
 
 @pytest.mark.prometheus
-@needs_promtool
 def test_every_dashboard_expression_is_valid_promql(tmp_path: Path) -> None:
     """promtool parses every panel expression (Grafana's variables substituted) as PromQL."""
     rules = []

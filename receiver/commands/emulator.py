@@ -11,12 +11,17 @@ partner 1 at start-up. The URL is logged once the server accepts connections.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import logging
+import os
+import signal
+from datetime import timedelta
 
 from receiver.cellect.clock import Clock
 from receiver.commands import CommandError
 from receiver.emulator.cloud import Emulator
 from receiver.emulator.server import serve
+from receiver.logsetup import configure_logging
 from receiver.serving import run_server
 
 logger = logging.getLogger(__name__)
@@ -36,6 +41,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--webhook-url", help="subscribe this URL for partner 1's webhooks")
     parser.add_argument("--webhook-secret", help="Standard Webhooks signing secret for it")
     parser.add_argument("--demo-trader", action="store_true", help="post demo schedules")
+    parser.add_argument(
+        "--refresh-token-days", type=float, help="life of --refresh-token (emulated days)"
+    )
+    # For `run --emulator`, which starts this command as its child process:
+    parser.add_argument("--parent-pid", type=int, help="exit when this process is gone")
+    parser.add_argument("--ready-fd", type=int, help="write the URL to this fd once listening")
     parser.set_defaults(handler=run)
 
 
@@ -62,7 +73,10 @@ def build(args: argparse.Namespace) -> Emulator:
         demo_trader=args.demo_trader,
     )
     if args.refresh_token:
-        emulator.issue_refresh_token(1, token=args.refresh_token.strip())
+        lifetime = args.refresh_token_days
+        clock = emulator.clock
+        expires = clock.now() + timedelta(days=lifetime) if lifetime is not None else None
+        emulator.issue_refresh_token(1, token=args.refresh_token.strip(), expires_at=expires)
     if args.webhook_url:
         emulator.subscribe(args.webhook_url, signing_secret=args.webhook_secret or None)
     return emulator
@@ -70,12 +84,37 @@ def build(args: argparse.Namespace) -> Emulator:
 
 def run(args: argparse.Namespace) -> int:
     _check(args)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    configure_logging()  # httpx quiet: the demo trader would log every request it makes
+    if args.refresh_token is None:  # `run --emulator` hands it over out of `ps`'s sight
+        args.refresh_token = os.environ.get("CELLECT_EMULATOR_REFRESH_TOKEN")
+    if args.parent_pid is not None:
+        _die_with(args.parent_pid)
     emulator = build(args)
     if not args.refresh_token:
         logger.info("no --refresh-token: issue one with POST /_emulator/refresh-tokens")
     try:
-        run_server(serve(emulator, args.host, args.port))
+        run_server(_serve(emulator, args))
     except OSError as exc:
         raise CommandError(f"cannot listen on {args.host}:{args.port}: {exc}") from exc
     return 0
+
+
+async def _serve(emulator: Emulator, args: argparse.Namespace) -> None:
+    def ready(url: str) -> None:
+        if args.ready_fd is not None:
+            with os.fdopen(args.ready_fd, "w") as pipe:
+                pipe.write(url + "\n")
+
+    await serve(emulator, args.host, args.port, ready=ready)
+
+
+def _die_with(parent_pid: int) -> None:
+    """Have the kernel send SIGTERM (a graceful stop) once `parent_pid` — the monitor
+    that started this emulator — is gone, even killed with SIGKILL (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent_pid:  # it died before the line above took effect
+        raise CommandError("the process that started the emulator is gone")
+
+
+_PR_SET_PDEATHSIG = 1

@@ -19,8 +19,6 @@ import argparse
 import asyncio
 import ipaddress
 import logging
-import secrets
-from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -28,10 +26,7 @@ from pydantic import SecretStr, ValidationError
 
 from receiver.alerting.notifier import NotifierConfigError
 from receiver.app import WEBHOOK_PATH, create_app
-from receiver.cellect.clock import Clock
-from receiver.commands import CommandError
-from receiver.emulator.cloud import Emulator
-from receiver.emulator.server import serve as serve_emulator
+from receiver.commands import CommandError, demo
 from receiver.logsetup import configure_logging
 from receiver.monitor import Monitor
 from receiver.serving import bind, run_server, serve_app, url_of
@@ -142,43 +137,31 @@ async def _monitor_only(settings: Settings) -> None:
 
 
 async def _demo(args: argparse.Namespace) -> None:
-    clock = Clock(speed=args.speed)
-    emulator = Emulator(
-        sites=args.sites,
-        seed=args.seed,
-        clock=clock,
-        outage_rate_per_day=args.outage_rate,
-        demo_trader=not args.no_demo_trader,
-    )
-    started: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-    emulator_task = asyncio.create_task(
-        serve_emulator(emulator, args.emulator_host, args.emulator_port, ready=started.set_result)
-    )
-    emulator_url = loopback_if_wildcard(await asyncio.wait_for(started, timeout=30))
-    lifetime = timedelta(days=args.refresh_token_days)
-    refresh, record = emulator.tokens.issue_refresh_token(
-        1, token=secrets.token_urlsafe(24), expires_at=clock.now() + lifetime
-    )
-    settings = load_settings(
-        args,
-        api_url=emulator_url,
-        token_url=emulator_url,
-        refresh_token=SecretStr(refresh),
-        refresh_token_expires_at=record.expires_at,
-    )
-    sock = bind(settings.host, settings.port)
-    url = loopback_if_wildcard(url_of(sock, settings.host))
-    app = create_app(settings, clock=clock)
-    monitor: Monitor = app.state.monitor
+    token = demo.demo_token()
+    async with demo.emulator_process(args, token) as emulator_url:
+        emulator_url = loopback_if_wildcard(emulator_url)
+        settings = load_settings(
+            args,
+            api_url=emulator_url,
+            token_url=emulator_url,
+            refresh_token=SecretStr(token),
+            refresh_token_expires_at=await demo.token_expiry(emulator_url),
+            clock_url=f"{emulator_url}/_emulator/clock",
+        )
+        sock = bind(settings.host, settings.port)
+        url = loopback_if_wildcard(url_of(sock, settings.host))
+        app = create_app(settings)
+        monitor: Monitor = app.state.monitor
+        subscribed: list[asyncio.Task[None]] = []
 
-    def monitor_ready() -> None:
-        token = f"?token={monitor.webhook_secret}" if monitor.webhook_secret else ""
-        emulator.subscribe(f"{url}{WEBHOOK_PATH}{token}", description="cellect-monitor")
-        log.info("cellect-monitor listening on %s (emulator on %s)", url, emulator_url)
-        log.info("Grafana/Prometheus: scrape %s/metrics; emulated time runs x%g", url, args.speed)
+        def monitor_ready() -> None:
+            secret = f"?token={monitor.webhook_secret}" if monitor.webhook_secret else ""
+            webhook_url = f"{url}{WEBHOOK_PATH}{secret}"
+            subscribed.append(asyncio.create_task(demo.subscribe(emulator_url, webhook_url)))
+            log.info("cellect-monitor listening on %s (emulator on %s)", url, emulator_url)
+            log.info(
+                "Grafana/Prometheus: scrape %s/metrics; emulated time runs x%g", url, args.speed
+            )
 
-    try:
         await serve_app(app, sock, ready=monitor_ready)
-    finally:
-        emulator_task.cancel()
-        await asyncio.gather(emulator_task, return_exceptions=True)
+        await asyncio.gather(*subscribed, return_exceptions=True)

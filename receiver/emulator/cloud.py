@@ -51,6 +51,7 @@ logger = logging.getLogger(__name__)
 TICK_S = 0.5
 # Availability event ids of site s are s * EVENT_ID_SPACE + 1, + 2, ... (see above).
 EVENT_ID_SPACE = 100_000
+DEMO_TRADER = "demo-trader"  # the resource type of the demo trader's own refresh token
 
 
 class Emulator:
@@ -205,7 +206,9 @@ class Emulator:
                 await asyncio.wait_for(stop.wait(), timeout=TICK_S)
 
     async def _trade(self, stop: asyncio.Event, app: ASGIApp) -> None:
-        token = self.issue_refresh_token(MAIN_PARTNER)
+        # Marked as the demo trader's in the dashboard's list (GET /_emulator/refresh-tokens),
+        # so that a demo can take over trading by revoking it.
+        token, _ = self.tokens.issue_refresh_token(MAIN_PARTNER, resource_type=DEMO_TRADER)
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://emulator") as http:
             trader = DemoTrader(http=http, refresh_token=token, clock=self.clock, seed=self.seed)

@@ -388,13 +388,13 @@ class Emulator:
     def take_over_trading(self) -> None:
         """Revoke the demo trader's refresh token and expire every access token.
 
-        The trader's token is the first one issued (when the emulator starts, before the
-        monitor's); without it the trader's steps fail (logged) and post nothing more,
+        The trader's token is the one listed with resourceType "demo-trader"; without it the trader's steps fail (logged) and post nothing more,
         while the monitor renews its access token with its own refresh token.
         """
         tokens = self.control("GET", "/refresh-tokens")
-        assert len(tokens) == 2, tokens  # the trader's, then the monitor's
-        self.control("DELETE", f"/refresh-tokens/{tokens[0]['identifier']}")
+        [trader] = [t for t in tokens if t["resourceType"] == "demo-trader"]
+        assert len(tokens) == 2, tokens  # the trader's and the monitor's
+        self.control("DELETE", f"/refresh-tokens/{trader['identifier']}")
         self.control("POST", "/faults", {"expire_tokens": True})
 
     def _token(self) -> str:
