@@ -388,7 +388,8 @@ class Emulator:
     def take_over_trading(self) -> None:
         """Revoke the demo trader's refresh token and expire every access token.
 
-        The trader's token is the one listed with resourceType "demo-trader"; without it the trader's steps fail (logged) and post nothing more,
+        The trader's token is the one listed with resourceType "demo-trader"; without it
+        the trader's steps fail (logged) and post nothing more,
         while the monitor renews its access token with its own refresh token.
         """
         tokens = self.control("GET", "/refresh-tokens")
