@@ -5,7 +5,7 @@ Two servers, each uvicorn in its own subprocess on a free loopback port, same se
 synchronous=FULL: bearer auth, body cap, strict validation, group commit, 200 after the
 commit) and a bare Starlette endpoint on the same path that only parses the JSON body.
 The real app is the product as shipped: it starts its webhook writer process
-(receiver.webhook_writer), so its commits run beside the event loop on the machine's
+(receiver.ingest.writer), so its commits run beside the event loop on the machine's
 other core, which the load generator shares; the bare endpoint is one process. A third
 of the entries are ImplementationFailed, so the alert engine works all along.
 An asyncio load generator (keep-alive HTTP/1.1 connections on raw streams, so that the
@@ -63,8 +63,8 @@ def bare_app() -> object:
 def real_app(database_url: str) -> object:
     from pydantic import SecretStr
 
-    from receiver.app import create_app
     from receiver.settings import Settings
+    from receiver.web.app import create_app
 
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, database_url=database_url, webhook_secret=SecretStr(SECRET)

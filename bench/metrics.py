@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from prometheus_client import CollectorRegistry, Gauge, generate_latest
 
 from receiver.cellect.enums import DowntimeType, EventReason, EventSource, ImplementationStatus
-from receiver.metrics import Metrics, render_metrics
-from receiver.sitestate import Availability, ScheduleOutlook, SiteSnapshot
+from receiver.metrics.registry import Metrics, render_metrics
+from receiver.metrics.sites import Availability, ScheduleOutlook, SiteSnapshot
 
 SITES = 10_000
 TARGET = 10.0

@@ -38,15 +38,15 @@ from receiver.cellect import paths
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import Symbol
 from receiver.cellect.timestamps import format_timestamp
-from receiver.client import CellectClient
-from receiver.fleet import Fleet
-from receiver.metrics import Metrics
+from receiver.fleet.picture import Fleet
+from receiver.metrics.registry import Metrics
 from receiver.pollers.base import Poller
 from receiver.pollers.context import PollContext
 from receiver.pollers.events import EventsPoller
 from receiver.pollers.portfolio import PortfolioPoller
 from receiver.pollers.schedules import EX_ANTE_SPAN, ExAntePoller, ExPostPoller
 from receiver.storage.engine import create_engine_for, upgrade
+from receiver.vendor.client import CellectClient
 
 REFRESH_TOKEN = "bench-refresh-token-0001"
 RATIO_TARGET = 0.7

@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     http_timeout_s: float = Field(10.0, gt=0)
     retry_attempts: int = Field(5, ge=1, le=20)
     retry_max_s: float = Field(60.0, gt=0)
-    # The circuit breaker (receiver.circuit): this many failures in a row (5xx, timeouts,
+    # The circuit breaker (receiver.vendor.circuit): this many failures in a row (5xx, timeouts,
     # connection errors) stop all requests, but one probe per cool-down (clock seconds).
     circuit_failure_threshold: int = Field(5, ge=1, le=1000)
     circuit_cooldown_s: float = Field(30.0, gt=0, le=3600)

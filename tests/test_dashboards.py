@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from receiver.cellect.enums import ImplementationStatus
-from receiver.metrics import NOTIFICATION_OUTCOMES, WEBHOOK_OUTCOMES
+from receiver.metrics.registry import NOTIFICATION_OUTCOMES, WEBHOOK_OUTCOMES
 
 ROOT = Path(__file__).resolve().parent.parent
 DASHBOARDS = sorted((ROOT / "grafana" / "dashboards").glob("*.json"))

@@ -84,7 +84,7 @@ Router = Callable[[str], Sequence[str]]  # severity → target ids
 
 
 class AlertMetrics(Protocol):
-    """What the engine reports (receiver.metrics.Metrics satisfies it)."""
+    """What the engine reports (receiver.metrics.registry.Metrics satisfies it)."""
 
     def set_alerts_firing(self, firing: Mapping[tuple[str, str], int]) -> None: ...
 

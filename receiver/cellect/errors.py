@@ -9,7 +9,7 @@ Error tree::
         └── UnknownCellectError       a code or body shape this catalogue does not know
 
 Transport failures (timeouts, refused connections, retries exhausted) are not part of
-the contract; the client adds them to this tree in ``receiver.client``.
+the contract; the client adds them to this tree in ``receiver.vendor.client``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from receiver.alerting.notifier import Notifier, NotifierConfigError
+from receiver.alerting.notify.notifier import Notifier, NotifierConfigError
 from receiver.alerting.silences import (
     InvalidSilence,
     SilenceIn,

@@ -22,7 +22,7 @@ from receiver.commands import CommandError
 from receiver.emulator.cloud import Emulator
 from receiver.emulator.server import serve
 from receiver.logsetup import configure_logging
-from receiver.serving import run_server
+from receiver.runtime.serving import run_server
 
 logger = logging.getLogger(__name__)
 

@@ -24,14 +24,14 @@ from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import SecretStr, ValidationError
 
-from receiver.alerting.notifier import NotifierConfigError
-from receiver.app import WEBHOOK_PATH, create_app
+from receiver.alerting.notify.notifier import NotifierConfigError
 from receiver.commands import CommandError, demo
 from receiver.logsetup import configure_logging
-from receiver.monitor import Monitor
-from receiver.serving import bind, run_server, serve_app, url_of
+from receiver.runtime.serving import bind, run_server, serve_app, url_of
+from receiver.service import Monitor
 from receiver.settings import Settings, describe_error
 from receiver.storage.engine import DatabaseUrlError
+from receiver.web.app import WEBHOOK_PATH, create_app
 
 log = logging.getLogger(__name__)
 DEMO_SPEED = 60.0

@@ -27,9 +27,9 @@ from receiver.cellect.clock import Clock
 from receiver.cellect.errors import CellectError
 from receiver.cellect.timestamps import parse_timestamp
 from receiver.cellect.validation import SiteRatings, Violation, validate_schedule
-from receiver.client import CellectClient, ScheduleRejected
 from receiver.commands import CommandError
 from receiver.settings import Settings, describe_error
+from receiver.vendor.client import CellectClient, ScheduleRejected
 
 UNLIMITED = float("inf")
 

@@ -24,14 +24,14 @@ from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from receiver.app import WEBHOOK_PATH
 from receiver.cellect.clock import Clock
 from receiver.cellect.timestamps import format_timestamp, parse_timestamp
 from receiver.commands import CommandError
-from receiver.monitor import load_webhook_secret
+from receiver.service import load_webhook_secret
 from receiver.settings import Settings, describe_error
+from receiver.storage.deliveries import deliveries_since, replay_deliveries
 from receiver.storage.engine import DatabaseUrlError, create_engine_for, session_factory, upgrade
-from receiver.storage.webhooks import deliveries_since, replay_deliveries
+from receiver.web.app import WEBHOOK_PATH
 
 Parsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 

@@ -18,7 +18,7 @@ from receiver.cellect.timestamps import format_timestamp
 from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
 from receiver.emulator.portfolio import MAIN_PARTNER
-from receiver.serving import Server, bind, url_of
+from receiver.runtime.serving import Server, bind, url_of
 
 logger = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from receiver.cellect.errors import CellectApiError
-from receiver.client import CellectClient, RequestNotSent
-from receiver.fleet import Fleet
+from receiver.fleet.picture import Fleet
 from receiver.storage.engine import session_factory
+from receiver.vendor.client import CellectClient, RequestNotSent
 
 T = TypeVar("T")
 GONE = frozenset({403, 404})

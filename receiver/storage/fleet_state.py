@@ -1,6 +1,6 @@
 """What the database knows of the fleet's present: the live picture a monitor starts from.
 
-The fleet picture (receiver.fleet) lives in memory and is fed by polls and webhooks as
+The fleet picture (receiver.fleet.picture) lives in memory and is fed by polls and webhooks as
 they come. A monitor that starts — after a restart, an upgrade, a crash — reads it back
 from the history here, so that its first alert cycle judges what was known before it
 stopped (a failure five minutes old still holds its hour; a site at 5 % is still low;

@@ -16,6 +16,14 @@ from receiver.storage.alerts import (
     silence_matches,
     upsert_alert,
 )
+from receiver.storage.deliveries import (
+    BatchOutcome,
+    IncomingDelivery,
+    canonical_digest,
+    deliveries_since,
+    replay_deliveries,
+    store_webhook_batch,
+)
 from receiver.storage.events import open_events, site_events, upsert_availability_events
 from receiver.storage.outbox import (
     due_messages,
@@ -40,14 +48,6 @@ from receiver.storage.sites import (
     record_measurements,
     site_history,
     upsert_sites,
-)
-from receiver.storage.webhooks import (
-    BatchOutcome,
-    IncomingDelivery,
-    canonical_digest,
-    deliveries_since,
-    replay_deliveries,
-    store_webhook_batch,
 )
 
 __all__ = [

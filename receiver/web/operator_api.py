@@ -27,9 +27,9 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from receiver.cellect.clock import Clock
-from receiver.monitor import kept_secret
+from receiver.ingest.endpoint import BodyTooLarge, Disconnected, read_capped
+from receiver.service import kept_secret
 from receiver.settings import Settings
-from receiver.webhooks import BodyTooLarge, Disconnected, read_capped
 
 API_PREFIX = "/api"
 MAX_BODY_BYTES = 64 * 1024

@@ -3,7 +3,7 @@
 uvicorn believes X-Forwarded-For from 127.0.0.1 by default (and from whatever its own
 FORWARDED_ALLOW_IPS says), so any local process — or a proxy that passes a client's own
 header along — could pick the address the webhook allow-list judges. The monitor turns
-uvicorn's handling off (receiver.serving) and applies the same ProxyHeadersMiddleware
+uvicorn's handling off (receiver.runtime.serving) and applies the same ProxyHeadersMiddleware
 itself, with CELLECT_FORWARDED_ALLOW_IPS only: with none named, the peer's address is the
 client's. Named, a request from such a proxy gets the address its X-Forwarded-For names
 (the rightmost one that is not itself a trusted proxy) and its X-Forwarded-Proto scheme.

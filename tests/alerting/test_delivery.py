@@ -21,8 +21,8 @@ from sqlalchemy import Engine
 from receiver.alerting.catalogue import spec
 from receiver.alerting.engine import AlertEngine
 from receiver.alerting.model import FleetView, Severity, SiteView
-from receiver.alerting.notifier import Notifier
-from receiver.alerting.outbox import Backoff, DeliveryWorker
+from receiver.alerting.notify.notifier import Notifier
+from receiver.alerting.notify.outbox import Backoff, DeliveryWorker
 from receiver.cellect.clock import Clock
 from receiver.settings import Settings
 from receiver.storage.engine import create_engine_for
@@ -70,7 +70,7 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 
 
 class Outcomes:
-    """The delivery metrics as receiver.metrics.Metrics would count them."""
+    """The delivery metrics as receiver.metrics.registry.Metrics would count them."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()

@@ -18,7 +18,7 @@ LOW7, LOW8 = site_alert("SoCLow", 7), site_alert("SoCLow", 8)
 
 
 class Firing:
-    """Records the engine's firing counts, as receiver.metrics.Metrics would export them."""
+    """Records the engine's firing counts, as `Metrics` would export them."""
 
     def __init__(self) -> None:
         self.last: dict[tuple[str, str], int] = {}

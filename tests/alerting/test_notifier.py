@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from receiver.alerting.model import Severity
-from receiver.alerting.notifier import Notifier, NotifierConfigError, scrub
+from receiver.alerting.notify.notifier import Notifier, NotifierConfigError, scrub
 from receiver.cli import main
 from tests.emulator.sinks import HttpSink
 

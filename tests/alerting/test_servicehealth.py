@@ -9,8 +9,8 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from receiver.cellect.clock import Clock
-from receiver.metrics import Metrics
-from receiver.servicehealth import ServiceHealth, answered
+from receiver.fleet.service_health import ServiceHealth, answered
+from receiver.metrics.registry import Metrics
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 FAILING = "cellect_api_failing_since_timestamp_seconds"

@@ -18,9 +18,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
-from receiver.app import create_app
 from receiver.cellect.clock import Clock
 from receiver.settings import Settings
+from receiver.web.app import create_app
 from tests.support.stack import START
 
 ADMIN_TOKEN = "test-admin-token-0123456789"

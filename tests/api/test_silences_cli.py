@@ -14,9 +14,9 @@ import pytest
 from anyio import to_thread
 from prometheus_client import CollectorRegistry
 
-from receiver.app import create_app
 from receiver.cellect.clock import Clock
 from receiver.cli import main
+from receiver.web.app import create_app
 from tests.api.conftest import AUTH, api_settings
 from tests.support.stack import served
 

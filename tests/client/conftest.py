@@ -14,9 +14,9 @@ from client_support import BASE_URL, SITES, START, Control, FlakyNetwork, Record
 from pydantic import SecretStr
 
 from receiver.cellect.clock import Clock
-from receiver.client import CellectClient
 from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
+from receiver.vendor.client import CellectClient
 from tests.support.door import Door
 
 

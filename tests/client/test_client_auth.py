@@ -14,9 +14,9 @@ from client_support import BASE_URL, SITES, Control, Recorder
 from pydantic import SecretStr
 
 from receiver.cellect.clock import Clock
-from receiver.client import CellectClient, RefreshTokenRejected, RetriesExhausted
 from receiver.emulator.cloud import Emulator
 from receiver.settings import Settings
+from receiver.vendor.client import CellectClient, RefreshTokenRejected, RetriesExhausted
 from tests.support.door import Door
 
 pytestmark = pytest.mark.anyio

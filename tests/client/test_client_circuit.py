@@ -14,14 +14,14 @@ from prometheus_client import CollectorRegistry
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.errors import SiteNotFound
-from receiver.client import (
+from receiver.metrics.registry import Metrics
+from receiver.vendor.client import (
     CellectClient,
     CellectTransportError,
     CircuitOpen,
     CircuitState,
     RetriesExhausted,
 )
-from receiver.metrics import Metrics
 from tests.support.door import Door
 
 pytestmark = pytest.mark.anyio

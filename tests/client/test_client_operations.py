@@ -26,8 +26,13 @@ from receiver.cellect.errors import (
     SiteDataFetchFailed,
 )
 from receiver.cellect.models import AvailabilityEvent, SiteInformation, TimeSeriesResult
-from receiver.client import CellectClient, RefreshTokenRejected, RetriesExhausted, ScheduleRejected
 from receiver.emulator.cloud import Emulator
+from receiver.vendor.client import (
+    CellectClient,
+    RefreshTokenRejected,
+    RetriesExhausted,
+    ScheduleRejected,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,8 @@ from client_support import SITES, Control, Recorder
 from prometheus_client import CollectorRegistry
 
 from receiver.cellect.clock import Clock
-from receiver.client import CellectClient, RetriesExhausted, Throttled
-from receiver.metrics import Metrics
+from receiver.metrics.registry import Metrics
+from receiver.vendor.client import CellectClient, RetriesExhausted, Throttled
 from tests.support.door import Door
 from tests.support.stack import until
 

@@ -12,7 +12,7 @@ from pydantic import SecretStr
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.errors import SiteDataFetchFailed, SiteNotFound
-from receiver.client import CellectClient, CellectTransportError, RetriesExhausted
+from receiver.vendor.client import CellectClient, CellectTransportError, RetriesExhausted
 
 pytestmark = pytest.mark.anyio
 

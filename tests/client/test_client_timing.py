@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import jwt
 from client_support import START
 
-from receiver.auth import token_expiry
 from receiver.cellect.clock import Clock
-from receiver.retry import RetryPolicy, retry_after_s
+from receiver.vendor.retry import RetryPolicy, retry_after_s
+from receiver.vendor.tokens import token_expiry
 
 # Some key of the vendor's that the client never sees (long enough for HS256).
 VENDOR_KEY = "a-signing-key-the-client-never-sees-0123456789"

@@ -8,8 +8,8 @@ from prometheus_client import CollectorRegistry
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import ImplementationStatus as S
-from receiver.fleet import Fleet
-from receiver.metrics import Metrics
+from receiver.fleet.picture import Fleet
+from receiver.metrics.registry import Metrics
 from receiver.storage.status import StatusChange
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)

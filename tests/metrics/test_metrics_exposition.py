@@ -13,8 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import DowntimeType, EventReason, EventSource, ImplementationStatus
-from receiver.metrics import Metrics, render_metrics
-from receiver.sitestate import Availability, ScheduleOutlook, SiteSnapshot
+from receiver.metrics.registry import Metrics, render_metrics
+from receiver.metrics.sites import Availability, ScheduleOutlook, SiteSnapshot
 from tests.conftest import require_tool
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)

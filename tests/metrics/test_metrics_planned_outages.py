@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import AvailabilityStatus, DowntimeType, EventReason, EventSource
 from receiver.cellect.models import AvailabilityEvent, SiteInformation
-from receiver.fleet import Fleet
-from receiver.metrics import Metrics, render_metrics
+from receiver.fleet.picture import Fleet
+from receiver.metrics.registry import Metrics, render_metrics
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 HOUR = timedelta(hours=1)

@@ -12,7 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from receiver.cellect.clock import Clock
-from receiver.metrics import (
+from receiver.metrics.registry import (
     ALERT_RULES,
     API_ENDPOINTS,
     NOTIFICATION_OUTCOMES,
@@ -21,7 +21,7 @@ from receiver.metrics import (
     metrics_endpoint,
     render_metrics,
 )
-from receiver.sitestate import Availability, ScheduleOutlook, SiteSnapshot
+from receiver.metrics.sites import Availability, ScheduleOutlook, SiteSnapshot
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

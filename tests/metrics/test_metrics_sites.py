@@ -10,8 +10,8 @@ from prometheus_client import CollectorRegistry
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import DowntimeType, EventReason, EventSource, ImplementationStatus
 from receiver.cellect.models import SiteInformation
-from receiver.metrics import Metrics, render_metrics
-from receiver.sitestate import Availability, ScheduleOutlook, SiteSnapshot
+from receiver.metrics.registry import Metrics, render_metrics
+from receiver.metrics.sites import Availability, ScheduleOutlook, SiteSnapshot
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 STALE_AFTER = 600.0

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from receiver.client import CircuitState
+from receiver.vendor.client import CircuitState
 from tests.monitor.alerts_stack import alert_stack
 
 pytestmark = pytest.mark.anyio

@@ -9,11 +9,11 @@ from datetime import timedelta
 import httpx
 import pytest
 
-from receiver.app import WEBHOOK_PATH
 from receiver.cellect.enums import ImplementationStatus
 from receiver.cellect.models import ScheduleEntry
 from receiver.cellect.timestamps import format_timestamp
 from receiver.emulator.trader import DemoTrader
+from receiver.web.app import WEBHOOK_PATH
 from tests.monitor.alerts_stack import AlertStack, alert_stack
 from tests.support.stack import REFRESH_TOKEN, START, WEBHOOK_SECRET
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from receiver.app import WEBHOOK_PATH
+from receiver.web.app import WEBHOOK_PATH
 from tests.monitor.alerts_stack import alert_stack
 from tests.support.stack import WEBHOOK_SECRET
 from tests.webhooks.served_receiver import body, entry, receiver_app

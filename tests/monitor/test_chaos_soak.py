@@ -42,12 +42,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from receiver.app import WEBHOOK_PATH
 from receiver.cellect import paths
 from receiver.cellect.timestamps import format_timestamp, parse_timestamp
+from receiver.cellect.webhook import parse_status_webhook
+from receiver.storage.deliveries import canonical_digest
 from receiver.storage.tables import ScheduleEntryRecord, ScheduleStatusChange, WebhookDelivery
-from receiver.storage.webhooks import canonical_digest
-from receiver.webhook_payload import parse_status_webhook
+from receiver.web.app import WEBHOOK_PATH
 from tests.emulator.sinks import HttpSink
 from tests.support.product import ROOT, Product, free_port, writer_processes
 from tests.support.stack import served

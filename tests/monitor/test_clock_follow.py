@@ -7,10 +7,10 @@ from datetime import timedelta
 import pytest
 from prometheus_client import CollectorRegistry
 
-from receiver.app import create_app
 from receiver.cellect.clock import Clock
 from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
+from receiver.web.app import create_app
 from tests.support.stack import START, served, stack_settings, until
 
 pytestmark = pytest.mark.anyio

@@ -13,10 +13,10 @@ import httpx
 import pytest
 from sqlmodel import Session
 
-from receiver.app import WEBHOOK_PATH
 from receiver.cellect.timestamps import format_timestamp
-from receiver.storage.webhooks import IncomingDelivery, store_webhook_batch
-from receiver.webhook_payload import parse_status_webhook
+from receiver.cellect.webhook import parse_status_webhook
+from receiver.storage.deliveries import IncomingDelivery, store_webhook_batch
+from receiver.web.app import WEBHOOK_PATH
 from tests.support.stack import WEBHOOK_SECRET, Stack, monitor_stack, until
 
 pytestmark = pytest.mark.anyio

@@ -18,16 +18,16 @@ from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 
 from receiver.cellect.clock import Clock
-from receiver.client import CellectClient, CircuitState
 from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
 from receiver.emulator.faults import FaultRule
-from receiver.fleet import Fleet
-from receiver.metrics import Metrics
+from receiver.fleet.picture import Fleet
+from receiver.metrics.registry import Metrics
 from receiver.pollers.context import PollContext
 from receiver.pollers.events import EventsPoller
 from receiver.pollers.portfolio import PortfolioPoller
 from receiver.storage.engine import create_engine_for, upgrade
+from receiver.vendor.client import CellectClient, CircuitState
 from tests.support.door import Door
 
 pytestmark = pytest.mark.anyio

@@ -12,7 +12,7 @@ import pytest
 
 from receiver.cellect.clock import Clock
 from receiver.pollers.base import Poller
-from receiver.retry import CellectTransportError
+from receiver.vendor.retry import CellectTransportError
 from tests.support.stack import until
 
 pytestmark = pytest.mark.anyio

@@ -14,6 +14,7 @@ from sqlalchemy.exc import StatementError
 from sqlmodel import Session, SQLModel, col, select
 
 from receiver.storage.binding import datetime_binder
+from receiver.storage.deliveries import replay_deliveries
 from receiver.storage.engine import (
     alembic_config,
     create_engine_for,
@@ -23,7 +24,6 @@ from receiver.storage.engine import (
     upgrade,
 )
 from receiver.storage.tables import ScheduleEntryRecord, Site
-from receiver.storage.webhooks import replay_deliveries
 
 
 def _differences(engine: Engine) -> list[object]:

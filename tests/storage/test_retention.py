@@ -15,6 +15,7 @@ from receiver.cellect.enums import ImplementationStatus as S
 from receiver.cellect.models import AvailabilityEvent, SiteInformation, StatusWebhook
 from receiver.storage.alert_tables import AlertRecord, OutboxMessage, Silence
 from receiver.storage.alerts import create_silence, upsert_alert
+from receiver.storage.deliveries import IncomingDelivery, store_webhook_batch
 from receiver.storage.events import upsert_availability_events
 from receiver.storage.outbox import enqueue_message, mark_sent
 from receiver.storage.retention import prune, run_retention
@@ -27,7 +28,6 @@ from receiver.storage.tables import (
     ScheduleStatusChange,
     WebhookDelivery,
 )
-from receiver.storage.webhooks import IncomingDelivery, store_webhook_batch
 
 OLD = datetime(2024, 1, 1, tzinfo=UTC)
 CUTOFF = datetime(2024, 2, 1, tzinfo=UTC)

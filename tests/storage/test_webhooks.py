@@ -11,10 +11,7 @@ from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
 from receiver.cellect.models import StatusWebhook
-from receiver.storage.engine import session_factory
-from receiver.storage.schedules import status_history
-from receiver.storage.tables import ScheduleEntryRecord, ScheduleStatusChange, WebhookDelivery
-from receiver.storage.webhooks import (
+from receiver.storage.deliveries import (
     BatchOutcome,
     IncomingDelivery,
     canonical_digest,
@@ -22,6 +19,9 @@ from receiver.storage.webhooks import (
     replay_deliveries,
     store_webhook_batch,
 )
+from receiver.storage.engine import session_factory
+from receiver.storage.schedules import status_history
+from receiver.storage.tables import ScheduleEntryRecord, ScheduleStatusChange, WebhookDelivery
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

@@ -22,13 +22,13 @@ from pydantic import SecretStr
 from starlette.applications import Starlette
 from starlette.types import ASGIApp
 
-from receiver.app import WEBHOOK_PATH, create_app
 from receiver.cellect.clock import Clock
 from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
-from receiver.monitor import Monitor
-from receiver.serving import Server, bind, server_config, url_of
+from receiver.runtime.serving import Server, bind, server_config, url_of
+from receiver.service import Monitor
 from receiver.settings import Settings
+from receiver.web.app import WEBHOOK_PATH, create_app
 
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 REFRESH_TOKEN = "test-refresh-token-0001"

@@ -20,11 +20,11 @@ from pydantic import SecretStr
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from receiver.app import WEBHOOK_PATH, create_app
 from receiver.cellect.clock import Clock
-from receiver.monitor import Monitor
+from receiver.service import Monitor
 from receiver.settings import Settings
 from receiver.storage.tables import ScheduleEntryRecord, ScheduleStatusChange, WebhookDelivery
+from receiver.web.app import WEBHOOK_PATH, create_app
 from tests.support.stack import served
 
 SECRET = "endpoint-test-secret-0001"

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import create_engine
 from sqlmodel import Session, select
 
-from receiver.app import WEBHOOK_PATH
 from receiver.cellect.models import StatusWebhook
+from receiver.storage.deliveries import canonical_digest
 from receiver.storage.tables import ScheduleEntryRecord, WebhookDelivery
-from receiver.storage.webhooks import canonical_digest
+from receiver.web.app import WEBHOOK_PATH
 from tests.support.product import Product, writer_processes
 from tests.support.stack import until
 from tests.webhooks.served_receiver import SECRET, stamp

@@ -13,9 +13,9 @@ import pytest
 from sqlmodel import Session, col, select
 
 from receiver.alerting.rules import when
-from receiver.app import WEBHOOK_PATH
 from receiver.storage.alert_tables import AlertRecord
 from receiver.storage.tables import ScheduleEntryRecord, WebhookDelivery
+from receiver.web.app import WEBHOOK_PATH
 from tests.support.stack import WEBHOOK_SECRET, monitor_stack, until
 from tests.webhooks.served_receiver import SLOT, START, body, entry, receiver_app, stamp
 

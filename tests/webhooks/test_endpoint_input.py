@@ -10,8 +10,8 @@ from urllib.parse import urlsplit
 import pytest
 from sqlmodel import Session, select
 
-from receiver.app import WEBHOOK_PATH
 from receiver.storage.tables import WebhookDelivery
+from receiver.web.app import WEBHOOK_PATH
 from tests.webhooks.served_receiver import SECRET, Served, entry, payload, receiver_app
 
 pytestmark = pytest.mark.anyio

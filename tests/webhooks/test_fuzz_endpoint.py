@@ -18,10 +18,10 @@ from sqlmodel import Session, select
 from standardwebhooks.webhooks import Webhook
 from starlette.testclient import TestClient
 
-from receiver.app import WEBHOOK_PATH, create_app
 from receiver.cellect.clock import Clock
+from receiver.cellect.webhook import PayloadError, parse_status_webhook
 from receiver.storage.tables import ScheduleEntryRecord, WebhookDelivery
-from receiver.webhook_payload import PayloadError, parse_status_webhook
+from receiver.web.app import WEBHOOK_PATH, create_app
 from tests.webhooks.served_receiver import SECRET, START, TABLES, receiver_settings
 
 SIGNING = base64.b64encode(b"fuzz-signing-key-0123456789abcdef").decode()

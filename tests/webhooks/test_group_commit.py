@@ -10,7 +10,7 @@ from typing import TypeVar
 import anyio.to_thread
 import pytest
 
-from receiver.ingest import Bounds, CommitterClosed, CommitTimeout, GroupCommitter, QueueFull
+from receiver.ingest.commit import Bounds, CommitterClosed, CommitTimeout, GroupCommitter, QueueFull
 from tests.support.stack import until
 
 T = TypeVar("T")

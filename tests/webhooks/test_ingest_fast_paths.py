@@ -15,16 +15,16 @@ from starlette.responses import JSONResponse
 from receiver.cellect.enums import ImplementationStatus
 from receiver.cellect.models import StatusWebhook
 from receiver.cellect.timestamps import format_timestamp
+from receiver.cellect.webhook import parse_status_webhook
+from receiver.ingest.endpoint import JSON_HEADERS, acknowledgement, render_json
 from receiver.storage.binding import datetime_binder
-from receiver.storage.types import UtcDateTime
-from receiver.storage.webhooks import (
+from receiver.storage.deliveries import (
     BatchOutcome,
     canonical_digest,
     canonical_json,
     wire_timestamp,
 )
-from receiver.webhook_payload import parse_status_webhook
-from receiver.webhooks import JSON_HEADERS, acknowledgement, render_json
+from receiver.storage.types import UtcDateTime
 
 zones = st.integers(-14 * 60, 14 * 60).map(lambda m: timezone(timedelta(minutes=m)))
 moments = st.datetimes(

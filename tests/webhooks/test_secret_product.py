@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from receiver.app import WEBHOOK_PATH
+from receiver.web.app import WEBHOOK_PATH
 from tests.support.product import Product
 from tests.webhooks.served_receiver import SECRET, body
 

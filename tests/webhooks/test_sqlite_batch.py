@@ -15,14 +15,14 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from receiver.cellect.enums import ImplementationStatus
-from receiver.storage.engine import create_engine_for, session_factory, upgrade
-from receiver.storage.webhooks import (
+from receiver.cellect.webhook import parse_status_webhook
+from receiver.storage.deliveries import (
     BatchOutcome,
     IncomingDelivery,
     canonical_digest,
     store_webhook_batch,
 )
-from receiver.webhook_payload import parse_status_webhook
+from receiver.storage.engine import create_engine_for, session_factory, upgrade
 
 T0 = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
 SLOT = timedelta(minutes=15)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from receiver.webhook_auth import WebhookAuth, WebhookAuthError
+from receiver.ingest.auth import WebhookAuth, WebhookAuthError
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SIGNING = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()

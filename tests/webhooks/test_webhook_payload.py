@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from receiver.cellect.enums import ImplementationStatus
-from receiver.webhook_payload import PayloadError, parse_status_webhook
+from receiver.cellect.webhook import PayloadError, parse_status_webhook
 
 GOOD_ENTRY = {"start": "2026-03-01T12:00:00Z", "end": "2026-03-01T12:15:00Z", "status": 2}
 

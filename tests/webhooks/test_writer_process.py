@@ -18,11 +18,11 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from receiver.cellect.enums import ImplementationStatus
+from receiver.cellect.webhook import ParsedWebhook, parse_status_webhook
+from receiver.ingest.writer import DeliveryRefused, WriterProcess, WriterUnavailable
+from receiver.storage.deliveries import BatchOutcome, IncomingDelivery
 from receiver.storage.engine import create_engine_for, upgrade
 from receiver.storage.tables import WebhookDelivery
-from receiver.storage.webhooks import BatchOutcome, IncomingDelivery
-from receiver.webhook_payload import ParsedWebhook, parse_status_webhook
-from receiver.webhook_writer import DeliveryRefused, WriterProcess, WriterUnavailable
 from tests.support.stack import until
 
 pytestmark = pytest.mark.anyio

@@ -15,7 +15,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from receiver.cellect.enums import ImplementationStatus
-from receiver.exposition import Family, family_text, fast_render, sample_line
+from receiver.metrics.exposition import Family, family_text, fast_render, sample_line
 
 ENTRIES = Family(
     "cellect_schedule_entries_total",

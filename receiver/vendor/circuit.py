@@ -16,7 +16,7 @@ A 429 is the vendor throttling us (the client's Retry-After pause deals with it)
 4xx is the vendor answering: neither means the API is down — the same line the ApiDown
 alert draws.
 
-This is a pure state machine on the clock; `receiver.gate` puts it in front of each
+This is a pure state machine on the clock; `receiver.vendor.gate` puts it in front of each
 HTTP attempt. Hand-written rather than taken from a library: the breakers on PyPI wrap a
 whole function call and time the cool-down by the wall clock (purgatory's `time.time()`,
 and it lets every request through while half-open; pybreaker is synchronous, with

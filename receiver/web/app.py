@@ -25,8 +25,8 @@ from starlette.types import Receive, Scope, Send
 
 from receiver.alerting.silences import silence_routes
 from receiver.cellect.clock import Clock
-from receiver.metrics import Metrics, metrics_endpoint
-from receiver.monitor import Monitor
+from receiver.metrics.registry import Metrics, metrics_endpoint
+from receiver.service import Monitor
 from receiver.settings import Settings
 from receiver.web import middleware
 from receiver.web.operator_api import AdminCredential
@@ -40,7 +40,7 @@ def _monitor(request: Request) -> Monitor:
 
 
 class WebhookEndpoint:
-    """The monitor's webhook receiver (an ASGI app, receiver.webhooks), once it has started."""
+    """The monitor's webhook receiver (an ASGI app, `receiver.ingest.endpoint`), started."""
 
     def __init__(self, monitor: Monitor) -> None:
         self.monitor = monitor

@@ -6,11 +6,11 @@ every poller's, the token requests' — passes it, so they share one budget.
   sleep on the injected clock (a demo's fast clock, a test's frozen one). A request
   that would have to wait longer than what is left of its own retry budget
   (CELLECT_RETRY_MAX_S) is not sent: `Throttled`.
-- **Circuit**: `receiver.circuit.CircuitBreaker` judges each attempt; while it is open
+- **Circuit**: `receiver.vendor.circuit.CircuitBreaker` judges each attempt; while it is open
   a request is not sent: `CircuitOpen`. A probe's own token request (made inside the
   probe's auth flow) goes out as part of the probe.
 
-Both errors are `RequestNotSent` (part of the client's error tree, receiver.client):
+Both errors are `RequestNotSent` (part of the client's error tree, receiver.vendor.client):
 nothing reached Cellect. Neither is logged per request: the breaker logs its
 transitions, the pollers their rounds' failures. Observers learn each event
 (`ClientObserver`: metrics, and the fleet's ApiDown picture).
@@ -27,7 +27,7 @@ from typing import Protocol
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.errors import CellectError
-from receiver.circuit import CircuitBreaker, CircuitState, Verdict
+from receiver.vendor.circuit import CircuitBreaker, CircuitState, Verdict
 
 Sleep = Callable[[float], Awaitable[None]]
 # Waits for one pause, each re-checked after its sleep: a pause extended meanwhile (by
@@ -68,7 +68,7 @@ class ClientObserver(Protocol):
     """What the client tells about its traffic beyond each attempt (`on_request`)."""
 
     def api_retry(self, endpoint: str, reason: str) -> None:
-        """A call is about to try again after `reason` (RETRY_REASONS of receiver.retry)."""
+        """A call is about to try again after `reason` (RETRY_REASONS of receiver.vendor.retry)."""
 
     def api_not_sent(self, endpoint: str, reason: str) -> None:
         """A request was held back (`RequestNotSent.reason`)."""

@@ -27,11 +27,11 @@ from urllib.parse import parse_qsl
 from starlette.types import Receive, Scope, Send
 
 from receiver.cellect.clock import Clock
-from receiver.ingest import CommitterClosed, CommitTimeout, GroupCommitter, QueueFull
-from receiver.storage.webhooks import BatchOutcome, IncomingDelivery
-from receiver.webhook_auth import WebhookAuth, WebhookAuthError
-from receiver.webhook_payload import PayloadError, parse_status_webhook
-from receiver.webhook_writer import DeliveryRefused
+from receiver.cellect.webhook import PayloadError, parse_status_webhook
+from receiver.ingest.auth import WebhookAuth, WebhookAuthError
+from receiver.ingest.commit import CommitterClosed, CommitTimeout, GroupCommitter, QueueFull
+from receiver.ingest.writer import DeliveryRefused
+from receiver.storage.deliveries import BatchOutcome, IncomingDelivery
 
 log = logging.getLogger(__name__)
 

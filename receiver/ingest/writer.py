@@ -4,7 +4,7 @@ The monitor is one Python process, and its event loop (HTTP, validation, the fle
 picture, alerting) and the writer (digests, the status rules, the SQLite or PostgreSQL
 statements) would otherwise share one interpreter lock: under a burst of
 webhooks the writer's Python work cost the event loop about as much as the HTTP
-handling itself. `WriterProcess` starts `python -m receiver.webhook_writer` and hands it
+handling itself. `WriterProcess` starts `python -m receiver.ingest.writer` and hands it
 each group-commit batch over a socket pair; the child stores the batch with
 `store_webhook_batch` (one transaction, committed before it answers) and sends back
 one `BatchOutcome` per delivery. The monitor acknowledges a delivery only after that
@@ -53,8 +53,8 @@ from sqlalchemy import Engine, event
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session
 
-from receiver.storage.webhooks import BatchOutcome, IncomingDelivery, store_webhook_batch
-from receiver.webhook_payload import PayloadError, parse_status_webhook
+from receiver.cellect.webhook import PayloadError, parse_status_webhook
+from receiver.storage.deliveries import BatchOutcome, IncomingDelivery, store_webhook_batch
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +170,7 @@ class WriterProcess:
     def _spawn(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
         ours, theirs = socket.socketpair()
         try:
-            command = [sys.executable, "-m", "receiver.webhook_writer"]
+            command = [sys.executable, "-m", "receiver.ingest.writer"]
             command += ["--fd", str(theirs.fileno()), "--parent-pid", str(os.getpid())]
             # Our own interpreter and module; the arguments are numbers.
             process = subprocess.Popen(command, pass_fds=(theirs.fileno(),))  # noqa: S603
@@ -428,7 +428,7 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     # Through the importable module, not this `__main__` copy: what the child pickles
-    # (WriterFailure) must unpickle in the monitor as receiver.webhook_writer's class.
-    from receiver.webhook_writer import main as writer_main
+    # (WriterFailure) must unpickle in the monitor as receiver.ingest.writer's class.
+    from receiver.ingest.writer import main as writer_main
 
     writer_main()

@@ -26,7 +26,7 @@ from prometheus_client.registry import Collector
 
 from receiver.cellect.enums import DowntimeType, EventReason, EventSource
 from receiver.cellect.models import SiteInformation
-from receiver.exposition import Family, family_text, fast_render, sample_line
+from receiver.metrics.exposition import Family, family_text, fast_render, sample_line
 
 P = "cellect_site_"
 JOULES_PER_KWH = 3.6e6

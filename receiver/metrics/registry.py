@@ -22,16 +22,16 @@ from starlette.responses import Response
 
 from receiver.alerting.catalogue import THRESHOLD_METRIC, builtin_pairs
 from receiver.cellect.enums import ImplementationStatus
-from receiver.clientmetrics import ClientMetrics
-from receiver.exposition import fast_render
-from receiver.schedulecounters import ScheduleCounters
-from receiver.sitestate import (
+from receiver.metrics.exposition import fast_render
+from receiver.metrics.schedules import ScheduleCounters
+from receiver.metrics.sites import (
     Availability,
     NextPlannedOutage,
     ScheduleOutlook,
     SiteSnapshot,
     SiteState,
 )
+from receiver.vendor.metrics import ClientMetrics
 
 # What we serve is the classic 0.0.4 text format (prometheus_client's own default answer).
 CONTENT_TYPE = CONTENT_TYPE_PLAIN_0_0_4
@@ -127,7 +127,7 @@ class Metrics:
     ) -> None:
         self.registry = registry
         self._service_metrics(registry)
-        # The Cellect client's observer: retries, circuit, pauses (receiver.clientmetrics).
+        # The Cellect client's observer: retries, circuit, pauses (receiver.vendor.metrics).
         self.client = ClientMetrics(registry, now, API_ENDPOINTS)
         self.sites = SiteState(now, stale_after_s)
         self.schedules = ScheduleCounters()

@@ -4,7 +4,7 @@ One `Fleet` per app. Pollers and the webhook receiver report into it; it keeps t
 metrics' site gauges in step and builds the `FleetView` snapshot the alert rules read,
 from the same values the gauges show, so the built-in rules and the Prometheus rules
 judge alike. The service's own health (API, credentials, pollers, webhooks) is its
-`service` (receiver.servicehealth). It holds only the current picture — history lives
+`service` (receiver.fleet.service_health). It holds only the current picture — history lives
 in the database.
 
 A site counts as scheduled once any schedule entry of it is known (ExAnte polls or
@@ -30,9 +30,9 @@ from receiver.alerting.model import (
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import AvailabilityStatus, DowntimeType, ImplementationStatus
 from receiver.cellect.models import AvailabilityEvent, SiteInformation, TimeSeriesResult
-from receiver.metrics import Metrics
-from receiver.servicehealth import ServiceHealth
-from receiver.sitestate import (
+from receiver.fleet.service_health import ServiceHealth
+from receiver.metrics.registry import Metrics
+from receiver.metrics.sites import (
     Availability,
     NextPlannedOutage,
     ScheduleOutlook,

@@ -38,7 +38,7 @@ from datetime import datetime
 
 from receiver.alerting.model import PollerView, ServiceView
 from receiver.cellect.clock import Clock
-from receiver.metrics import Metrics
+from receiver.metrics.registry import Metrics
 
 TOKEN_ENDPOINT = "access_token"
 TOKEN_REFUSALS = frozenset({"400", "401"})

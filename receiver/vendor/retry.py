@@ -1,4 +1,4 @@
-"""Bounded retries of one HTTP call to Cellect (used by receiver.client).
+"""Bounded retries of one HTTP call to Cellect (used by receiver.vendor.client).
 
 `Requester.send` makes one logical call: it retries timeouts, connection errors, 5xx
 (but 501 Not Implemented, which no retry fixes) and 429, bounded by a number of
@@ -7,7 +7,7 @@ Other 4xx answers are raised at once as the typed CellectApiError of their body.
 Every attempt is reported to `on_request`, every decision to try again to the
 observer's `api_retry` (reasons: RETRY_REASONS).
 
-Each attempt passes the client's `Gate` (receiver.gate) first: a `Retry-After` is not
+Each attempt passes the client's `Gate` (receiver.vendor.gate) first: a `Retry-After` is not
 a wait of this call alone but a pause of the whole client, which the next attempt (and
 every other request) waits out there; the circuit breaker may refuse the attempt
 (`CircuitOpen`). Failures without Retry-After back off per call, exponentially with
@@ -17,7 +17,7 @@ Sleeps are injected, so tests (and an emulated-time demo) need not wait in real 
 Vendor error messages are scrubbed of the secrets in play before they become
 exceptions. Retries are logged at debug level only (the metric counts them; the
 breaker and the pollers log the transitions that matter). The errors raised here are
-part of the client's error tree, documented in receiver.client.
+part of the client's error tree, documented in receiver.vendor.client.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ import httpx
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.errors import CellectApiError, CellectError, error_from_response
-from receiver.circuit import Verdict, verdict_of
-from receiver.gate import ClientObserver, Gate, Passage, RequestNotSent, Sleep
+from receiver.vendor.circuit import Verdict, verdict_of
+from receiver.vendor.gate import ClientObserver, Gate, Passage, RequestNotSent, Sleep
 
 logger = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 `Monitor.start()` opens what needs opening (database schema, webhook secret, HTTP
 client) and `run(stop)` drives the pollers, the webhook writer, the alert engine, the
 notification outbox and retention until `stop` is set. The Starlette app's lifespan
-(receiver.app) owns one Monitor; tests can build several with different settings.
+(receiver.web.app) owns one Monitor; tests can build several with different settings.
 """
 
 from __future__ import annotations
@@ -23,33 +23,33 @@ import httpx
 from sqlalchemy import text
 from sqlmodel import Session
 
-from receiver import clock_follower
 from receiver.alerting.catalogue import threshold_values
 from receiver.alerting.engine import AlertEngine
-from receiver.alerting.notifier import Notifier
-from receiver.alerting.outbox import DeliveryWorker
+from receiver.alerting.notify.notifier import Notifier
+from receiver.alerting.notify.outbox import DeliveryWorker
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import ImplementationStatus
-from receiver.circuit import CircuitState
-from receiver.client import CellectClient
-from receiver.clientmetrics import ClientMetrics
-from receiver.fleet import Fleet
-from receiver.ingest import Bounds, GroupCommitter
-from receiver.metrics import Metrics, WriterHealth
+from receiver.fleet.picture import Fleet
+from receiver.ingest.auth import WebhookAuth
+from receiver.ingest.commit import Bounds, GroupCommitter
+from receiver.ingest.endpoint import WebhookReceiver
+from receiver.ingest.writer import WriterProcess, WriterUnavailable
+from receiver.metrics.registry import Metrics, WriterHealth
 from receiver.pollers.base import Poller
 from receiver.pollers.context import PollContext
 from receiver.pollers.events import EventsPoller
 from receiver.pollers.portfolio import PortfolioPoller
 from receiver.pollers.schedules import ExAntePoller, ExPostPoller
+from receiver.runtime import clock_follower
 from receiver.settings import Settings
 from receiver.storage.alerts import get_or_create_secret
+from receiver.storage.deliveries import BatchOutcome, IncomingDelivery, canonical_digest
 from receiver.storage.engine import create_engine_for, session_factory, upgrade
 from receiver.storage.fleet_state import StoredFleet, load_fleet
 from receiver.storage.retention import run_retention
-from receiver.storage.webhooks import BatchOutcome, IncomingDelivery, canonical_digest
-from receiver.webhook_auth import WebhookAuth
-from receiver.webhook_writer import WriterProcess, WriterUnavailable
-from receiver.webhooks import WebhookReceiver
+from receiver.vendor.circuit import CircuitState
+from receiver.vendor.client import CellectClient
+from receiver.vendor.metrics import ClientMetrics
 
 log = logging.getLogger(__name__)
 WEBHOOK_SECRET_NAME = "webhook_secret"
@@ -76,7 +76,7 @@ def load_webhook_secret(settings: Settings, engine: Any, clock: Clock) -> str | 
 
 
 class ClientEvents:
-    """The client's observer (receiver.gate): its metrics, and its circuit for ApiDown."""
+    """The client's observer (receiver.vendor.gate): its metrics, and its circuit for ApiDown."""
 
     def __init__(self, metrics: ClientMetrics, fleet: Fleet) -> None:
         self.metrics, self.fleet = metrics, fleet

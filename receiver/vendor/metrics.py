@@ -1,7 +1,7 @@
 """Metrics of how gently the Cellect client treats the vendor: its retries, its circuit
 breaker, its Retry-After pauses, and the requests it held back.
 
-`ClientMetrics` is the client's observer (receiver.gate.ClientObserver), registered on
+`ClientMetrics` is the client's observer (receiver.vendor.gate.ClientObserver), registered on
 the injected registry by `Metrics`. Label children exist at 0 from the start.
 """
 
@@ -13,11 +13,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-# receiver.retry.RETRY_REASONS and receiver.gate's RequestNotSent reasons (spelled out:
-# the metrics do not import the client).
+# receiver.vendor.retry.RETRY_REASONS and receiver.vendor.gate's RequestNotSent reasons
+# (spelled out: the metrics do not import the client).
 RETRY_REASONS = ("rate_limited", "server_error", "timeout", "connection")
 NOT_SENT_REASONS = ("circuit_open", "paused")
-OPEN = 2  # receiver.circuit.CircuitState.OPEN
+OPEN = 2  # receiver.vendor.circuit.CircuitState.OPEN
 
 
 class _Deadline(Collector):
@@ -38,7 +38,7 @@ class _Deadline(Collector):
 
 
 class ClientMetrics:
-    """The client's families; its methods are the observer's (receiver.gate)."""
+    """The client's families; its methods are the observer's (receiver.vendor.gate)."""
 
     def __init__(
         self, registry: CollectorRegistry, now: Callable[[], float], endpoints: tuple[str, ...]

@@ -1,16 +1,16 @@
 """CellectClient: the only code of cellect-monitor that calls the Cellect Partner API.
 
 One async method per vendor operation, on an injected `httpx.AsyncClient`, with
-explicit timeouts, the access-token flow of `receiver.auth`, and bounded retries
-(`receiver.retry`): exponential backoff with jitter on timeouts, connection errors and
+explicit timeouts, the access-token flow of `receiver.vendor.tokens`, and bounded retries
+(`receiver.vendor.retry`): exponential backoff with jitter on timeouts, connection errors and
 5xx (but 501), never on other 4xx. A schedule is validated locally
 (`receiver.cellect.validation`) before it is sent.
 
-The client is friendly to the vendor as a whole, not call by call (`receiver.gate`):
+The client is friendly to the vendor as a whole, not call by call (`receiver.vendor.gate`):
 
 - one budget: a `Retry-After` (a 429's, in seconds or as an HTTP date) pauses every
   request of the client — every poller's — until then, on the injected clock;
-- a circuit breaker (`receiver.circuit`): after `circuit_failure_threshold` failures
+- a circuit breaker (`receiver.vendor.circuit`): after `circuit_failure_threshold` failures
   in a row (5xx, timeouts, connection errors; a 429 or another 4xx is an answer, not
   a failure) requests fail fast without being sent, but for one probe at a time
   after each `circuit_cooldown_s`; an answer to the probe closes the circuit;
@@ -41,7 +41,7 @@ tokens: vendor messages are scrubbed of both the refresh and the access token.
 
 Observability: `on_request(endpoint, code, seconds)` is called after every HTTP
 attempt (code = status as str, or "timeout" / "error"); the `observer`
-(receiver.gate.ClientObserver) hears of retries, requests not sent, the circuit's
+(receiver.vendor.gate.ClientObserver) hears of retries, requests not sent, the circuit's
 transitions and pauses; `access_token_expires_at`, `circuit_state` and `paused_until`
 tell the current state.
 
@@ -61,7 +61,6 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, SecretStr, ValidationError
 
-from receiver.auth import AccessTokenAuth, RefreshTokenExchange, RefreshTokenRejected
 from receiver.cellect import paths
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import Symbol
@@ -75,8 +74,9 @@ from receiver.cellect.models import (
 )
 from receiver.cellect.timestamps import format_timestamp
 from receiver.cellect.validation import SiteRatings, Violation, validate_schedule
-from receiver.circuit import CircuitState
-from receiver.gate import (
+from receiver.settings import Settings
+from receiver.vendor.circuit import CircuitState
+from receiver.vendor.gate import (
     CircuitOpen,
     ClientObserver,
     Gate,
@@ -85,7 +85,7 @@ from receiver.gate import (
     Sleep,
     Throttled,
 )
-from receiver.retry import (
+from receiver.vendor.retry import (
     CellectResponseError,
     CellectTransportError,
     OnRequest,
@@ -94,7 +94,7 @@ from receiver.retry import (
     RetryPolicy,
     json_body,
 )
-from receiver.settings import Settings
+from receiver.vendor.tokens import AccessTokenAuth, RefreshTokenExchange, RefreshTokenRejected
 
 logger = logging.getLogger(__name__)
 

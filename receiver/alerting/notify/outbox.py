@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Protocol
 from anyio import to_thread
 from sqlalchemy import Engine
 
-from receiver.alerting.notifier import Notifier, SendResult, scrub
+from receiver.alerting.notify.notifier import Notifier, SendResult, scrub
 from receiver.storage import repository
 from receiver.storage.alert_tables import OutboxMessage
 from receiver.storage.engine import session_factory
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 
 
 class DeliveryMetrics(Protocol):
-    """What the worker reports (receiver.metrics.Metrics satisfies it)."""
+    """What the worker reports (receiver.metrics.registry.Metrics satisfies it)."""
 
     def notification(self, outcome: str) -> None: ...
 

@@ -28,6 +28,7 @@ from sqlmodel import Session, col, select
 from receiver.cellect.enums import ImplementationStatus
 from receiver.cellect.models import StatusWebhook
 from receiver.cellect.timestamps import format_timestamp
+from receiver.cellect.webhook import ParsedWebhook, PayloadError, parse_status_webhook
 from receiver.storage.dialect import chunks
 from receiver.storage.status.apply import apply_observations
 from receiver.storage.status.core import DELIVERIES, ENTRIES, HISTORY, CoreWriter
@@ -35,7 +36,6 @@ from receiver.storage.status.model import Observation, StatusChange, StatusWrite
 from receiver.storage.status.sqlite import SqliteWriter, is_sqlite
 from receiver.storage.tables import ScheduleStatusChange, WebhookDelivery
 from receiver.storage.types import utc_now
-from receiver.webhook_payload import ParsedWebhook, PayloadError, parse_status_webhook
 
 Webhook = StatusWebhook | ParsedWebhook
 

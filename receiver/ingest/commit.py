@@ -6,7 +6,7 @@ commits it as one transaction (`commit(items)`, awaited), and only then resolves
 waiting request. While a batch commits, the next one gathers, so under load the cost of
 an fsync is shared by the whole batch; with a single request in flight it is one commit.
 Up to `max_in_flight` batches may be committing at once — for a committer that takes
-them in order, like the writer process (receiver.webhook_writer), so that it never
+them in order, like the writer process (receiver.ingest.writer), so that it never
 waits for the event loop between two batches.
 
 Bounded whatever the senders do: the queue holds at most `max_queue` items and

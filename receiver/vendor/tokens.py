@@ -1,4 +1,4 @@
-"""The Cellect access-token lifecycle as an httpx auth flow (used by receiver.client).
+"""The Cellect access-token lifecycle as an httpx auth flow (used by receiver.vendor.client).
 
 Cellect trades the partner's long-lived refresh token for a 6-hour access token (a
 JWT). `AccessTokenAuth` keeps one such token for a client:
@@ -38,7 +38,7 @@ from receiver.cellect import paths
 from receiver.cellect.clock import Clock
 from receiver.cellect.errors import CellectApiError, CellectError
 from receiver.cellect.models import AccessTokenResponse
-from receiver.retry import CellectResponseError, Requester, json_body
+from receiver.vendor.retry import CellectResponseError, Requester, json_body
 
 logger = logging.getLogger(__name__)
 
