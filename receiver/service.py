@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Coroutine
@@ -25,24 +24,26 @@ from sqlmodel import Session
 
 from receiver.alerting.catalogue import threshold_values
 from receiver.alerting.engine import AlertEngine
+from receiver.alerting.loop import AlertLoop
+from receiver.alerting.model import FleetView
 from receiver.alerting.notify.notifier import Notifier
 from receiver.alerting.notify.outbox import DeliveryWorker
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import ImplementationStatus
 from receiver.fleet.picture import Fleet
-from receiver.ingest.auth import WebhookAuth
+from receiver.ingest.auth import WebhookAuth, load_webhook_secret
 from receiver.ingest.commit import Bounds, GroupCommitter
 from receiver.ingest.endpoint import WebhookReceiver
-from receiver.ingest.writer import WriterProcess, WriterUnavailable
+from receiver.ingest.framing import WriterUnavailable
+from receiver.ingest.writer import WriterProcess
 from receiver.metrics.registry import Metrics, WriterHealth
 from receiver.pollers.base import Poller
 from receiver.pollers.context import PollContext
 from receiver.pollers.events import EventsPoller
 from receiver.pollers.portfolio import PortfolioPoller
 from receiver.pollers.schedules import ExAntePoller, ExPostPoller
-from receiver.runtime import clock_follower
+from receiver.runtime import clock_follower, waiting
 from receiver.settings import Settings
-from receiver.storage.alerts import get_or_create_secret
 from receiver.storage.deliveries import BatchOutcome, IncomingDelivery, canonical_digest
 from receiver.storage.engine import create_engine_for, session_factory, upgrade
 from receiver.storage.fleet_state import StoredFleet, load_fleet
@@ -52,27 +53,7 @@ from receiver.vendor.client import CellectClient
 from receiver.vendor.metrics import ClientMetrics
 
 log = logging.getLogger(__name__)
-WEBHOOK_SECRET_NAME = "webhook_secret"
 IN_DOUBT_KEPT = 100_000  # digests of deliveries in doubt, the oldest forgotten first
-
-
-def kept_secret(engine: Any, clock: Clock, name: str) -> str:
-    """The secret kept in the DB under `name`, generated (and kept) the first time."""
-    with session_factory(engine)() as session:
-        value = get_or_create_secret(
-            session=session, name=name, factory=lambda: secrets.token_urlsafe(32), now=clock.now()
-        )
-        session.commit()
-    return value
-
-
-def load_webhook_secret(settings: Settings, engine: Any, clock: Clock) -> str | None:
-    """The configured secret, else the one generated on first start and kept in the DB."""
-    if settings.webhook_secret is not None:
-        return settings.webhook_secret.get_secret_value()
-    if settings.webhook_auth_disabled:
-        return None
-    return kept_secret(engine, clock, WEBHOOK_SECRET_NAME)
 
 
 class ClientEvents:
@@ -153,14 +134,9 @@ class Monitor:
         self.pollers: list[Poller] = []
         self.receiver: WebhookReceiver | None = None
         self.webhook_secret: str | None = None
-        self._wake_alerts = asyncio.Event()
-        # Alert cycles started / completed (the number of the last one): `wake_alerts()`
-        # then waiting for `alert_cycles_done > alert_cycles_started` (read before) is a
-        # barrier: the fleet as it was at the wake has been judged and flushed.
-        self.alert_cycles_started = self.alert_cycles_done = 0
-        # The last alert cycle that completed: its start on the clock, and in real time.
-        self._alerted_at, self._alerted_real = clock.now(), time.monotonic()
-        self._failed_cycles = 0
+        self.alert_loop = AlertLoop(
+            self.alerts, self._judged_view, min_gap_s=settings.alert_min_gap_s
+        )
         self._exit = AsyncExitStack()
 
     # Start-up.
@@ -260,16 +236,6 @@ class Monitor:
 
     # Callbacks from the parts.
 
-    def alerting_ok(self) -> bool:
-        """Alerting works (for /readyz): not three cycles failed in a row, and a cycle
-        completed within the last three ticks — of the clock and of real time alike, so
-        that neither a clock stepped forward nor a frozen one looks like a stall."""
-        if self._failed_cycles >= 3:
-            return False
-        limit = 3 * self.alerts.tick_s
-        age = (self.clock.now() - self._alerted_at).total_seconds()
-        return age <= limit or time.monotonic() - self._alerted_real <= limit
-
     def writer_up(self) -> bool:
         """The writer process runs and answers within the commit timeout."""
         timeout = self.settings.webhook_commit_timeout_s
@@ -301,7 +267,7 @@ class Monitor:
         while not stop.is_set():
             if self.writer.busy_for() > limit:
                 self.writer.kill()
-            await _first(asyncio.sleep(1.0), stop.wait())
+            await waiting.pause(1.0, stop)
 
     def _stored(self, outcomes: list[BatchOutcome]) -> None:
         """A committed batch of deliveries: the fleet learns its changes, failures wake alerting."""
@@ -312,7 +278,12 @@ class Monitor:
 
     def wake_alerts(self) -> None:
         """Have the alert loop judge the fleet now rather than at its next tick."""
-        self._wake_alerts.set()
+        self.alert_loop.wake()
+
+    def _judged_view(self) -> FleetView:
+        """The fleet as the alert rules judge it, its schedule outlook brought up to now."""
+        self.fleet.refresh_outlook()
+        return self.fleet.view()
 
     def _api_request(self, endpoint: str, code: str, seconds: float) -> None:
         self.fleet.api_request(endpoint, code, seconds)
@@ -337,38 +308,6 @@ class Monitor:
 
     # Background work.
 
-    async def _alert_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            # Cleared before the cycle and timed from its start, so a webhook or a clock
-            # jump during the cycle brings the next one at once instead of a tick later.
-            self._wake_alerts.clear()
-            self.alert_cycles_started += 1
-            cycle, started = self.alert_cycles_started, self.clock.now()
-            began = time.monotonic()
-            self.fleet.refresh_outlook()
-            view = self.fleet.view()
-            try:
-                await anyio.to_thread.run_sync(self.alerts.evaluate_view, view)
-                await anyio.to_thread.run_sync(self.alerts.flush)
-                self._alerted_at, self._alerted_real = started, time.monotonic()
-                self._failed_cycles = 0
-            except Exception:
-                self._failed_cycles += 1
-                log.exception("alert cycle failed; retrying")
-            self.alert_cycles_done = cycle
-            # Throttle: a burst of failures wakes the loop again at once, so let at least
-            # `alert_min_gap_s` and four times the cycle's real duration pass first —
-            # alerting takes little CPU from webhook ingest in a storm of failures, and a
-            # new failure still fires its alert within a second or two.
-            spent = time.monotonic() - began
-            gap = min(max(4 * spent, self.settings.alert_min_gap_s), self.alerts.tick_s)
-            await _first(asyncio.sleep(gap), stop.wait())
-            # The engine's tick: its flush assumes a cycle at least this often.
-            wake = started + timedelta(seconds=self.alerts.tick_s)
-            if self.alerts.next_due is not None:
-                wake = min(wake, self.alerts.next_due)
-            await _first(self.clock.sleep_until(wake), stop.wait(), self._wake_alerts.wait())
-
     async def run(self, stop: asyncio.Event) -> None:
         """Run every background part until `stop` is set, then wind them down in order."""
         work: list[Coroutine[Any, Any, None]] = [poller.run() for poller in self.pollers]
@@ -376,7 +315,7 @@ class Monitor:
             work.append(clock_follower.follow(self.clock, self.settings.clock_url, stop))
         work += [
             self._watch_writer(stop),
-            self._alert_loop(stop),
+            self.alert_loop.run(stop),
             self.outbox.run(stop),
             run_retention(
                 self.engine,
@@ -400,15 +339,6 @@ class Monitor:
         await self.writer.close()
         await self._exit.aclose()
         self.engine.dispose()
-
-
-async def _first(*awaitables: Coroutine[Any, Any, Any]) -> None:
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 async def _wind_down(tasks: list[asyncio.Task[None]], grace_s: float = 5.0) -> None:

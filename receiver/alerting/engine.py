@@ -31,41 +31,43 @@ webhook ingest.
   `group_interval` anyway, and the tick bounds any extra delay to about one tick (as
   it does for silences made by the CLI, another process). A skipped flush returns 0.
 
-`run(stop)` loops on the injected Clock: evaluate (when given a fleet source), flush,
-sleep until the next group is due (at most `tick_s`).
+The loop that runs the engine is `receiver.alerting.loop.AlertLoop`.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Protocol
 
-from anyio import to_thread
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 from receiver.alerting import message
 from receiver.alerting.grouping import (
-    FIRING,
     RESOLVED,
     Notification,
     Timing,
     plan_group,
     stamp,
 )
+from receiver.alerting.inhibit import inhibition, muter
 from receiver.alerting.model import Alert, FleetView, Thresholds
 from receiver.alerting.pending import Pending
 from receiver.alerting.rules import evaluate as evaluate_rules
 from receiver.alerting.rules import when
 from receiver.storage import alerts as alerts_store
-from receiver.storage import repository
-from receiver.storage.alert_tables import AlertRecord, Silence
-from receiver.storage.alerts import FiringAlert
+from receiver.storage.alert_tables import AlertRecord
+from receiver.storage.alerts import (
+    FiringAlert,
+    active_silences,
+    list_firing_alerts,
+    upsert_alert,
+)
 from receiver.storage.engine import session_factory
+from receiver.storage.outbox import enqueue_message
 
 if TYPE_CHECKING:
     from receiver.cellect.clock import Clock
@@ -73,9 +75,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-INHIBITING_RULE = "ApiDown"
-# Reports the boxes send (by webhook), not judgements on polled data: never inhibited.
-UNINHIBITED_RULES = frozenset({"ImplementationFailed"})
 TICK_S = 5.0  # the alert loop's tick: a full flush runs at least this often
 # A full flush is owed once this share of a tick has passed: the loop wakes a tick after
 # the previous cycle began, and its flush may come a few milliseconds earlier within it.
@@ -119,11 +118,6 @@ def timing_from(settings: Settings) -> Timing:
         group_interval=timedelta(seconds=settings.group_interval_s),
         repeat_interval=timedelta(seconds=settings.repeat_interval_s),
     )
-
-
-def match_labels(record: AlertRecord) -> dict[str, str]:
-    """The labels silences match on: the alert's own, plus `rule` and `severity`."""
-    return {**record.labels, "rule": record.rule, "severity": record.severity}
 
 
 def target_tag(target_id: str) -> str:
@@ -257,7 +251,7 @@ class AlertEngine:
     @staticmethod
     def _upsert(session: Session, fp: str, alert: Alert, now: datetime) -> None:
         """Record `alert` as firing over its existing record (resolved, or worded otherwise)."""
-        repository.upsert_alert(
+        upsert_alert(
             session=session, fingerprint=fp, rule=alert.rule, severity=str(alert.severity),
             labels=alert.labels, annotations=AlertEngine._annotations(alert), state="firing",
             at=now,
@@ -308,9 +302,9 @@ class AlertEngine:
         written = 0
         with self._sessions() as session, session.begin():
             records = self._candidates(session)
-            silences = repository.active_silences(session=session, now=now)
-            inhibited_before, inhibited_until = self._inhibition(session, now)
-            muted = self._muter(silences, inhibited_before)
+            silences = active_silences(session=session, now=now)
+            inhibited_before, inhibited_until = inhibition(session, now, self.timing.group_interval)
+            muted = muter(silences, inhibited_before)
             groups: dict[tuple[str, str], list[AlertRecord]] = defaultdict(list)
             for record in records:
                 groups[(record.rule, record.severity)].append(record)
@@ -336,45 +330,7 @@ class AlertEngine:
             col(AlertRecord.last_notified_at).is_not(None),
             col(AlertRecord.last_notified_at) <= col(AlertRecord.ends_at),
         )
-        return [*repository.list_firing_alerts(session=session), *session.exec(owed).all()]
-
-    def _inhibition(
-        self, session: Session, now: datetime
-    ) -> tuple[datetime | None, datetime | None]:
-        """Site alerts that started before the first moment are inhibited (None: none are),
-        until the second (None: while ApiDown fires, or none are).
-
-        While ApiDown fires: all of them. Once it resolves, those that began before its
-        end stay muted for one `group_interval` (the next group flush, in Alertmanager's
-        terms): the ones the outage caused (DataStale, ...) resolve only when the next
-        polls bring fresh data, and must not be told in that gap.
-        """
-        down = session.exec(select(AlertRecord).where(AlertRecord.rule == INHIBITING_RULE)).first()
-        if down is None:
-            return None, None
-        if down.state == FIRING:
-            return now, None
-        ended = down.ends_at
-        if ended is None or now >= ended + self.timing.group_interval:
-            return None, None
-        return ended, ended + self.timing.group_interval
-
-    @staticmethod
-    def _muter(
-        silences: Sequence[Silence], inhibited_before: datetime | None
-    ) -> Callable[[AlertRecord], bool]:
-        def muted(record: AlertRecord) -> bool:
-            if (
-                inhibited_before is not None
-                and "site_id" in record.labels
-                and record.rule not in UNINHIBITED_RULES
-                and record.starts_at <= inhibited_before
-            ):
-                return True
-            labels = match_labels(record)
-            return any(repository.silence_matches(s, labels) for s in silences)
-
-        return muted
+        return [*list_firing_alerts(session=session), *session.exec(owed).all()]
 
     def _enqueue(self, session: Session, note: Notification, now: datetime) -> int:
         targets = self.route(note.severity)
@@ -385,37 +341,8 @@ class AlertEngine:
             )
         title, body = message.title(note), message.body(note)
         for target in targets:
-            repository.enqueue_message(
+            enqueue_message(
                 session=session, group_key=note.group_key, title=title, body=body,
                 tags=[note.severity, target_tag(target), f"kind:{note.kind}"], now=now,
             )  # fmt: skip
         return len(targets)
-
-    # The loop.
-
-    async def run(
-        self,
-        stop: asyncio.Event,
-        fleet: Callable[[], FleetView] | None = None,
-        tick_s: float | None = None,
-    ) -> None:
-        """Evaluate (if `fleet` is given) and flush until `stop` is set (tick: `self.tick_s`)."""
-        tick_s = self.tick_s if tick_s is None else tick_s
-        while not stop.is_set():
-            try:
-                if fleet is not None:
-                    await to_thread.run_sync(lambda: self.evaluate_view(fleet()))
-                await to_thread.run_sync(self.flush)
-            except Exception:  # a bad cycle (database down) must not end alerting
-                log.exception("alert engine cycle failed; retrying")
-            await self._sleep(stop, tick_s)
-
-    async def _sleep(self, stop: asyncio.Event, tick_s: float) -> None:
-        wake = self.clock.now() + timedelta(seconds=tick_s)
-        if self.next_due is not None:
-            wake = min(wake, self.next_due)
-        sleeper = asyncio.ensure_future(self.clock.sleep_until(wake))
-        stopper = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for task in (sleeper, stopper):
-            task.cancel()

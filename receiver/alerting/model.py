@@ -179,11 +179,6 @@ class Alert:
         # Cached: the hold (`for`) and the engine both key alerts by it, every cycle.
         return fingerprint(self.rule, self.labels)
 
-    @property
-    def site_level(self) -> bool:
-        """Site alerts are inhibited while the API itself is down (their data is stale)."""
-        return "site_id" in self.labels
-
     def annotations(self) -> dict[str, str]:
         notes = {"summary": self.summary, "description": self.description}
         if self.runbook_url:

@@ -5,35 +5,23 @@ the alert's rule and severity, any other name one of its labels, e.g. `site_id`)
 start, an end, who made it and why. The engine skips muted alerts; an expired silence
 stops muting at once (the alert is then told like a new one, if never told before).
 
-HTTP (mounted by the app behind the admin token, receiver.web.operator_api;
-`silence_routes(store, clock, on_change=engine.mark_dirty)`, so that the engine's next
-flush applies a new or expired silence at once):
-  GET    /api/silences         the silences in force: {"silences": [...]}
-  POST   /api/silences         {"matchers": {...}, "duration": "2h" | "ends_at": ISO,
-                                "comment": "...", "created_by": "..."} → 201 + the silence
-  DELETE /api/silences/{id}    expire it now → 204, or 404
-Bad input gets 422 with {"error", "message", "field"}, never a 5xx: a silence ends at
-most a year ahead (`MAX_SILENCE`), lasts at least a second, and its texts are bounded
-and free of control characters (which PostgreSQL refuses, NUL above all). The CLI builds
-the same `SilenceIn`, so it keeps the same bounds.
+The HTTP routes are `receiver.web.silences`; they and the CLI build the same
+`SilenceIn` and use the same `SilenceService`, so they keep the same bounds: a silence
+ends at most a year ahead (`MAX_SILENCE`), lasts at least a second, and its texts are
+bounded and free of control characters (which PostgreSQL refuses, NUL above all).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from anyio import to_thread
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import Engine
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
-from receiver.storage import repository
 from receiver.storage.alert_tables import Silence
+from receiver.storage.alerts import active_silences, create_silence, expire_silence
 from receiver.storage.engine import session_factory
 
 if TYPE_CHECKING:
@@ -178,78 +166,15 @@ class SilenceService:
     def create(self, spec: SilenceIn) -> Silence:
         starts, ends = spec.window(self.clock.now())
         with self._sessions() as session, session.begin():
-            return repository.create_silence(
+            return create_silence(
                 session=session, matchers=spec.matchers, starts_at=starts, ends_at=ends,
                 created_by=spec.created_by, comment=spec.comment,
             )  # fmt: skip
 
     def active(self) -> list[Silence]:
         with self._sessions() as session:
-            return repository.active_silences(session=session, now=self.clock.now())
+            return active_silences(session=session, now=self.clock.now())
 
     def expire(self, silence_id: int) -> bool:
         with self._sessions() as session, session.begin():
-            return repository.expire_silence(
-                session=session, silence_id=silence_id, now=self.clock.now()
-            )
-
-
-def _invalid(message: str, field: str) -> JSONResponse:
-    body = {"error": "invalid_silence", "message": message, "field": field}
-    return JSONResponse(body, status_code=422)
-
-
-def _first_error(exc: ValidationError) -> JSONResponse:
-    error = exc.errors()[0]
-    field = ".".join(str(p) for p in error.get("loc", ())) or "body"
-    return _invalid(str(error.get("msg", "invalid")), field)
-
-
-def silence_routes(
-    store: Engine, clock: Clock, on_change: Callable[[], None] | None = None
-) -> list[Route]:
-    """The /api/silences routes, for the app to mount (behind its admin-token guard,
-    which also caps the body and admits only JSON).
-
-    `on_change` is called once a silence is made or expired (committed): the alert
-    engine skips flushes it thinks idle, and a silence is a change it cannot see.
-    """
-    service = SilenceService(store, clock)
-
-    def changed() -> None:
-        if on_change is not None:
-            on_change()
-
-    async def list_silences(_request: Request) -> JSONResponse:
-        found = await to_thread.run_sync(service.active)
-        return JSONResponse({"silences": [silence_json(s) for s in found]})
-
-    async def create(request: Request) -> JSONResponse:
-        try:
-            spec = SilenceIn.model_validate_json(await request.body())
-        except ValidationError as exc:
-            return _first_error(exc)
-        try:
-            silence = await to_thread.run_sync(service.create, spec)
-        except InvalidSilence as exc:
-            return _invalid(str(exc), exc.field)
-        changed()
-        return JSONResponse(silence_json(silence), status_code=201)
-
-    async def expire(request: Request) -> Response:
-        raw = request.path_params["silence_id"]
-        try:
-            silence_id = parse_silence_id(raw)
-        except ValueError as exc:
-            return _invalid(str(exc), "id")
-        if not await to_thread.run_sync(service.expire, silence_id):
-            body = {"error": "not_found", "message": f"no active silence {raw}", "field": "id"}
-            return JSONResponse(body, status_code=404)
-        changed()
-        return Response(status_code=204)
-
-    return [
-        Route("/api/silences", list_silences, methods=["GET"]),
-        Route("/api/silences", create, methods=["POST"]),
-        Route("/api/silences/{silence_id}", expire, methods=["DELETE"]),
-    ]
+            return expire_silence(session=session, silence_id=silence_id, now=self.clock.now())

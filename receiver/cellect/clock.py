@@ -39,10 +39,6 @@ class Clock:
     def speed(self) -> float:
         return self._speed
 
-    @property
-    def is_real(self) -> bool:
-        return self._speed == 1.0
-
     def now(self) -> datetime:
         with self._lock:
             elapsed = (time.monotonic() - self._anchor_real) * self._speed

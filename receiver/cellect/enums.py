@@ -17,10 +17,6 @@ class ImplementationStatus(IntEnum):
         """Order in which statuses may follow each other: 1 → 2/3 → 4/5."""
         return {1: 0, 2: 1, 3: 1, 4: 2, 5: 2}[self.value]
 
-    @property
-    def is_final(self) -> bool:
-        return self.rank == 2
-
 
 class EventReason(IntEnum):
     NO_REASON = 1

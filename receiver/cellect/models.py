@@ -68,10 +68,6 @@ class TimeSeriesResult(WireModel):
     implementation_status: ImplementationStatus
 
 
-class TimeSeriesResponse(WireModel):
-    results: list[TimeSeriesResult]
-
-
 class SiteInformation(WireModel):
     """Master data of one site (SiteInformation / PortfolioOverview).
 
@@ -123,9 +119,3 @@ class StatusWebhook(WireModel):
 
 class AccessTokenResponse(WireModel):
     access_token: str
-
-
-class ErrorBody(WireModel):
-    status_code: int
-    error_code: int
-    message: str

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from receiver.cellect.enums import ImplementationStatus
-from receiver.cellect.models import StatusWebhook, WebhookScheduleEntry
 from receiver.cellect.timestamps import format_timestamp, parse_timestamp
 
 MAX_ENTRIES = 10_000
@@ -59,12 +58,6 @@ class ParsedWebhook:
             for e in self.schedule
         ]
         return {"siteId": self.site_id, "schedule": schedule}
-
-    def to_model(self) -> StatusWebhook:
-        entries = [
-            WebhookScheduleEntry(start=e.start, end=e.end, status=e.status) for e in self.schedule
-        ]
-        return StatusWebhook(site_id=self.site_id, schedule=entries)
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from receiver.cellect.clock import Clock
 from receiver.cellect.timestamps import format_timestamp, parse_timestamp
 from receiver.commands import CommandError
-from receiver.service import load_webhook_secret
+from receiver.ingest.auth import load_webhook_secret
 from receiver.settings import Settings, describe_error
 from receiver.storage.deliveries import deliveries_since, replay_deliveries
 from receiver.storage.engine import DatabaseUrlError, create_engine_for, session_factory, upgrade

@@ -23,7 +23,6 @@ and within a 32-bit integer for up to 21,474 sites.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import random
@@ -43,6 +42,7 @@ from receiver.emulator.state import Outage, SiteSpec, StatusChange, Subscription
 from receiver.emulator.tokens import TokenService
 from receiver.emulator.trader import DemoTrader
 from receiver.emulator.webhook_sender import WebhookSender
+from receiver.runtime import waiting
 
 logger = logging.getLogger(__name__)
 
@@ -202,8 +202,7 @@ class Emulator:
     async def _tick(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             self.sync()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=TICK_S)
+            await waiting.pause(TICK_S, stop)
 
     async def _trade(self, stop: asyncio.Event, app: ASGIApp) -> None:
         # Marked as the demo trader's in the dashboard's list (GET /_emulator/refresh-tokens),

@@ -47,6 +47,7 @@ from receiver.emulator.redaction import (
     url_secrets,
 )
 from receiver.emulator.state import StatusChange, Subscription
+from receiver.runtime import waiting
 
 logger = logging.getLogger(__name__)
 
@@ -342,19 +343,7 @@ class WebhookSender:
             await self.aclose()
 
     async def _wait(self, stop: asyncio.Event, wake: asyncio.Event) -> None:
-        waiters: list[asyncio.Task[object]] = [
-            asyncio.create_task(stop.wait()),
-            asyncio.create_task(wake.wait()),
-        ]
-        next_due = self.next_due()
-        if next_due is not None:
-            waiters.append(asyncio.create_task(self._clock.sleep_until(next_due)))
-        try:
-            await asyncio.wait(waiters, timeout=_IDLE_WAIT_S, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+        await waiting.until(self._clock, self.next_due(), stop, wake, real_s=_IDLE_WAIT_S)
 
     async def aclose(self) -> None:
         """Close the HTTP client if this sender created it."""

@@ -23,7 +23,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from sqlalchemy import Engine
 from standardwebhooks.webhooks import Webhook
+
+from receiver.cellect.clock import Clock
+from receiver.settings import Settings
+from receiver.storage.secrets import kept_secret
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 SIGNATURE_TOLERANCE_S = 300.0
@@ -163,3 +168,15 @@ def _timestamp(raw: str) -> datetime | None:
         return datetime.fromtimestamp(int(raw), tz=UTC)
     except (ValueError, OverflowError, OSError):  # beyond the year 9999
         return None
+
+
+WEBHOOK_SECRET_NAME = "webhook_secret"
+
+
+def load_webhook_secret(settings: Settings, engine: Engine, clock: Clock) -> str | None:
+    """The configured secret, else the one generated on first start and kept in the DB."""
+    if settings.webhook_secret is not None:
+        return settings.webhook_secret.get_secret_value()
+    if settings.webhook_auth_disabled:
+        return None
+    return kept_secret(engine, clock, WEBHOOK_SECRET_NAME)

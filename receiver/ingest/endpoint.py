@@ -30,7 +30,7 @@ from receiver.cellect.clock import Clock
 from receiver.cellect.webhook import PayloadError, parse_status_webhook
 from receiver.ingest.auth import WebhookAuth, WebhookAuthError
 from receiver.ingest.commit import CommitterClosed, CommitTimeout, GroupCommitter, QueueFull
-from receiver.ingest.writer import DeliveryRefused
+from receiver.ingest.framing import DeliveryRefused
 from receiver.storage.deliveries import BatchOutcome, IncomingDelivery
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ The monitor is one Python process, and its event loop (HTTP, validation, the fle
 picture, alerting) and the writer (digests, the status rules, the SQLite or PostgreSQL
 statements) would otherwise share one interpreter lock: under a burst of
 webhooks the writer's Python work cost the event loop about as much as the HTTP
-handling itself. `WriterProcess` starts `python -m receiver.ingest.writer` and hands it
+handling itself. `WriterProcess` starts `python -m receiver.ingest.writer_child` and hands it
 each group-commit batch over a socket pair; the child stores the batch with
 `store_webhook_batch` (one transaction, committed before it answers) and sends back
 one `BatchOutcome` per delivery. The monitor acknowledges a delivery only after that
@@ -29,87 +29,33 @@ is then acknowledged as a duplicate) and the next batch starts a new child.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import logging
 import os
-import pickle
-import signal
 import socket
-import struct
 import subprocess
 import sys
-import threading
 import time
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import anyio.to_thread
-from sqlalchemy import Engine, event
-from sqlalchemy.exc import DataError, IntegrityError
-from sqlmodel import Session
 
-from receiver.cellect.webhook import PayloadError, parse_status_webhook
-from receiver.storage.deliveries import BatchOutcome, IncomingDelivery, store_webhook_batch
+from receiver.ingest.framing import (
+    LENGTH,
+    WriterFailure,
+    WriterUnavailable,
+    frame,
+    recv,
+    send,
+    unpickle,
+)
+from receiver.storage.deliveries import BatchOutcome, IncomingDelivery
 
 log = logging.getLogger(__name__)
 
-Wire = tuple[str, datetime, str | None]  # body, received_at, remote_addr
-Batch = tuple[list[Wire], frozenset[str]]  # the deliveries, and the digests in doubt
 START_TIMEOUT_S = 60.0
-_LENGTH = struct.Struct("!Q")  # each message: its length, then its pickle
-
-
-class WriterUnavailable(RuntimeError):
-    """The writer process is not running (it failed to start, or died mid-batch)."""
-
-
-class DeliveryRefused(ValueError):
-    """The database refused this one delivery's values (stored alone, it still fails)."""
-
-
-@dataclass(frozen=True)
-class WriterFailure:
-    """The child's answer when a batch (or one delivery) could not be stored: nothing of
-    it was committed. `refused`: the database refused the values, not an outage."""
-
-    error: str
-    refused: bool = False
-
-    def exception(self) -> Exception:
-        if self.refused:
-            return DeliveryRefused(self.error)
-        return WriterUnavailable(f"the webhook writer could not store it: {self.error}")
-
-
-def _frame(message: object) -> bytes:
-    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    return _LENGTH.pack(len(data)) + data
-
-
-def _send(sock: socket.socket, message: object) -> None:
-    sock.sendall(_frame(message))
-
-
-def _recv(sock: socket.socket) -> Any:
-    """The next message; EOFError when the other side has closed the socket."""
-    (length,) = _LENGTH.unpack(_recv_exactly(sock, _LENGTH.size))
-    return pickle.loads(_recv_exactly(sock, length))  # noqa: S301 - our own child, a socketpair
-
-
-def _recv_exactly(sock: socket.socket, size: int) -> bytes:
-    buffer = bytearray(size)
-    view, got = memoryview(buffer), 0
-    while got < size:
-        n = sock.recv_into(view[got:])
-        if n == 0:
-            raise EOFError
-        got += n
-    return bytes(buffer)
 
 
 @dataclass
@@ -170,7 +116,7 @@ class WriterProcess:
     def _spawn(self) -> tuple[subprocess.Popen[bytes], socket.socket]:
         ours, theirs = socket.socketpair()
         try:
-            command = [sys.executable, "-m", "receiver.ingest.writer"]
+            command = [sys.executable, "-m", "receiver.ingest.writer_child"]
             command += ["--fd", str(theirs.fileno()), "--parent-pid", str(os.getpid())]
             # Our own interpreter and module; the arguments are numbers.
             process = subprocess.Popen(command, pass_fds=(theirs.fileno(),))  # noqa: S603
@@ -178,8 +124,8 @@ class WriterProcess:
             theirs.close()
         try:
             ours.settimeout(START_TIMEOUT_S)
-            _send(ours, self._database_url)
-            answer = _recv(ours)
+            send(ours, self._database_url)
+            answer = recv(ours)
         except (EOFError, OSError) as exc:
             answer = WriterFailure(f"no answer ({type(exc).__name__})")
         if isinstance(answer, WriterFailure):
@@ -200,7 +146,7 @@ class WriterProcess:
         answer: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         child.pending.append((answer, time.monotonic()))
         wire = [(d.body, d.received_at, d.remote_addr) for d in deliveries]
-        child.stream.write(_frame((wire, in_doubt)))
+        child.stream.write(frame((wire, in_doubt)))
         result = await answer
         if isinstance(result, WriterFailure):
             raise result.exception()
@@ -224,8 +170,8 @@ class WriterProcess:
         error: Exception = WriterUnavailable("the webhook writer stopped")
         try:
             while True:
-                (length,) = _LENGTH.unpack(await reader.readexactly(_LENGTH.size))
-                message = pickle.loads(await reader.readexactly(length))  # noqa: S301
+                (length,) = LENGTH.unpack(await reader.readexactly(LENGTH.size))
+                message = unpickle(await reader.readexactly(length))
                 waiting, _ = child.pending.popleft()
                 if not waiting.done():
                     waiting.set_result(message)
@@ -268,167 +214,3 @@ def _reap(process: subprocess.Popen[bytes]) -> None:
 
 
 # The child.
-
-
-def _serve(sock: socket.socket) -> None:
-    from receiver.storage.engine import create_engine_for, session_factory
-
-    try:
-        engine = create_engine_for(_recv(sock))
-        checkpointer = Checkpointer.for_engine(engine)
-        with engine.connect():
-            pass  # reachable, or the monitor learns now why not
-    except Exception as exc:
-        _send(sock, WriterFailure(f"{type(exc).__name__}: {exc}"))
-        return
-    _send(sock, "ready")
-    sessions = session_factory(engine)
-    if checkpointer is not None:
-        checkpointer.start()
-    while True:
-        try:
-            wire, in_doubt = _recv(sock)
-        except (EOFError, OSError):  # the monitor closed the socket, or died
-            break
-        try:
-            answer = _store_wire(sessions, wire, in_doubt)
-        except Exception as exc:
-            log.exception("storing a webhook batch failed")
-            answer = _failure(exc)
-        try:
-            _send(sock, answer)
-        except OSError:
-            break
-    if checkpointer is not None:
-        checkpointer.stop()
-    engine.dispose()
-
-
-Answer = list[BatchOutcome | WriterFailure] | WriterFailure
-
-
-def _store_wire(
-    sessions: Callable[[], Session], wire: list[Wire], in_doubt: frozenset[str]
-) -> Answer:
-    """Parse (the monitor validated each body; one that does not parse here is refused
-    alone) and store the batch."""
-    parsed: list[IncomingDelivery | WriterFailure] = []
-    for body, at, addr in wire:
-        try:
-            parsed.append(IncomingDelivery(body, parse_status_webhook(json.loads(body)), at, addr))
-        except (ValueError, PayloadError) as exc:
-            parsed.append(WriterFailure(f"unparsable delivery: {type(exc).__name__}", True))
-    good = [p for p in parsed if isinstance(p, IncomingDelivery)]
-    stored = iter(_store(sessions, good, in_doubt) if good else [])
-    return [p if isinstance(p, WriterFailure) else next(stored) for p in parsed]
-
-
-def _store(
-    sessions: Callable[[], Session], deliveries: list[IncomingDelivery], in_doubt: frozenset[str]
-) -> list[BatchOutcome | WriterFailure]:
-    """The batch in one transaction; if it fails, each delivery in a transaction of its
-    own, so that one delivery the database refuses never fails its neighbours."""
-    try:
-        with sessions() as session:
-            return list(
-                store_webhook_batch(session=session, deliveries=deliveries, in_doubt=in_doubt)
-            )
-    except Exception as exc:
-        if len(deliveries) == 1:
-            log.exception("storing a webhook delivery failed")
-            return [_failure(exc)]
-        log.warning(
-            "a batch of %d deliveries failed (%s); storing each alone",
-            len(deliveries),
-            type(exc).__name__,
-        )
-    answers: list[BatchOutcome | WriterFailure] = []
-    for delivery in deliveries:
-        try:
-            with sessions() as session:
-                answers += store_webhook_batch(
-                    session=session, deliveries=[delivery], in_doubt=in_doubt
-                )
-        except Exception as exc:
-            log.exception("storing a webhook delivery failed")
-            answers.append(_failure(exc))
-    return answers
-
-
-def _failure(exc: Exception) -> WriterFailure:
-    # The values of the delivery itself (out of a column's range, a constraint): the same
-    # delivery would fail every time, so it is refused rather than retried forever.
-    refused = isinstance(exc, DataError | IntegrityError)
-    return WriterFailure(f"{type(exc).__name__}: {_first_line(exc)}", refused)
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc)
-    return text.splitlines()[0] if text else ""
-
-
-class Checkpointer(threading.Thread):
-    """SQLite only: copies the write-ahead log into the database file beside the writer.
-
-    SQLite checkpoints inside the commit that crosses `wal_autocheckpoint` pages, and
-    that commit (with every delivery of its batch) then waits for the copy and a second
-    fsync. The writer's connections turn that off; this thread runs a PASSIVE checkpoint
-    (it never blocks the writer, and readers never block it) every `every_s` seconds on
-    a connection of its own, and once more when the writer stops. Durability is the
-    WAL's either way: a commit is on disk once its WAL frames are.
-    """
-
-    def __init__(self, engine: Engine, every_s: float = 1.0) -> None:
-        super().__init__(name="wal-checkpointer", daemon=True)
-        self.engine, self.every_s = engine, every_s
-        self._stopping = threading.Event()
-
-    @classmethod
-    def for_engine(cls, engine: Engine) -> Checkpointer | None:
-        if engine.dialect.name != "sqlite":
-            return None
-
-        @event.listens_for(engine, "connect")
-        def _no_autocheckpoint(dbapi_connection: Any, _record: Any) -> None:
-            dbapi_connection.execute("PRAGMA wal_autocheckpoint=0")
-
-        return cls(engine)
-
-    def run(self) -> None:
-        while not self._stopping.wait(self.every_s):
-            self.checkpoint()
-        self.checkpoint()
-
-    def checkpoint(self) -> None:
-        try:
-            with self.engine.connect() as connection:
-                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
-        except Exception:  # the next round tries again; the WAL only grows meanwhile
-            log.exception("checkpointing the SQLite write-ahead log failed")
-
-    def stop(self) -> None:
-        self._stopping.set()
-        self.join(timeout=30)
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="cellect-monitor's webhook writer process")
-    parser.add_argument("--fd", type=int, required=True, help="the socket to the monitor")
-    parser.add_argument("--parent-pid", type=int, help="the monitor's pid (for ps)")
-    args = parser.parse_args(argv)
-    # Ctrl-C or a service manager's SIGTERM reach the whole process group: the writer
-    # finishes the batch in flight and leaves when the monitor closes the socket.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    _serve(socket.socket(fileno=args.fd))
-
-
-if __name__ == "__main__":
-    # Through the importable module, not this `__main__` copy: what the child pickles
-    # (WriterFailure) must unpickle in the monitor as receiver.ingest.writer's class.
-    from receiver.ingest.writer import main as writer_main
-
-    writer_main()

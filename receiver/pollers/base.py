@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.errors import CellectError
+from receiver.runtime import waiting
 
 log = logging.getLogger(__name__)
 
@@ -103,11 +104,7 @@ class Poller:
             # advance made in between (and rounds would drift by their own duration).
             due = self.clock.now() + timedelta(seconds=self._next_delay())
             await self.run_once()
-            sleeper = asyncio.ensure_future(self.clock.sleep_until(due))
-            stopper = asyncio.ensure_future(self._stop.wait())
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (sleeper, stopper):
-                task.cancel()
+            await waiting.until(self.clock, due, self._stop)
 
     def stop(self) -> None:
         self._stop.set()

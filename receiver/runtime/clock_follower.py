@@ -10,7 +10,6 @@ The clock is read at start and every `every_s` real seconds after, and re-anchor
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 
@@ -18,6 +17,7 @@ import httpx
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.timestamps import parse_timestamp
+from receiver.runtime import waiting
 
 log = logging.getLogger(__name__)
 
@@ -59,5 +59,4 @@ async def follow(clock: Clock, url: str, stop: asyncio.Event, every_s: float = 0
                 if not failing:
                     log.warning("%s; the clock runs on at its last speed", exc)
                 failing = True
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=every_s)
+            await waiting.pause(every_s, stop)

@@ -1,4 +1,4 @@
-"""SQLModel tables of the alerting engine: alerts, silences, the outbox, generated secrets."""
+"""SQLModel tables of the alerting engine: alerts, silences, the outbox."""
 
 from __future__ import annotations
 
@@ -60,12 +60,3 @@ class OutboxMessage(SQLModel, table=True):
     # A short reason only: never the notifier URL or anything else holding a secret.
     last_error: str | None = Field(default=None, sa_type=Text)
     sent_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
-
-
-class MonitorSecret(SQLModel, table=True):
-    """A secret the monitor generated for itself (e.g. the webhook secret)."""
-
-    __tablename__ = "monitor_secrets"
-    name: str = Field(primary_key=True, sa_type=String(64))
-    value: str
-    created_at: datetime = Field(sa_type=UtcDateTime)

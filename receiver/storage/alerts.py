@@ -1,11 +1,11 @@
-"""Repository functions for the alerting engine's state: alerts, silences, own secrets.
+"""Repository functions for the alerting engine's state: alerts and silences.
 
 Keyword-only; nothing here commits (the caller owns the transaction).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
@@ -14,7 +14,7 @@ from sqlalchemy import Table, update
 from sqlalchemy import select as core_select
 from sqlmodel import Session, col, select
 
-from receiver.storage.alert_tables import AlertRecord, MonitorSecret, Silence
+from receiver.storage.alert_tables import AlertRecord, Silence
 from receiver.storage.dialect import chunks, insert_for
 
 AlertState = Literal["firing", "resolved"]
@@ -40,19 +40,6 @@ class FiringAlert:
     severity: str
     labels: Mapping[str, str]
     annotations: Mapping[str, str]
-
-
-def get_or_create_secret(
-    *, session: Session, name: str, factory: Callable[[], str], now: datetime
-) -> str:
-    """The secret stored under `name`, generated with `factory` the first time.
-
-    Safe when two processes start at once: the loser of the insert race reads the
-    winner's value.
-    """
-    stmt = insert_for(session, MonitorSecret).values(name=name, value=factory(), created_at=now)
-    session.exec(stmt.on_conflict_do_nothing(index_elements=["name"]))
-    return session.exec(select(MonitorSecret.value).where(MonitorSecret.name == name)).one()
 
 
 def upsert_alert(
@@ -87,13 +74,6 @@ def upsert_alert(
     session.add(alert)
     session.flush()
     return alert
-
-
-def mark_notified(*, session: Session, fingerprint: str, at: datetime) -> None:
-    """Remember when the alert was last sent out (for repeat_interval)."""
-    alert = session.exec(select(AlertRecord).where(AlertRecord.fingerprint == fingerprint)).one()
-    alert.last_notified_at = at
-    session.add(alert)
 
 
 def list_firing_alerts(*, session: Session, rule: str | None = None) -> list[AlertRecord]:

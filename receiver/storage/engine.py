@@ -14,7 +14,6 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -126,8 +125,3 @@ def current_revision(engine: Engine) -> str | None:
     """The schema revision the database is at (None before the first upgrade)."""
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
-
-
-def head_revision() -> str | None:
-    """The newest schema revision this version of the code ships."""
-    return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -11,10 +11,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
-from receiver.cellect.enums import AvailabilityStatus
 from receiver.cellect.models import AvailabilityEvent
 from receiver.storage.dialect import chunks, insert_for
 from receiver.storage.tables import AvailabilityEventRecord
@@ -67,43 +65,3 @@ def upsert_availability_events(
             )
         )
     return len(set(rows) - known)
-
-
-def open_events(
-    *, session: Session, now: datetime, site_id: int | None = None
-) -> list[AvailabilityEventRecord]:
-    """NotAvailable events under way at `now` (started, not ended), by site and start."""
-    query = (
-        select(AvailabilityEventRecord)
-        .where(
-            AvailabilityEventRecord.availability_status == int(AvailabilityStatus.NOT_AVAILABLE),
-            col(AvailabilityEventRecord.start_at) <= now,
-            or_(
-                col(AvailabilityEventRecord.end_at).is_(None),
-                col(AvailabilityEventRecord.end_at) > now,
-            ),
-        )
-        .order_by(col(AvailabilityEventRecord.site_id), col(AvailabilityEventRecord.start_at))
-    )
-    if site_id is not None:
-        query = query.where(AvailabilityEventRecord.site_id == site_id)
-    return list(session.exec(query).all())
-
-
-def site_events(
-    *, session: Session, site_id: int, start: datetime, end: datetime
-) -> list[AvailabilityEventRecord]:
-    """One site's events overlapping [start, end), oldest first."""
-    query = (
-        select(AvailabilityEventRecord)
-        .where(
-            AvailabilityEventRecord.site_id == site_id,
-            col(AvailabilityEventRecord.start_at) < end,
-            or_(
-                col(AvailabilityEventRecord.end_at).is_(None),
-                col(AvailabilityEventRecord.end_at) > start,
-            ),
-        )
-        .order_by(col(AvailabilityEventRecord.start_at))
-    )
-    return list(session.exec(query).all())

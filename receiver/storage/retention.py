@@ -21,6 +21,7 @@ from sqlmodel import Session, col, select
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import ImplementationStatus
+from receiver.runtime import waiting
 from receiver.storage.alert_tables import AlertRecord, OutboxMessage, Silence
 from receiver.storage.engine import session_factory
 from receiver.storage.tables import (
@@ -89,7 +90,7 @@ async def run_retention(
     *,
     retention_days: int,
     clock: Clock,
-    stop: anyio.Event | asyncio.Event,
+    stop: asyncio.Event,
     interval_s: float = 3600.0,
     on_pruned: Callable[[dict[str, int]], None] | None = None,
 ) -> None:
@@ -105,18 +106,4 @@ async def run_retention(
                 logger.info("retention pruned %s", counts)
             if on_pruned is not None:
                 on_pruned(counts)
-        await _sleep_unless_stopped(clock, interval_s, stop)
-
-
-async def _sleep_unless_stopped(
-    clock: Clock, seconds: float, stop: anyio.Event | asyncio.Event
-) -> None:
-    async with anyio.create_task_group() as group:
-
-        async def _watch_stop() -> None:
-            await stop.wait()
-            group.cancel_scope.cancel()
-
-        group.start_soon(_watch_stop)
-        await clock.sleep(seconds)
-        group.cancel_scope.cancel()
+        await waiting.until(clock, clock.now() + timedelta(seconds=interval_s), stop)

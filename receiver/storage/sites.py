@@ -77,25 +77,6 @@ def mark_absent_sites(
     return absent
 
 
-def list_sites(*, session: Session, present_only: bool = True) -> list[Site]:
-    """The sites, by id; only those still in the portfolio unless `present_only` is False."""
-    query = select(Site).order_by(col(Site.site_id))
-    if present_only:
-        query = query.where(col(Site.present))
-    return list(session.exec(query).all())
-
-
-def record_measurement(
-    *, session: Session, site_id: int, measured_at: datetime, soc_pct: float, power_kw: float
-) -> bool:
-    """Store one measurement; False when that site already has one at that instant."""
-    stmt = insert_for(session, Measurement).values(
-        site_id=site_id, measured_at=measured_at, soc_pct=soc_pct, power_kw=power_kw
-    )
-    stmt = stmt.on_conflict_do_nothing(index_elements=["site_id", "measured_at"])
-    return session.exec(stmt.returning(col(Measurement.id))).first() is not None
-
-
 def record_measurements(
     *, session: Session, sites: Sequence[SiteInformation], measured_at: datetime
 ) -> int:
@@ -116,19 +97,3 @@ def record_measurements(
         stmt = stmt.on_conflict_do_nothing(index_elements=["site_id", "measured_at"])
         stored += len(session.exec(stmt.returning(col(Measurement.id))).all())
     return stored
-
-
-def site_history(
-    *, session: Session, site_id: int, start: datetime, end: datetime
-) -> list[Measurement]:
-    """One site's measurements in [start, end), oldest first."""
-    query = (
-        select(Measurement)
-        .where(
-            Measurement.site_id == site_id,
-            col(Measurement.measured_at) >= start,
-            col(Measurement.measured_at) < end,
-        )
-        .order_by(col(Measurement.measured_at))
-    )
-    return list(session.exec(query).all())

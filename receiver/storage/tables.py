@@ -39,10 +39,6 @@ class Site(SiteBase, table=True):
     __tablename__ = "sites"
 
 
-class SitePublic(SiteBase):
-    pass
-
-
 class MeasurementBase(SQLModel):
     site_id: int = Field(foreign_key="sites.site_id")
     measured_at: datetime = Field(sa_type=UtcDateTime)
@@ -60,10 +56,6 @@ class Measurement(MeasurementBase, table=True):
         Index("ix_measurements_measured_at", "measured_at"),
     )
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
-
-
-class MeasurementPublic(MeasurementBase):
-    id: int
 
 
 class AvailabilityEventBase(SQLModel):
@@ -88,10 +80,6 @@ class AvailabilityEventRecord(AvailabilityEventBase, table=True):
         Index("ix_availability_events_site_start", "site_id", "start_at"),
     )
     id: int | None = Field(default=None, primary_key=True)
-
-
-class AvailabilityEventPublic(AvailabilityEventBase):
-    id: int
 
 
 class ScheduleEntryBase(SQLModel):
@@ -124,10 +112,6 @@ class ScheduleEntryRecord(ScheduleEntryBase, table=True):
         Index("ix_schedule_entries_status_start", "status", "start_at"),
     )
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
-
-
-class ScheduleEntryPublic(ScheduleEntryBase):
-    id: int
 
 
 class ScheduleStatusChange(SQLModel, table=True):

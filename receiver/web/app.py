@@ -23,13 +23,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from receiver.alerting.silences import silence_routes
 from receiver.cellect.clock import Clock
 from receiver.metrics.registry import Metrics, metrics_endpoint
 from receiver.service import Monitor
 from receiver.settings import Settings
 from receiver.web import middleware
 from receiver.web.operator_api import AdminCredential
+from receiver.web.silences import silence_routes
 
 WEBHOOK_PATH = "/webhooks/time-series"
 
@@ -69,7 +69,7 @@ async def readyz(request: Request) -> Response:
         }
         for p in monitor.pollers
     }
-    writer, alerting = monitor.writer_up(), monitor.alerting_ok()
+    writer, alerting = monitor.writer_up(), monitor.alert_loop.ok()
     overdue = any(p["overdue"] for p in pollers.values())
     ready = database and writer and alerting and not overdue
     body = {

@@ -28,8 +28,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from receiver.cellect.clock import Clock
 from receiver.ingest.endpoint import BodyTooLarge, Disconnected, read_capped
-from receiver.service import kept_secret
 from receiver.settings import Settings
+from receiver.storage.secrets import kept_secret
 
 API_PREFIX = "/api"
 MAX_BODY_BYTES = 64 * 1024

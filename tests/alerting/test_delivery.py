@@ -20,6 +20,7 @@ from sqlalchemy import Engine
 
 from receiver.alerting.catalogue import spec
 from receiver.alerting.engine import AlertEngine
+from receiver.alerting.loop import AlertLoop
 from receiver.alerting.model import FleetView, Severity, SiteView
 from receiver.alerting.notify.notifier import Notifier
 from receiver.alerting.notify.outbox import Backoff, DeliveryWorker
@@ -189,7 +190,8 @@ def test_message_is_dead_after_max_attempts(
 async def test_run_loops_evaluate_flush_and_deliver(
     clock: Clock, settings: Settings, store: Engine
 ) -> None:
-    """The engine and worker loops, on a sped-up clock, deliver a fleet's alert and stop."""
+    """The alert loop and the delivery worker, on a sped-up clock, deliver a fleet's alert
+    and stop."""
     with HttpSink() as sink:
         notifier = Notifier([SecretStr(sink.url("/hook").replace("http://", "json://"))])
         engine, worker = wire(clock, settings, store, notifier, Outcomes())
@@ -200,7 +202,7 @@ async def test_run_loops_evaluate_flush_and_deliver(
         stop = asyncio.Event()
         clock.set_speed(600.0)  # SoCLow's hold of 10 min and group_wait of 30 s pass in ~1 s
         tasks = [
-            asyncio.create_task(engine.run(stop, fleet=fleet, tick_s=5)),
+            asyncio.create_task(AlertLoop(engine, fleet, min_gap_s=0.0).run(stop)),
             asyncio.create_task(worker.run(stop, tick_s=5)),
         ]
         try:

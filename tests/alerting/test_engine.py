@@ -11,7 +11,7 @@ from receiver.alerting.engine import AlertEngine
 from receiver.alerting.model import Severity
 from receiver.cellect.clock import Clock
 from receiver.settings import Settings
-from receiver.storage import repository
+from receiver.storage.alerts import create_silence
 from tests.alerting.helpers import new_session, outbox, service_alert, site_alert
 
 LOW7, LOW8 = site_alert("SoCLow", 7), site_alert("SoCLow", 8)
@@ -128,7 +128,7 @@ def test_silence_mutes_until_it_expires(clock: Clock, settings: Settings, store:
     """A silence on rule + site holds the alert back until it ends; other sites are told."""
     engine = make(clock, settings, store)
     with new_session(store) as session, session.begin():
-        repository.create_silence(
+        create_silence(
             session=session, matchers={"rule": "SoCLow", "site_id": "7"}, starts_at=clock.now(),
             ends_at=clock.now() + timedelta(hours=1), created_by="test", comment="maintenance",
         )  # fmt: skip

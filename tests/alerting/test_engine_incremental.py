@@ -16,10 +16,10 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from receiver.alerting.engine import AlertEngine
-from receiver.alerting.silences import silence_routes
 from receiver.cellect.clock import Clock
 from receiver.settings import Settings
 from receiver.storage.alert_tables import AlertRecord
+from receiver.web.silences import silence_routes
 from tests.alerting.helpers import new_session, outbox, site_alert
 
 LOW7, LOW8, LOW9 = site_alert("SoCLow", 7), site_alert("SoCLow", 8), site_alert("SoCLow", 9)

@@ -10,10 +10,11 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from receiver.alerting.engine import AlertEngine
-from receiver.alerting.silences import parse_duration, silence_routes
+from receiver.alerting.silences import parse_duration
 from receiver.cellect.clock import Clock
 from receiver.cli import main
 from receiver.settings import Settings
+from receiver.web.silences import silence_routes
 from tests.alerting.helpers import outbox, site_alert
 
 HOOK_SECRET = "api-S3cret-value"

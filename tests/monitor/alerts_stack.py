@@ -42,9 +42,9 @@ class AlertStack:
     async def judged(self) -> None:
         """Wait for an alert cycle that starts after this call (what is known now is judged)."""
         monitor = self.stack.monitor
-        before = monitor.alert_cycles_started
+        before = monitor.alert_loop.cycles_started
         monitor.wake_alerts()
-        await until(lambda: monitor.alert_cycles_done > before, what="an alert cycle")
+        await until(lambda: monitor.alert_loop.cycles_done > before, what="an alert cycle")
 
     async def polled(self, *names: str) -> None:
         """Wait until the named pollers (default: all) have succeeded at the current time."""

@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import inspect
 
 from receiver.cli import main
-from receiver.storage.engine import create_engine_for, head_revision
+from receiver.storage.engine import create_engine_for
+from tests.support.history import head_revision
 
 
 def test_db_upgrade_creates_the_tables(

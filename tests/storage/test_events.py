@@ -8,8 +8,9 @@ from sqlmodel import Session, select
 
 from receiver.cellect.enums import AvailabilityStatus, DowntimeType, EventReason, EventSource
 from receiver.cellect.models import AvailabilityEvent
-from receiver.storage.events import open_events, site_events, upsert_availability_events
+from receiver.storage.events import upsert_availability_events
 from receiver.storage.tables import AvailabilityEventRecord
+from tests.support.history import open_events, site_events
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 

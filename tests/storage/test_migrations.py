@@ -19,11 +19,11 @@ from receiver.storage.engine import (
     alembic_config,
     create_engine_for,
     current_revision,
-    head_revision,
     session_factory,
     upgrade,
 )
 from receiver.storage.tables import ScheduleEntryRecord, Site
+from tests.support.history import head_revision
 
 
 def _differences(engine: Engine) -> list[object]:

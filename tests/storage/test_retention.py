@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import anyio
@@ -111,7 +112,7 @@ def test_prune_deletes_only_what_retention_allows(
 async def test_the_retention_loop_prunes_on_the_clock(engine: Engine) -> None:
     """The loop prunes at once, again after each interval of clock time, and stops on request."""
     clock = Clock.frozen(NEW)
-    stop = anyio.Event()
+    stop = asyncio.Event()
     passes: list[dict[str, int]] = []
     pruned = anyio.Event()
 

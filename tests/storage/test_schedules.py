@@ -1,4 +1,4 @@
-"""Schedule entries as stored by the status path: history, power, the planning queries."""
+"""Schedule entries as stored by the status path: generations, history, power."""
 
 from __future__ import annotations
 
@@ -7,17 +7,10 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, col, select
 
 from receiver.cellect.enums import ImplementationStatus as S
-from receiver.storage.schedules import (
-    entries_in_progress_near_start,
-    entries_in_range,
-    planned_horizon,
-    planned_horizons,
-    status_counts,
-    status_history,
-)
 from receiver.storage.status import Observation, Source, StatusChange, apply_observations
 from receiver.storage.status import writer_for as _writer
 from receiver.storage.tables import ScheduleEntryRecord
+from tests.support.history import status_history
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 QUARTER = timedelta(minutes=15)
@@ -94,34 +87,3 @@ def test_every_generation_of_a_replanned_slot_is_kept(session: Session) -> None:
     ]
     history = [[h.status for h in status_history(session=session, entry_id=e.id)] for e in rows]
     assert history == [[1, 5], [1, 3]]
-
-
-def test_planned_horizon_and_status_counts(session: Session) -> None:
-    """The horizon is the end of the last planned entry after now; counts group by site, status."""
-    for slot, status in enumerate([S.IMPLEMENTED, S.IN_PROGRESS, S.IN_PROGRESS, S.DELETED]):
-        _apply(session, slot, status)
-    _apply(session, 0, S.IMPLEMENTED, site_id=2)
-    session.commit()
-    now = T0 + timedelta(minutes=5)
-    assert planned_horizon(session=session, site_id=1, now=now) == T0 + 3 * QUARTER
-    assert planned_horizon(session=session, site_id=1, now=T0 + 3 * QUARTER) is None
-    assert planned_horizon(session=session, site_id=9, now=now) is None
-    assert planned_horizons(session=session, now=now) == {1: T0 + 3 * QUARTER, 2: T0 + QUARTER}
-    assert status_counts(session=session) == {(1, 1): 2, (1, 2): 1, (1, 4): 1, (2, 2): 1}
-
-
-def test_in_progress_entries_near_their_start(session: Session) -> None:
-    """Only InProgress entries starting within the window (or already running) are listed."""
-    for slot, status in [
-        (0, S.IN_PROGRESS),
-        (1, S.IN_PROGRESS),
-        (2, S.IN_PROGRESS),
-        (3, S.IMPLEMENTED),
-    ]:
-        _apply(session, slot, status)
-    session.commit()
-    now = T0 + QUARTER + timedelta(minutes=1)  # slot 0 is over, slot 1 running
-    found = entries_in_progress_near_start(session=session, now=now, within_s=15 * 60)
-    assert [e.start_at for e in found] == [T0 + QUARTER, T0 + 2 * QUARTER]
-    in_range = entries_in_range(session=session, site_id=1, start=now, end=now + QUARTER)
-    assert [e.start_at for e in in_range] == [T0 + QUARTER, T0 + 2 * QUARTER]

@@ -8,15 +8,9 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session
 
 from receiver.cellect.models import SiteInformation
-from receiver.storage.sites import (
-    list_sites,
-    mark_absent_sites,
-    record_measurement,
-    record_measurements,
-    site_history,
-    upsert_sites,
-)
+from receiver.storage.sites import mark_absent_sites, record_measurements, upsert_sites
 from receiver.storage.tables import Site
+from tests.support.history import list_sites, site_history
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 MakeSite = Callable[..., SiteInformation]
@@ -75,9 +69,6 @@ def test_a_measurement_is_stored_once_per_instant(session: Session, make_site: M
     upsert_sites(session=session, sites=[make_site(1)], seen_at=T0)
     assert record_measurements(session=session, sites=[make_site(1, soc=10)], measured_at=T0) == 1
     assert record_measurements(session=session, sites=[make_site(1, soc=20)], measured_at=T0) == 0
-    assert not record_measurement(
-        session=session, site_id=1, measured_at=T0, soc_pct=30, power_kw=0
-    )
     session.commit()
     rows = site_history(session=session, site_id=1, start=T0, end=T0 + timedelta(seconds=1))
     assert [r.soc_pct for r in rows] == [10]

@@ -113,7 +113,7 @@ class Product:
 
 def writer_processes(monitor_pid: int) -> list[int]:
     """The pids of the webhook writer processes started by the monitor `monitor_pid`."""
-    marker = b"receiver.ingest.writer\0--fd\0"
+    marker = b"receiver.ingest.writer_child\0--fd\0"
     parent = f"--parent-pid\0{monitor_pid}\0".encode()
     found = []
     for entry in Path("/proc").iterdir():

@@ -121,10 +121,10 @@ async def test_webhooks_only_mode_still_alerts_on_a_failed_entry(database_url: s
     """Without a refresh token (nothing polled) a status-3 webhook still raises
     ImplementationFailed for the site it names, and no DataStale is invented."""
     async with receiver_app(database_url) as app:
-        started = app.monitor.alert_cycles_started
+        started = app.monitor.alert_loop.cycles_started
         response = await app.post(body(7, entry(4, 3)))
         assert response.status_code == 200
-        await until(lambda: app.monitor.alert_cycles_done > started, what="an alert cycle")
+        await until(lambda: app.monitor.alert_loop.cycles_done > started, what="an alert cycle")
 
         def firing() -> dict[str, dict[str, str]]:
             with Session(app.monitor.engine) as session:
@@ -155,9 +155,9 @@ async def test_a_storm_of_failures_is_one_alert_per_site_until_an_hour_passes_qu
                 }
 
         async def cycle() -> None:
-            started = app.monitor.alert_cycles_started
+            started = app.monitor.alert_loop.cycles_started
             app.monitor.wake_alerts()
-            await until(lambda: app.monitor.alert_cycles_done > started, what="an alert cycle")
+            await until(lambda: app.monitor.alert_loop.cycles_done > started, what="an alert cycle")
 
         for slot in range(15):
             for site_id in (3, 4):

@@ -19,7 +19,8 @@ from sqlmodel import Session, select
 
 from receiver.cellect.enums import ImplementationStatus
 from receiver.cellect.webhook import ParsedWebhook, parse_status_webhook
-from receiver.ingest.writer import DeliveryRefused, WriterProcess, WriterUnavailable
+from receiver.ingest.framing import DeliveryRefused, WriterUnavailable
+from receiver.ingest.writer import WriterProcess
 from receiver.storage.deliveries import BatchOutcome, IncomingDelivery
 from receiver.storage.engine import create_engine_for, upgrade
 from receiver.storage.tables import WebhookDelivery

@@ -25,9 +25,10 @@ from anyio import to_thread
 from sqlalchemy import Engine
 
 from receiver.alerting.notify.notifier import Notifier, SendResult, scrub
-from receiver.storage import repository
+from receiver.runtime import waiting
 from receiver.storage.alert_tables import OutboxMessage
 from receiver.storage.engine import session_factory
+from receiver.storage.outbox import due_messages, mark_failed, mark_sent, pending_count
 
 if TYPE_CHECKING:
     from receiver.cellect.clock import Clock
@@ -97,7 +98,7 @@ class DeliveryWorker:
     def _claim(self) -> Envelope | None:
         now = self.clock.now()
         with self._sessions() as session, session.begin():
-            due = repository.due_messages(session=session, now=now, limit=1)
+            due = due_messages(session=session, now=now, limit=1)
             if not due:
                 return None
             due[0].next_attempt_at = now + timedelta(seconds=self.backoff.lease_s)
@@ -113,11 +114,11 @@ class DeliveryWorker:
         now = self.clock.now()
         with self._sessions() as session, session.begin():
             if result.ok:
-                repository.mark_sent(session=session, message_id=envelope.id, sent_at=now)
+                mark_sent(session=session, message_id=envelope.id, sent_at=now)
                 return "sent"
             limit = envelope.attempts + 1 if result.permanent else self.backoff.max_attempts
             retry_at = now + self.backoff.delay(envelope.attempts + 1)
-            message = repository.mark_failed(
+            message = mark_failed(
                 session=session, message_id=envelope.id, next_attempt_at=retry_at,
                 error=scrub(result.error or "failed"), max_attempts=limit,
             )  # fmt: skip
@@ -148,7 +149,7 @@ class DeliveryWorker:
 
     def pending(self) -> int:
         with self._sessions() as session:
-            return repository.pending_count(session=session)
+            return pending_count(session=session)
 
     def report_pending(self) -> None:
         if self.metrics is not None:
@@ -161,8 +162,5 @@ class DeliveryWorker:
                 await to_thread.run_sync(self.deliver_due)
             except Exception:  # the database may be briefly away; keep the worker alive
                 log.exception("outbox delivery cycle failed; retrying")
-            sleeper = asyncio.ensure_future(self.clock.sleep(tick_s))
-            stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (sleeper, stopper):
-                task.cancel()
+            due = self.clock.now() + timedelta(seconds=tick_s)
+            await waiting.until(self.clock, due, stop)
