@@ -90,12 +90,12 @@ class Monitor:
     ) -> None:
         self.settings, self.clock, self.metrics = settings, clock, metrics
         self.transport = transport
-        self.engine = create_engine_for(settings.database_url)
+        self.database = create_engine_for(settings.database_url)
         self.notifier = Notifier.from_settings(settings)
-        self.alerts = AlertEngine(
+        self.alert_engine = AlertEngine(
             clock,
             settings,
-            self.engine,
+            self.database,
             metrics,
             route=lambda severity: [t.id for t in self.notifier.targets_for(severity)],
         )
@@ -103,11 +103,11 @@ class Monitor:
             metrics=metrics,
             clock=clock,
             in_progress_stuck_s=settings.in_progress_stuck_s,
-            failure_hold_s=self.alerts.thresholds.failure_hold_s,
+            failure_hold_s=self.alert_engine.thresholds.failure_hold_s,
             polling=settings.refresh_token is not None,
             max_sites=settings.max_sites,
         )
-        self.outbox = DeliveryWorker(clock, self.engine, self.notifier, metrics)
+        self.outbox = DeliveryWorker(clock, self.database, self.notifier, metrics)
         self.writer = WriterProcess(settings.database_url)
         # Two batches in flight: the writer process stores one while the next is sent.
         bounds = Bounds(
@@ -135,7 +135,7 @@ class Monitor:
         self.receiver: WebhookReceiver | None = None
         self.webhook_secret: str | None = None
         self.alert_loop = AlertLoop(
-            self.alerts, self._judged_view, min_gap_s=settings.alert_min_gap_s
+            self.alert_engine, self._judged_view, min_gap_s=settings.alert_min_gap_s
         )
         self._exit = AsyncExitStack()
 
@@ -145,13 +145,13 @@ class Monitor:
         if self.settings.clock_url:
             async with httpx.AsyncClient(timeout=10.0) as http:
                 await clock_follower.sync(self.clock, http, self.settings.clock_url, first=True)
-        await anyio.to_thread.run_sync(upgrade, self.engine)
+        await anyio.to_thread.run_sync(upgrade, self.database)
         stored = await anyio.to_thread.run_sync(self._stored_fleet)
         self.fleet.restore(stored)
-        self.alerts.settled = self.settled
+        self.alert_engine.settled = self.settled
         await self.writer.start()
         self.webhook_secret = await anyio.to_thread.run_sync(
-            load_webhook_secret, self.settings, self.engine, self.clock
+            load_webhook_secret, self.settings, self.database, self.clock
         )
         self.receiver = self._build_receiver()
         if self.settings.refresh_token is not None:
@@ -181,8 +181,8 @@ class Monitor:
         self.fleet.set_refresh_token_expiry(self.settings.refresh_token_expires_at)
 
     def _stored_fleet(self) -> StoredFleet:
-        hold = timedelta(seconds=self.alerts.thresholds.failure_hold_s)
-        with session_factory(self.engine)() as session:
+        hold = timedelta(seconds=self.alert_engine.thresholds.failure_hold_s)
+        with session_factory(self.database)() as session:
             return load_fleet(session=session, now=self.clock.now(), failure_hold=hold)
 
     def settled(self) -> bool:
@@ -218,7 +218,7 @@ class Monitor:
 
     def _build_pollers(self, client: CellectClient) -> list[Poller]:
         s = self.settings
-        context = PollContext(client, self.engine, self.fleet, s.poll_concurrency)
+        context = PollContext(client, self.database, self.fleet, s.poll_concurrency)
         common: dict[str, Any] = {
             "clock": self.clock,
             "jitter": s.poll_jitter,
@@ -300,7 +300,7 @@ class Monitor:
 
     def database_ok(self) -> bool:
         try:
-            with Session(self.engine) as session:
+            with Session(self.database) as session:
                 session.exec(text("SELECT 1"))  # type: ignore[call-overload]
         except Exception:
             return False
@@ -318,7 +318,7 @@ class Monitor:
             self.alert_loop.run(stop),
             self.outbox.run(stop),
             run_retention(
-                self.engine,
+                self.database,
                 retention_days=self.settings.retention_days,
                 clock=self.clock,
                 stop=stop,
@@ -338,7 +338,7 @@ class Monitor:
     async def close(self) -> None:
         await self.writer.close()
         await self._exit.aclose()
-        self.engine.dispose()
+        self.database.dispose()
 
 
 async def _wind_down(tasks: list[asyncio.Task[None]], grace_s: float = 5.0) -> None:

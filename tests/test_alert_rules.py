@@ -33,7 +33,7 @@ PROMETHEUS_CONFIGS = [
 ]
 
 
-# DESIGN.md's metric catalogue, with the series a histogram exports under its name.
+# The metric catalogue (docs/metrics.md), with the series a histogram exports under its name.
 DESIGN_METRICS = frozenset(
     {
         "cellect_site_info",

@@ -49,7 +49,7 @@ BUILTIN_PANELS = {
     "heatmap",
     "histogram",
 }
-# Gauges exported for the dashboards only (not named by DESIGN.md's catalogue or the rules).
+# Gauges exported for the dashboards only (not named by docs/metrics.md's catalogue or the rules).
 DASHBOARD_GAUGES = frozenset(
     {
         "cellect_site_next_planned_outage_start_timestamp_seconds",

@@ -2,7 +2,7 @@
 
 Attributes are snake_case; aliases carry the guide's camelCase names, so
 `model_dump(by_alias=True, mode="json")` produces exactly what travels on the wire.
-Where the guide is silent the shapes follow DESIGN.md: master data and events answer
+Where the guide is silent the shapes follow docs/decisions.md: master data and events answer
 JSON arrays; availability events carry an `eventId` and their `startDate`/`endDate`
 (null while open) so a poller can store each event once.
 """

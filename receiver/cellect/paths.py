@@ -1,4 +1,4 @@
-"""URL paths of the Cellect Partner API (DESIGN.md: token service and resources, `/v1`)."""
+"""URL paths of the Cellect Partner API (docs/decisions.md: token service and resources, `/v1`)."""
 
 ACCESS_TOKEN = "/v1/access-token"
 PORTFOLIO_MASTER_DATA = "/v1/resources/sites/master-data"

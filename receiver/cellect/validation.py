@@ -4,7 +4,7 @@ One pure function per request kind. Each returns *every* violation it finds, in 
 stable order (body-level first, then entry by entry), never raises on any input, and
 reads "now" from its caller so the emulator's clock and the client's clock both work.
 
-Decisions where the guide is silent (DESIGN.md):
+Decisions where the guide is silent (docs/decisions.md):
 - A body that is not an object, or whose `data` is missing, not an array or empty,
   has no start date, end date or power: 30009, 30011 and 30013 on field `data`.
 - `partnerAccountId` is optional; present but null/blank is 30042, not a positive

@@ -1,9 +1,10 @@
 """Strict parsing of the time-series status webhook, with errors that name the field.
 
-Shape (DESIGN.md): `{"siteId": int, "schedule": [{"start": ts, "end": ts, "status": 1..5}]}`,
-timestamps ISO-8601 with a zone. Policy for unknown fields: they are ignored (Cellect may
-add fields without notice, and refusing a delivery would lose the statuses it carries);
-the raw body, unknown fields included, is kept with the stored delivery.
+Shape (docs/decisions.md):
+`{"siteId": int, "schedule": [{"start": ts, "end": ts, "status": 1..5}]}`, timestamps
+ISO-8601 with a zone. Policy for unknown fields: they are ignored (Cellect may add fields
+without notice, and refusing a delivery would lose the statuses it carries); the raw
+body, unknown fields included, is kept with the stored delivery.
 
 The result is a plain frozen dataclass, not the pydantic `StatusWebhook`: this runs once
 per request on the ingest hot path, where building validated models cost more than the

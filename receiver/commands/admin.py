@@ -16,13 +16,8 @@ from __future__ import annotations
 import argparse
 from typing import TypeAlias
 
-from pydantic import ValidationError
-from sqlalchemy.exc import SQLAlchemyError
-
 from receiver.cellect.clock import Clock
-from receiver.commands import CommandError
-from receiver.settings import Settings, describe_error
-from receiver.storage.engine import DatabaseUrlError, create_engine_for, upgrade
+from receiver.commands import database, load_settings
 from receiver.web.operator_api import load_admin_token
 
 Parsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -36,28 +31,10 @@ def register(subparsers: Parsers) -> None:
     token.set_defaults(handler=_token)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    overrides = {"database_url": args.database_url} if args.database_url else {}
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise CommandError(describe_error(exc)) from None
-
-
 def _token(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    try:
-        engine = create_engine_for(settings.database_url)
-    except DatabaseUrlError as exc:
-        raise CommandError(str(exc)) from None
-    try:
-        upgrade(engine)
+    overrides = {"database_url": args.database_url} if args.database_url else {}
+    settings = load_settings(**overrides)
+    with database(settings.database_url) as engine:
         token = load_admin_token(settings, engine, Clock())
-    except SQLAlchemyError as exc:
-        # The driver's first line names what failed, never the URL's password.
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-        raise CommandError(f"database error: {reason[0] if reason else 'unknown'}") from None
-    finally:
-        engine.dispose()
     print(token)
     return 0

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from typing import TypeAlias, TypeVar
 
 from pydantic import ValidationError
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 from receiver.alerting.notify.notifier import Notifier, NotifierConfigError
 from receiver.alerting.silences import (
@@ -27,9 +25,7 @@ from receiver.alerting.silences import (
     silence_json,
 )
 from receiver.cellect.clock import Clock
-from receiver.commands import CommandError
-from receiver.settings import Settings, describe_error
-from receiver.storage.engine import DatabaseUrlError, create_engine_for, upgrade
+from receiver.commands import CommandError, database, load_settings
 
 T = TypeVar("T")
 _OPTIONS = {
@@ -78,16 +74,9 @@ def _silence_id(text: str) -> int:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        raise CommandError(describe_error(exc)) from None
-
-
 def _test(_args: argparse.Namespace) -> int:
     try:
-        notifier = Notifier.from_settings(_settings())
+        notifier = Notifier.from_settings(load_settings())
     except NotifierConfigError as exc:
         raise CommandError(str(exc)) from None
     if not notifier.targets:
@@ -104,26 +93,12 @@ def _test(_args: argparse.Namespace) -> int:
 
 def _with_service(args: argparse.Namespace, action: Callable[[SilenceService], T]) -> T:
     """Run `action` on the silences of the configured database, then release it."""
-    url = args.database_url or _settings().database_url
-    try:
-        engine: Engine = create_engine_for(url)
-    except DatabaseUrlError as exc:
-        raise CommandError(str(exc)) from None
-    try:
-        upgrade(engine)
-        return action(SilenceService(engine, Clock()))
-    except SQLAlchemyError as exc:
-        raise _database_error(exc) from None
-    except InvalidSilence as exc:
-        raise CommandError(f"{exc.field}: {exc}") from None
-    finally:
-        engine.dispose()
-
-
-def _database_error(exc: SQLAlchemyError) -> CommandError:
-    # The driver's first line names what failed without the URL's password.
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return CommandError(f"database error: {reason[0] if reason else type(exc).__name__}")
+    url = args.database_url or load_settings().database_url
+    with database(url) as engine:
+        try:
+            return action(SilenceService(engine, Clock()))
+        except InvalidSilence as exc:
+            raise CommandError(f"{exc.field}: {exc}") from None
 
 
 def _matchers(args: argparse.Namespace) -> dict[str, str]:

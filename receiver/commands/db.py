@@ -10,14 +10,11 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime, timedelta
 
-from pydantic import ValidationError
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
 
-from receiver.commands import CommandError
-from receiver.settings import Settings, describe_error
-from receiver.storage.engine import DatabaseUrlError, create_engine_for, upgrade
+from receiver.commands import CommandError, database, load_settings
+from receiver.storage.engine import upgrade
 from receiver.storage.retention import prune_once
 
 
@@ -35,54 +32,27 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     pr.set_defaults(handler=_prune)
 
 
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        raise CommandError(describe_error(exc)) from None
-
-
-def _engine(args: argparse.Namespace) -> Engine:
-    url = args.database_url or _settings().database_url
-    try:
-        return create_engine_for(url)
-    except DatabaseUrlError as exc:
-        raise CommandError(str(exc)) from None
+def _url(args: argparse.Namespace) -> str:
+    return str(args.database_url or load_settings().database_url)
 
 
 def _shown(engine: Engine) -> str:
     return make_url(engine.url).render_as_string(hide_password=True)
 
 
-def _database_error(exc: SQLAlchemyError) -> CommandError:
-    # The driver's own first line: says what failed (host, file) without the password.
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return CommandError(f"database error: {reason[0] if reason else type(exc).__name__}")
-
-
 def _upgrade(args: argparse.Namespace) -> int:
-    engine = _engine(args)
-    try:
+    with database(_url(args), migrate=False) as engine:
         revision = upgrade(engine)
-    except SQLAlchemyError as exc:
-        raise _database_error(exc) from None
-    finally:
-        engine.dispose()
     print(f"database {_shown(engine)} is at schema revision {revision} (newest)")
     return 0
 
 
 def _prune(args: argparse.Namespace) -> int:
-    days = args.days if args.days is not None else _settings().retention_days
+    days = args.days if args.days is not None else load_settings().retention_days
     if days < 1:
         raise CommandError("--days must be at least 1")
-    engine = _engine(args)
-    try:
+    with database(_url(args), migrate=False) as engine:
         counts = prune_once(engine, datetime.now(UTC) - timedelta(days=days))
-    except SQLAlchemyError as exc:
-        raise _database_error(exc) from None
-    finally:
-        engine.dispose()
     summary = ", ".join(f"{table} {count}" for table, count in counts.items() if count)
     print(f"pruned history older than {days} days: {summary or 'nothing to delete'}")
     return 0

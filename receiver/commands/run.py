@@ -22,14 +22,14 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import SecretStr, ValidationError
+from pydantic import SecretStr
 
 from receiver.alerting.notify.notifier import NotifierConfigError
 from receiver.commands import CommandError, demo
 from receiver.logsetup import configure_logging
 from receiver.runtime.serving import bind, run_server, serve_app, url_of
 from receiver.service import Monitor
-from receiver.settings import Settings, describe_error
+from receiver.settings import Settings
 from receiver.storage.engine import DatabaseUrlError
 from receiver.web.app import WEBHOOK_PATH, create_app
 
@@ -96,10 +96,7 @@ def load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
         )
         if value is not None
     }
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise CommandError(describe_error(exc)) from None
+    return load_settings(**overrides)
 
 
 def _check(args: argparse.Namespace) -> None:

@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from pydantic import ValidationError
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.errors import CellectError
 from receiver.cellect.timestamps import parse_timestamp
 from receiver.cellect.validation import SiteRatings, Violation, validate_schedule
-from receiver.commands import CommandError
-from receiver.settings import Settings, describe_error
+from receiver.commands import CommandError, load_settings
+from receiver.settings import Settings
 from receiver.vendor.client import CellectClient, ScheduleRejected
 
 UNLIMITED = float("inf")
@@ -85,10 +84,7 @@ def validate(args: argparse.Namespace) -> int:
 
 def post_schedule(args: argparse.Namespace) -> int:
     body = read_body(args.file)
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        raise CommandError(describe_error(exc)) from None
+    settings = load_settings()
     if settings.refresh_token is None:
         raise CommandError("CELLECT_REFRESH_TOKEN is not set")
     try:

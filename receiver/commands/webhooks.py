@@ -20,17 +20,13 @@ from datetime import datetime
 from typing import TypeAlias
 from urllib.parse import quote, urlsplit
 
-from pydantic import ValidationError
-from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
-
 from receiver.cellect.clock import Clock
 from receiver.cellect.timestamps import format_timestamp, parse_timestamp
-from receiver.commands import CommandError
+from receiver.commands import CommandError, database, load_settings
 from receiver.ingest.auth import load_webhook_secret
-from receiver.settings import Settings, describe_error
+from receiver.settings import Settings
 from receiver.storage.deliveries import deliveries_since, replay_deliveries
-from receiver.storage.engine import DatabaseUrlError, create_engine_for, session_factory, upgrade
+from receiver.storage.engine import session_factory
 from receiver.web.app import WEBHOOK_PATH
 
 Parsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -64,27 +60,7 @@ def _since(value: str) -> datetime:
 
 def _settings(args: argparse.Namespace) -> Settings:
     overrides = {"database_url": args.database_url} if args.database_url else {}
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise CommandError(describe_error(exc)) from None
-
-
-def _engine(settings: Settings) -> Engine:
-    try:
-        engine = create_engine_for(settings.database_url)
-        upgrade(engine)
-    except DatabaseUrlError as exc:
-        raise CommandError(str(exc)) from None
-    except SQLAlchemyError as exc:
-        raise _database_error(exc) from None
-    return engine
-
-
-def _database_error(exc: SQLAlchemyError) -> CommandError:
-    # The driver's own first line: what failed (host, file), never the URL's password.
-    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return CommandError(f"database error: {reason[0] if reason else type(exc).__name__}")
+    return load_settings(**overrides)
 
 
 def webhook_url(base: str, secret: str | None) -> str:
@@ -127,13 +103,8 @@ def _unreachable(host: str) -> bool:
 def _url(args: argparse.Namespace) -> int:
     settings = _settings(args)
     base = _base_url(args, settings)
-    engine = _engine(settings)
-    try:
+    with database(settings.database_url) as engine:
         secret = load_webhook_secret(settings, engine, Clock())
-    except SQLAlchemyError as exc:
-        raise _database_error(exc) from None
-    finally:
-        engine.dispose()
     if secret is None:
         print(
             "note: webhook authentication is disabled (CELLECT_WEBHOOK_AUTH_DISABLED)",
@@ -144,16 +115,10 @@ def _url(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
-    engine = _engine(_settings(args))
-    try:
-        with session_factory(engine)() as session:
-            count = len(deliveries_since(session=session, since=args.since))
-            changes = replay_deliveries(session=session, since=args.since)
-            session.commit()
-    except SQLAlchemyError as exc:
-        raise _database_error(exc) from None
-    finally:
-        engine.dispose()
+    with database(_settings(args).database_url) as engine, session_factory(engine)() as session:
+        count = len(deliveries_since(session=session, since=args.since))
+        changes = replay_deliveries(session=session, since=args.since)
+        session.commit()
     since = format_timestamp(args.since)  # in UTC, as every time the monitor shows
     print(f"replayed {count} deliveries received since {since}: {changes} status changes")
     return 0

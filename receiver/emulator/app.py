@@ -1,7 +1,7 @@
 """The emulated Cellect Partner API as a Starlette app (no lifespan: it also works through
 httpx.ASGITransport); `create_emulator_app(emulator)` builds it around an `Emulator`.
 
-Routes (resources with and without the `/v1` prefix, DESIGN.md):
+Routes (resources with and without the `/v1` prefix, docs/decisions.md):
 `POST /v1/access-token`; `POST|GET|DELETE /v1/resources/sites/{siteId}/time-series`;
 `GET /v1/resources/sites/{siteId}/master-data`; `GET /v1/resources/sites/master-data`;
 `GET /v1/resources/sites/{siteId}/events`; the control API under `/_emulator`

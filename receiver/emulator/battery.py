@@ -1,6 +1,6 @@
 """The battery's physics: pure functions that integrate a constant AC power over time.
 
-Sign convention (DESIGN.md): positive power discharges (export), negative charges.
+Sign convention (docs/decisions.md): positive power discharges (export), negative charges.
 Charging at P < 0 for dt stores |P|·η_c·dt; discharging at P > 0 for dt draws
 P/η_d·dt from storage. The stored energy never leaves [min, max]: when it reaches a
 limit the power is curtailed to 0 for the rest of the interval (a full battery cannot

@@ -34,10 +34,10 @@ from receiver.emulator.cloud import Emulator
 from receiver.emulator.control_bodies import ControlError, parse, read_payload
 from receiver.emulator.control_sites import SiteControl
 from receiver.emulator.faults import ANY, ENDPOINT_CODES, FaultRule
-from receiver.emulator.redaction import redact_url
 from receiver.emulator.state import Subscription
 from receiver.emulator.tokens import RESOURCE_TYPES, RefreshToken
 from receiver.emulator.webhook_sender import WebhookFaults
+from receiver.runtime.redaction import redact_url
 
 Handler = Callable[[Request], Awaitable[Response]]
 

@@ -1,29 +1,23 @@
 """Serve an `Emulator` over HTTP with uvicorn, next to its background loop.
 
-`serve()` binds the socket itself (so port 0 picks a free port and the real URL is
-known), runs uvicorn and `emulator.run(stop)` together, calls `ready(url)` once the
-server accepts connections, and stops the background loop when uvicorn exits (on
-SIGINT/SIGTERM, or when the caller sets `should_exit`).
+Through `receiver.runtime.serving`, as the monitor is served: `serve()` binds the
+socket itself (port 0 picks a free port and the real URL is known), runs the emulator's
+background loop beside uvicorn, calls `ready(url)` once the server accepts connections,
+and stops the loop when uvicorn exits (SIGINT/SIGTERM).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
-
-import uvicorn
 
 from receiver.cellect.timestamps import format_timestamp
 from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
 from receiver.emulator.portfolio import MAIN_PARTNER
-from receiver.runtime.serving import Server, bind, url_of
+from receiver.runtime.serving import bind, serve_app, url_of
 
 logger = logging.getLogger(__name__)
-
-# Bounded wait for uvicorn to report that it started (real seconds).
-_STARTUP_TIMEOUT_S = 10.0
 
 
 def _describe(emulator: Emulator) -> str:
@@ -37,47 +31,29 @@ def _describe(emulator: Emulator) -> str:
     )
 
 
-async def _announce(
-    server: Server, url: str, ready: Callable[[str], None] | None, emulator: Emulator
-) -> None:
-    try:
-        await asyncio.wait_for(server.listening.wait(), timeout=_STARTUP_TIMEOUT_S)
-    except TimeoutError:
-        logger.error("the emulator did not start listening on %s", url)
-        return
-    if not server.started:
-        return
-    logger.info("Cellect emulator listening on %s", url)
-    logger.info("%s", _describe(emulator))
-    if ready is not None:
-        ready(url)
-
-
 async def serve(
     emulator: Emulator,
     host: str = "127.0.0.1",
     port: int = 8081,
     ready: Callable[[str], None] | None = None,
 ) -> None:
-    """Run the emulator's API on host:port until uvicorn is told to exit."""
+    """Run the emulator's API on host:port, with its clock, boxes and webhooks beside it,
+    until uvicorn is told to exit; `ready(url)` once it accepts connections."""
     app = create_emulator_app(emulator)
     sock = bind(host, port)
     url = url_of(sock, host)
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
-    server = Server(config)
-    stop = asyncio.Event()
 
-    async def run_server() -> None:
-        try:
-            await server.serve(sockets=[sock])
-        finally:
-            stop.set()
-            server.listening.set()  # never leave _announce waiting
+    def announce() -> None:
+        logger.info("Cellect emulator listening on %s", url)
+        logger.info("%s", _describe(emulator))
+        if ready is not None:
+            ready(url)
 
-    try:
-        async with asyncio.TaskGroup() as group:
-            group.create_task(run_server())
-            group.create_task(emulator.run(stop, app=app))
-            group.create_task(_announce(server, url, ready, emulator))
-    finally:
-        sock.close()
+    await serve_app(
+        app,
+        sock,
+        ready=announce,
+        access_log=False,
+        lifespan="off",
+        beside=lambda stop: emulator.run(stop, app=app),
+    )

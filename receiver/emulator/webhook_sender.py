@@ -17,13 +17,14 @@ fault-induced duplicates repeat it), `webhook-timestamp` is the emulated clock a
 Faults on demand (`set_faults`), drawn from the seeded rng: drop (never sent), delay (due
 `delay_s` of emulated time later), duplicate (queued twice), reorder (each batch of due
 deliveries is shuffled). Secrets never reach logs or `attempts`: URLs are redacted (userinfo
-password and every query value; receiver.emulator.redaction), and httpx's own request
+password and every query value; receiver.runtime.redaction), and httpx's own request
 log line is redacted by a filter.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import json
 import logging
@@ -32,22 +33,21 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import httpx
 from standardwebhooks import Webhook
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.timestamps import format_timestamp
-from receiver.emulator.redaction import (
-    basic_header,
-    install_httpx_redaction,
+from receiver.emulator.state import StatusChange, Subscription
+from receiver.runtime import waiting
+from receiver.runtime.redaction import (
+    install_log_redaction,
     redact_url,
     scrub,
     url_secrets,
 )
-from receiver.emulator.state import StatusChange, Subscription
-from receiver.runtime import waiting
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class WebhookSender:
         self.delivered = 0
         self.dropped = 0
         self.given_up = 0
-        install_httpx_redaction()
+        install_log_redaction()
 
     @property
     def pending(self) -> int:
@@ -351,3 +351,9 @@ class WebhookSender:
             await self._http.aclose()
             self._http = None
             self._owns_http = False
+
+
+def basic_header(username: str | None, password: str | None) -> str:
+    """The Authorization value for URL userinfo (percent-decoded, as browsers do)."""
+    credentials = f"{unquote(username or '')}:{unquote(password or '')}".encode()
+    return "Basic " + base64.b64encode(credentials).decode("ascii")

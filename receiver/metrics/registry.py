@@ -28,8 +28,8 @@ from receiver.metrics.sites import (
     Availability,
     NextPlannedOutage,
     ScheduleOutlook,
+    SiteCollector,
     SiteSnapshot,
-    SiteState,
 )
 from receiver.vendor.metrics import ClientMetrics
 
@@ -129,7 +129,7 @@ class Metrics:
         self._service_metrics(registry)
         # The Cellect client's observer: retries, circuit, pauses (receiver.vendor.metrics).
         self.client = ClientMetrics(registry, now, API_ENDPOINTS)
-        self.sites = SiteState(now, stale_after_s)
+        self.sites = SiteCollector(now, stale_after_s)
         self.schedules = ScheduleCounters()
         optional = (
             self.start_time,

@@ -41,7 +41,7 @@ SOC_LOW = Family(P + "soc_low_threshold_ratio", "Effective SoCLow alert threshol
 SOC_HIGH = Family(P + "soc_high_threshold_ratio", "Effective SoCHigh alert threshold.")
 SOC = Family(P + "state_of_charge_ratio", "State of charge, 0 to 1.")
 POWER = Family(P + "power_watts", "AC power; positive = discharge, negative = charge.")
-# Joules, not DESIGN.md's watt_hours: promtool flags "hours" as a non-base unit.
+# Joules, not watt-hours: promtool flags "hours" as a non-base unit (docs/decisions.md).
 CAPACITY = Family(P + "energy_capacity_joules", "Installed energy capacity.")
 RATED_CHARGE = Family(P + "rated_charge_power_watts", "Rated AC charge power.")
 RATED_DISCHARGE = Family(P + "rated_discharge_power_watts", "Rated AC discharge power.")
@@ -177,7 +177,7 @@ def camel(member: EventReason | EventSource) -> str:
     return "".join(w if w in ("ESS", "BMS") else w.capitalize() for w in member.name.split("_"))
 
 
-class SiteState(Collector):
+class SiteCollector(Collector):
     """Per-site gauges, updated when a poll completes and served from cached text."""
 
     def __init__(self, now: Callable[[], float], stale_after_s: float = 600.0) -> None:

@@ -2,8 +2,9 @@
 emulator alike (nothing here imports either).
 
 Binding first means port 0 picks a free port and the real URL is known before the
-server starts; `ready(url)` is called once it accepts connections (after the app's
-lifespan started).
+server starts; `ready()` is called once it accepts connections (after the app's lifespan
+started, when it has one), and a background coroutine may run `beside` the server until
+it exits (the emulator's clock, boxes and webhooks).
 
 uvicorn's own proxy-header handling is off: by default it believes X-Forwarded-For from
 127.0.0.1 (or whatever its FORWARDED_ALLOW_IPS variable names), which would let any local
@@ -15,15 +16,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 from collections.abc import Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp
 
 STARTUP_TIMEOUT_S = 30.0
 T = TypeVar("T")
+Lifespan = Literal["on", "off", "auto"]
+log = logging.getLogger(__name__)
 
 
 def run_server(main: Coroutine[Any, Any, T]) -> T:
@@ -75,10 +79,12 @@ class Server(uvicorn.Server):
             self._captured_signals.clear()
 
 
-def server_config(app: ASGIApp, *, access_log: bool = True) -> uvicorn.Config:
-    """uvicorn's configuration for the monitor (lifespan on, our logging, no proxy headers)."""
+def server_config(
+    app: ASGIApp, *, access_log: bool = True, lifespan: Lifespan = "on"
+) -> uvicorn.Config:
+    """uvicorn's configuration for our servers (our logging, no proxy headers of its own)."""
     return uvicorn.Config(
-        app, lifespan="on", access_log=access_log, log_config=None, proxy_headers=False
+        app, lifespan=lifespan, access_log=access_log, log_config=None, proxy_headers=False
     )
 
 
@@ -88,18 +94,35 @@ async def serve_app(
     *,
     ready: Callable[[], None] | None = None,
     access_log: bool = True,
+    lifespan: Lifespan = "on",
+    beside: Callable[[asyncio.Event], Coroutine[Any, Any, None]] | None = None,
 ) -> None:
-    """Serve `app` on the bound `sock` until uvicorn exits (SIGINT/SIGTERM)."""
-    server = Server(server_config(app, access_log=access_log))
+    """Serve `app` on the bound `sock` until uvicorn exits (SIGINT/SIGTERM, or its
+    `should_exit`); `beside(stop)` runs meanwhile, and `stop` is set when the server ends."""
+    server = Server(server_config(app, access_log=access_log, lifespan=lifespan))
+    stop = asyncio.Event()
 
     async def announce() -> None:
-        await asyncio.wait_for(server.listening.wait(), timeout=STARTUP_TIMEOUT_S)
+        try:
+            await asyncio.wait_for(server.listening.wait(), timeout=STARTUP_TIMEOUT_S)
+        except TimeoutError:
+            log.error("the server did not start listening within %.0f s", STARTUP_TIMEOUT_S)
+            return
         if server.started and ready is not None:
             ready()
 
-    announcer = asyncio.create_task(announce())
+    async def run() -> None:
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            stop.set()
+            server.listening.set()  # never leave announce() waiting
+
     try:
-        await server.serve(sockets=[sock])
+        async with asyncio.TaskGroup() as group:
+            group.create_task(run())
+            group.create_task(announce())
+            if beside is not None:
+                group.create_task(beside(stop))
     finally:
-        announcer.cancel()
         sock.close()

@@ -34,6 +34,7 @@ import httpx
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.errors import CellectApiError, CellectError, error_from_response
+from receiver.runtime.redaction import scrub
 from receiver.vendor.circuit import Verdict, verdict_of
 from receiver.vendor.gate import ClientObserver, Gate, Passage, RequestNotSent, Sleep
 
@@ -248,10 +249,7 @@ class Requester:
         return error_from_response(response.status_code, body)
 
     def redact(self, text: str) -> str:
-        for secret in self._secrets():
-            if secret:
-                text = text.replace(secret, "***")
-        return text
+        return scrub(text, [secret for secret in self._secrets() if secret])
 
     def _report(self, endpoint: str, code: str, started: float, passage: Passage) -> None:
         passage.verdict = verdict_of(code)

@@ -100,7 +100,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await monitor.start()
-        await anyio.to_thread.run_sync(admin.load, settings, monitor.engine, clock)
+        await anyio.to_thread.run_sync(admin.load, settings, monitor.database, clock)
         stop = asyncio.Event()
         background = asyncio.create_task(monitor.run(stop))
         try:
@@ -117,7 +117,7 @@ def create_app(
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             # Full paths (/api/silences); a change has the alert engine flush at once.
-            *silence_routes(monitor.engine, clock, on_change=monitor.alerts.mark_dirty),
+            *silence_routes(monitor.database, clock, on_change=monitor.alert_engine.mark_dirty),
         ],
         middleware=middleware(settings, admin),
         lifespan=lifespan,

@@ -12,9 +12,9 @@ from standardwebhooks import Webhook
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import ImplementationStatus
-from receiver.emulator.redaction import redact_url
 from receiver.emulator.state import StatusChange, Subscription
 from receiver.emulator.webhook_sender import WebhookSender
+from receiver.runtime.redaction import redact_url
 from tests.emulator.sinks import HttpSink
 
 # Real now: standardwebhooks verifies the timestamp against the wall clock (±5 min).

@@ -25,9 +25,9 @@ from receiver.metrics.sites import Availability, ScheduleOutlook, SiteSnapshot
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
-# DESIGN.md's catalogue (capacity in joules: promtool rejects "hours"), plus the gauges the
-# alert rules read; histograms by their _count series. Each exists once its value is known
-# (`set_up` below makes every one known).
+# The metric catalogue of docs/metrics.md (capacity in joules: promtool rejects "hours"),
+# plus the gauges the alert rules read; histograms by their _count series. Each exists
+# once its value is known (`set_up` below makes every one known).
 EXPECTED_NAMES = {
     "cellect_site_info", "cellect_site_state_of_charge_ratio", "cellect_site_power_watts",
     "cellect_site_energy_capacity_joules", "cellect_site_rated_charge_power_watts",

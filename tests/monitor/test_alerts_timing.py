@@ -15,7 +15,7 @@ OPEN_OUTAGE = {"type": "Unplanned", "reason": 4, "source": 2}  # no duration: un
 
 
 def _last_told(a: AlertStack, rule: str) -> datetime:
-    with Session(a.stack.monitor.engine) as session:
+    with Session(a.stack.monitor.database) as session:
         record = session.exec(select(AlertRecord).where(col(AlertRecord.rule) == rule)).one()
     assert record.last_notified_at is not None
     return record.last_notified_at

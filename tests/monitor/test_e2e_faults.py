@@ -122,7 +122,7 @@ async def test_an_hour_of_injected_faults_is_survived(database_url: str) -> None
         assert failed > 0
         await clear_faults(stack)
         await all_succeed_after(stack, stack.clock.now())
-        with Session(stack.monitor.engine) as session:
+        with Session(stack.monitor.database) as session:
             measured = session.exec(select(func.count()).select_from(Measurement)).one()
         assert measured > 3 * 10  # the portfolio kept being recorded through the hour
         async with httpx.AsyncClient(base_url=stack.url) as http:

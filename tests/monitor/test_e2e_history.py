@@ -48,7 +48,7 @@ async def rounds_pass(stack: Stack, name: str, count: int, step: float) -> None:
 
 
 def rows(stack: Stack, table: Any) -> list[Any]:
-    with Session(stack.monitor.engine) as session:
+    with Session(stack.monitor.database) as session:
         return list(session.exec(select(table)).all())
 
 

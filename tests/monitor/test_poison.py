@@ -24,7 +24,7 @@ async def test_a_rule_failing_on_one_site_leaves_the_others_alerting(database_ur
         start = datetime(1, 1, 1, tzinfo=UTC)
         end = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
         poison = Observation(1, start, end, ImplementationStatus.IN_PROGRESS, a.stack.clock.now())
-        with Session(monitor.engine) as session:
+        with Session(monitor.database) as session:
             writer = writer_for(session)
             apply_observations(
                 session=session, observations=[poison], source="webhook", writer=writer

@@ -20,7 +20,7 @@ async def test_first_poll_round_fills_history_and_metrics(database_url: str) -> 
     async with monitor_stack(database_url, sites=3) as stack:
         monitor = stack.monitor
         await until(lambda: all(p.last_success for p in monitor.pollers), what="first polls")
-        with Session(monitor.engine) as session:
+        with Session(monitor.database) as session:
             assert len(session.exec(select(Site)).all()) == 3
             assert len(session.exec(select(Measurement)).all()) == 3
         soc = stack.sample("cellect_site_state_of_charge_ratio", site_id="1")
@@ -42,7 +42,7 @@ async def test_a_posted_schedule_reaches_the_monitor_by_webhook(database_url: st
         stack.emulator.store(1, [entry])
         await stack.advance(1)
         await stack.advance(60)  # past the box's transfer delay: Implemented
-        with Session(stack.monitor.engine) as session:
+        with Session(stack.monitor.database) as session:
             rows = session.exec(select(ScheduleEntryRecord)).all()
         assert [(r.site_id, r.status) for r in rows] == [(1, 2)]
         assert stack.sample("cellect_webhook_requests_total", outcome="accepted") == 2

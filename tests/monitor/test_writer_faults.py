@@ -103,7 +103,7 @@ async def test_a_delivery_committed_but_unanswered_is_learned_when_sent_again(
         assert (await _post(stack, body)).status_code == 503
         # What the writer did before it died: commit the batch (the same function).
         delivery = IncomingDelivery(body, parse_status_webhook(json.loads(body)), stack.clock.now())
-        with Session(monitor.engine) as session:
+        with Session(monitor.database) as session:
             [stored] = store_webhook_batch(session=session, deliveries=[delivery])
         assert not stored.duplicate
         os.kill(pid, signal.SIGKILL)

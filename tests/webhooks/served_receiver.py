@@ -75,7 +75,7 @@ class Served:
 
     def counts(self) -> tuple[int, ...]:
         """Rows of the delivery, entry and history tables."""
-        with Session(self.monitor.engine) as session:
+        with Session(self.monitor.database) as session:
             return tuple(
                 session.exec(select(func.count()).select_from(table)).one() for table in TABLES
             )

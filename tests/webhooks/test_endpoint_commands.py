@@ -63,7 +63,7 @@ async def test_replay_reapplies_stored_deliveries_idempotently(
     async with receiver_app(database_url) as app:
         await app.post(body(1, entry(1, 1), entry(2, 1)))
         await app.post(body(1, entry(1, 2)))
-        with Session(app.monitor.engine) as session:
+        with Session(app.monitor.database) as session:
             session.exec(delete(ScheduleStatusChange))  # type: ignore[call-overload]
             session.exec(delete(ScheduleEntryRecord))  # type: ignore[call-overload]
             session.commit()

@@ -59,7 +59,7 @@ async def test_a_slot_reported_again_after_its_deletion_is_a_new_entry(database_
         assert late.status_code == 200
         assert late.json()["duplicate"] is False
         assert (await app.post(body(1, entry(1, 2)))).status_code == 200
-        with Session(app.monitor.engine) as session:
+        with Session(app.monitor.database) as session:
             statuses = session.exec(
                 select(ScheduleEntryRecord.status).order_by(col(ScheduleEntryRecord.generation))
             ).all()
@@ -105,7 +105,7 @@ async def test_an_implementation_failed_delivery_fires_the_alert_within_a_cycle(
         await stack.advance(5)
 
         def firing() -> list[AlertRecord]:
-            with Session(stack.monitor.engine) as session:
+            with Session(stack.monitor.database) as session:
                 query = select(AlertRecord).where(AlertRecord.rule == "ImplementationFailed")
                 return [a for a in session.exec(query).all() if a.state == "firing"]
 
@@ -127,7 +127,7 @@ async def test_webhooks_only_mode_still_alerts_on_a_failed_entry(database_url: s
         await until(lambda: app.monitor.alert_loop.cycles_done > started, what="an alert cycle")
 
         def firing() -> dict[str, dict[str, str]]:
-            with Session(app.monitor.engine) as session:
+            with Session(app.monitor.database) as session:
                 rows = session.exec(select(AlertRecord)).all()
                 return {a.rule: a.labels for a in rows if a.state == "firing"}
 
@@ -146,7 +146,7 @@ async def test_a_storm_of_failures_is_one_alert_per_site_until_an_hour_passes_qu
     async with receiver_app(database_url) as app:
 
         def firing() -> dict[str, AlertRecord]:
-            with Session(app.monitor.engine) as session:
+            with Session(app.monitor.database) as session:
                 rows = session.exec(select(AlertRecord)).all()
                 return {
                     r.labels["site_id"]: r

@@ -146,6 +146,6 @@ async def test_unknown_fields_are_ignored_and_kept_in_the_raw_delivery(sqlite_ur
         response = await app.post(json.dumps(extra).encode())
         assert response.status_code == 200
         assert app.counts() == (1, 1, 1)
-        with Session(app.monitor.engine) as session:
+        with Session(app.monitor.database) as session:
             stored = session.exec(select(WebhookDelivery.body)).one()
         assert json.loads(stored) == extra

@@ -76,7 +76,7 @@ def client(database_url: str) -> Iterator[TestClient]:
 
 
 def _counts(client: TestClient) -> tuple[int, ...]:
-    with Session(client.app.state.monitor.engine) as session:  # type: ignore[attr-defined]
+    with Session(client.app.state.monitor.database) as session:  # type: ignore[attr-defined]
         return tuple(session.exec(select(func.count()).select_from(t)).one() for t in TABLES)
 
 
@@ -207,7 +207,7 @@ def test_fuzzed_valid_deliveries_are_stored_whole(
     response = client.post(WEBHOOK_PATH, content=content, headers=_signed(content))
     assert response.status_code == 200, response.text
     parsed = parse_status_webhook(payload)
-    with Session(client.app.state.monitor.engine) as session:  # type: ignore[attr-defined]
+    with Session(client.app.state.monitor.database) as session:  # type: ignore[attr-defined]
         if not response.json()["duplicate"]:
             stored = session.get(WebhookDelivery, response.json()["deliveryId"])
             assert stored is not None

@@ -20,7 +20,6 @@ Apprise's own log records.
 from __future__ import annotations
 
 import hashlib
-import logging
 import re
 import warnings
 from collections.abc import Iterable, Sequence
@@ -34,6 +33,7 @@ from apprise.common import MATCH_ALL_TAG
 from pydantic import SecretStr
 
 from receiver.alerting.model import Severity
+from receiver.runtime.redaction import FragmentScrubber, install_filter
 
 if TYPE_CHECKING:
     from receiver.settings import Settings
@@ -69,27 +69,9 @@ class SendResult:
     permanent: bool = False  # retrying cannot help (the target is gone)
 
 
-class _Redactor(logging.Filter):
-    """Replaces known secret fragments in every record of the "apprise" logger."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fragments: set[str] = set()
-
-    def scrub(self, text: str) -> str:
-        for fragment in sorted(self.fragments, key=len, reverse=True):
-            text = text.replace(fragment, "***")
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if self.fragments:
-            record.msg = self.scrub(record.getMessage())
-            record.args = None
-        return True
-
-
-REDACTOR = _Redactor()
-logging.getLogger("apprise").addFilter(REDACTOR)
+# The secret fragments of every configured URL, masked in Apprise's log records (the
+# filter is installed on the "apprise" logger when the first target is configured).
+REDACTOR = FragmentScrubber()
 
 
 def secret_fragments(full_url: str, private_url: str) -> set[str]:
@@ -102,6 +84,7 @@ def secret_fragments(full_url: str, private_url: str) -> set[str]:
 def _target(server: Any) -> Target:
     full, private = server.url(privacy=False), server.url(privacy=True)
     REDACTOR.fragments |= secret_fragments(full, private)
+    install_filter("apprise", REDACTOR)
     label = private.split("?", 1)[0]  # the options only add noise
     digest = hashlib.sha256(full.encode()).hexdigest()[:16]
     tags = frozenset(str(t) for t in (server.tags or ()))
