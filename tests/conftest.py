@@ -9,7 +9,6 @@ CELLECT_TEST_REQUIRE_PEERS is set (as in CI), where they fail instead.
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Iterator
 
@@ -75,15 +74,3 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("postgres_url"))
-
-
-def require_tool(name: str) -> str:
-    """The path of the executable `name`; skipped without it, failed when peers are
-    required (CI installs them): a missing tool must never pass as a skipped check."""
-    found = shutil.which(name)
-    if found is None:
-        reason = f"{name} not installed (Debian package `prometheus`)"
-        if REQUIRE_PEERS:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return found

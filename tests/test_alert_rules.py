@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from receiver.alerting.catalogue import CATALOGUE, THRESHOLD_METRIC, Scope, spec
-from tests.conftest import require_tool
+from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "alerts" / "cellect.rules.yml"

@@ -25,7 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 from pydantic import SecretStr
 
 from receiver.alerting.notify.notifier import NotifierConfigError
-from receiver.commands import CommandError, demo
+from receiver.commands import CommandError, demo, load_settings
 from receiver.logsetup import configure_logging
 from receiver.runtime.serving import bind, run_server, serve_app, url_of
 from receiver.service import Monitor
@@ -85,7 +85,8 @@ def loopback_if_wildcard(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{loopback}:{parts.port}"))
 
 
-def load_settings(args: argparse.Namespace, **extra: Any) -> Settings:
+def _settings(args: argparse.Namespace, **extra: Any) -> Settings:
+    """The settings, with the command's options over the environment."""
     overrides = {
         key: value
         for key, value in (
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
         if args.emulator:
             run_server(_demo(args))
         else:
-            settings = load_settings(args)
+            settings = _settings(args)
             run_server(_monitor_only(settings))
     except (DatabaseUrlError, NotifierConfigError) as exc:
         raise CommandError(str(exc)) from None
@@ -137,7 +138,7 @@ async def _demo(args: argparse.Namespace) -> None:
     token = demo.demo_token()
     async with demo.emulator_process(args, token) as emulator_url:
         emulator_url = loopback_if_wildcard(emulator_url)
-        settings = load_settings(
+        settings = _settings(
             args,
             api_url=emulator_url,
             token_url=emulator_url,

@@ -10,7 +10,7 @@ from sqlalchemy import Engine
 from receiver.cellect.clock import Clock
 from receiver.settings import Settings
 from receiver.storage.engine import create_engine_for, upgrade
-from tests.alerting.helpers import T0
+from tests.support.alerting import T0
 
 
 @pytest.fixture

@@ -27,8 +27,8 @@ from receiver.alerting.notify.outbox import Backoff, DeliveryWorker
 from receiver.cellect.clock import Clock
 from receiver.settings import Settings
 from receiver.storage.engine import create_engine_for
-from tests.alerting.helpers import outbox, service_alert, site_alert
-from tests.emulator.sinks import HttpSink
+from tests.support.alerting import outbox, service_alert, site_alert
+from tests.support.sinks import HttpSink
 
 SMTP_PASSWORD = "smtp-Pa55word-xyz"
 HOOK_PASSWORD = "hook-S3cret-qrs"

@@ -12,7 +12,7 @@ from receiver.alerting.model import Severity
 from receiver.cellect.clock import Clock
 from receiver.settings import Settings
 from receiver.storage.alerts import create_silence
-from tests.alerting.helpers import new_session, outbox, service_alert, site_alert
+from tests.support.alerting import new_session, outbox, service_alert, site_alert
 
 LOW7, LOW8 = site_alert("SoCLow", 7), site_alert("SoCLow", 8)
 

@@ -20,7 +20,7 @@ from receiver.cellect.clock import Clock
 from receiver.settings import Settings
 from receiver.storage.alert_tables import AlertRecord
 from receiver.web.silences import silence_routes
-from tests.alerting.helpers import new_session, outbox, site_alert
+from tests.support.alerting import new_session, outbox, site_alert
 
 LOW7, LOW8, LOW9 = site_alert("SoCLow", 7), site_alert("SoCLow", 8), site_alert("SoCLow", 9)
 HOUR = 3600.0

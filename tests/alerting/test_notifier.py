@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from receiver.alerting.model import Severity
 from receiver.alerting.notify.notifier import Notifier, NotifierConfigError, scrub
 from receiver.cli import main
-from tests.emulator.sinks import HttpSink
+from tests.support.sinks import HttpSink
 
 TOKEN = "tok3n-VERY-secret"
 

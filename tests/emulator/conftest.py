@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import pytest
 
-from tests.emulator.sinks import HttpSink
+from tests.support.sinks import HttpSink
 
 
 @pytest.fixture

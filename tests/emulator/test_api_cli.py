@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from sinks import HttpSink
 
 from receiver.cellect.timestamps import format_timestamp
+from tests.support.sinks import HttpSink
 
 TOKEN = "cli-refresh-token-1"
 

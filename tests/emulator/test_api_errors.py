@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from api_support import STORE_QUERY, entry, open_api, ts
 
 from receiver.cellect.errors import CATALOGUE
+from tests.support.emulator_api import STORE_QUERY, entry, open_api, ts
 
 Setup = tuple[tuple[str, str, dict[str, Any]], ...]
 VALID = {"data": [entry(60, 75)]}

@@ -7,9 +7,9 @@ import time
 
 import httpx
 import pytest
-from api_support import STORE_QUERY, entry, open_api
 
 from receiver.emulator.faults import DroppedConnection, endpoint_of
+from tests.support.emulator_api import STORE_QUERY, entry, open_api
 
 MASTER = ("/v1/resources/sites/master-data", {"symbol": "PortfolioOverview"})
 

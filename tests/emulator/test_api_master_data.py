@@ -4,10 +4,10 @@ seeded demo portfolio of the emulated API."""
 from __future__ import annotations
 
 import pytest
-from api_support import entry, open_api
 
 from receiver.cellect.models import SiteInformation
 from receiver.emulator.portfolio import demo_portfolio
+from tests.support.emulator_api import entry, open_api
 
 PORTFOLIO = ("/v1/resources/sites/master-data", {"symbol": "PortfolioOverview"})
 WIRE_FIELDS = {field.alias or name for name, field in SiteInformation.model_fields.items()}

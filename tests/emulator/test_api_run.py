@@ -7,13 +7,13 @@ import asyncio
 
 import httpx
 import pytest
-from api_support import NOW, entry, open_api
-from sinks import HttpSink
 
 from receiver.cellect.clock import Clock
 from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
 from receiver.emulator.server import serve
+from tests.support.emulator_api import NOW, entry, open_api
+from tests.support.sinks import HttpSink
 
 
 @pytest.mark.anyio

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from api_support import STORE_QUERY, entry, open_api, ts
+
+from tests.support.emulator_api import STORE_QUERY, entry, open_api, ts
 
 TIME_SERIES = "/v1/resources/sites/1/time-series"
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import jwt
 import pytest
-from api_support import REFRESH, open_api
+
+from tests.support.emulator_api import REFRESH, open_api
 
 MASTER = "/v1/resources/sites/master-data"
 PORTFOLIO = {"symbol": "PortfolioOverview"}

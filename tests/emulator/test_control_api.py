@@ -6,9 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from api_support import NOW, entry, open_api, ts
 
 from receiver.cellect.timestamps import format_timestamp
+from tests.support.emulator_api import NOW, entry, open_api, ts
 
 
 @pytest.mark.anyio

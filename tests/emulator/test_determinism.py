@@ -30,7 +30,7 @@ from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
 from receiver.emulator.trader import DemoTrader
 from receiver.emulator.webhook_sender import WebhookFaults
-from tests.emulator.sinks import HttpSink, RecordedRequest
+from tests.support.sinks import HttpSink, RecordedRequest
 
 T0 = datetime(2031, 3, 3, tzinfo=UTC)
 SITES = 3

@@ -14,7 +14,7 @@ from receiver.cellect.enums import ImplementationStatus
 from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
 from receiver.emulator.trader import DemoTrader
-from tests.emulator.sinks import HttpSink
+from tests.support.sinks import HttpSink
 
 NOW = datetime(2030, 6, 1, 9, 52, 10, tzinfo=UTC)
 

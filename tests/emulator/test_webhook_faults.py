@@ -13,7 +13,7 @@ from receiver.cellect.clock import Clock
 from receiver.cellect.enums import ImplementationStatus
 from receiver.emulator.state import StatusChange, Subscription
 from receiver.emulator.webhook_sender import WebhookFaults, WebhookSender
-from tests.emulator.sinks import HttpSink, RecordedRequest
+from tests.support.sinks import HttpSink, RecordedRequest
 
 T0 = datetime.now(UTC).replace(microsecond=0)
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"

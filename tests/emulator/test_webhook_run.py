@@ -13,7 +13,7 @@ from receiver.cellect.clock import Clock
 from receiver.cellect.enums import ImplementationStatus
 from receiver.emulator.state import StatusChange, Subscription
 from receiver.emulator.webhook_sender import WebhookSender
-from tests.emulator.sinks import HttpSink
+from tests.support.sinks import HttpSink
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ from receiver.cellect.enums import ImplementationStatus
 from receiver.emulator.state import StatusChange, Subscription
 from receiver.emulator.webhook_sender import WebhookSender
 from receiver.runtime.redaction import redact_url
-from tests.emulator.sinks import HttpSink
+from tests.support.sinks import HttpSink
 
 # Real now: standardwebhooks verifies the timestamp against the wall clock (±5 min).
 T0 = datetime.now(UTC).replace(microsecond=0)

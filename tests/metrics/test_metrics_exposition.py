@@ -15,7 +15,7 @@ from receiver.cellect.clock import Clock
 from receiver.cellect.enums import DowntimeType, EventReason, EventSource, ImplementationStatus
 from receiver.metrics.registry import Metrics, render_metrics
 from receiver.metrics.sites import Availability, ScheduleOutlook, SiteSnapshot
-from tests.conftest import require_tool
+from tests.support.tools import require_tool
 
 START = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 NASTY_NAMES = ['Say "hi"', "back\\slash", "two\nlines", "Zürich ☀ 東京", "tab\there", "cr\rlf"]

@@ -38,7 +38,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.prometheus.harness import (
+from tests.support.panels import PanelQuery, panel_queries, queries_of
+from tests.support.prometheus import (
     DASHBOARDS,
     PROMETHEUS,
     RULES,
@@ -50,7 +51,6 @@ from tests.prometheus.harness import (
     prometheus_config,
     wait_for,
 )
-from tests.prometheus.panels import PanelQuery, panel_queries, queries_of
 
 pytestmark = pytest.mark.prometheus
 SITES = 3

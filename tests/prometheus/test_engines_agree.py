@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.prometheus.harness import (
+from tests.support.prometheus import (
     RULES,
     BuiltinAlerts,
     Child,

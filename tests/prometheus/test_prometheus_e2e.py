@@ -63,7 +63,8 @@ import pytest
 
 from receiver.cellect.enums import ImplementationStatus
 from receiver.cellect.timestamps import parse_timestamp
-from tests.prometheus.harness import (
+from tests.support.panels import panel_queries, panels_without_queries
+from tests.support.prometheus import (
     DASHBOARDS,
     RULES,
     Child,
@@ -77,7 +78,6 @@ from tests.prometheus.harness import (
     start_prometheus,
     wait_for,
 )
-from tests.prometheus.panels import panel_queries, panels_without_queries
 
 pytestmark = pytest.mark.prometheus
 SPEED = 120

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import require_tool
-from tests.prometheus.harness import RULES, EmulatedTime, scale_rules, seconds_of
-from tests.prometheus.panels import substitute
+from tests.support.panels import substitute
+from tests.support.prometheus import RULES, EmulatedTime, scale_rules, seconds_of
+from tests.support.tools import require_tool
 
 CLOCK = EmulatedTime(anchor=2_000_000_000.0, real_anchor=1_000_000_000.0, speed=120)
 

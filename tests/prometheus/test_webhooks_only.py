@@ -25,7 +25,7 @@ import httpx
 import pytest
 
 from receiver.cellect.timestamps import format_timestamp
-from tests.prometheus.harness import (
+from tests.support.prometheus import (
     RULES,
     BuiltinAlerts,
     Child,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from sqlmodel import Session
 
@@ -19,7 +19,8 @@ from receiver.storage.events import upsert_availability_events
 from receiver.storage.fleet_state import load_fleet
 from receiver.storage.sites import record_measurements, upsert_sites
 from receiver.storage.status import Observation, apply_observations, writer_for
-from tests.storage.conftest import T0
+
+T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 S = ImplementationStatus
 HOUR = timedelta(hours=1)

@@ -1,0 +1,23 @@
+"""The external tools some tests run (promtool, prometheus): found, or the test is skipped
+— or failed when peers are required, as in CI."""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+REQUIRE_PEERS = bool(os.environ.get("CELLECT_TEST_REQUIRE_PEERS"))
+
+
+def require_tool(name: str) -> str:
+    """The path of the executable `name`; skipped without it, failed when peers are
+    required (CI installs them): a missing tool must never pass as a skipped check."""
+    found = shutil.which(name)
+    if found is None:
+        reason = f"{name} not installed (Debian package `prometheus`)"
+        if REQUIRE_PEERS:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    return found
