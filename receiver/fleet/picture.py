@@ -61,13 +61,6 @@ class _Site:
     failure_run: FailureRun | None = None
 
 
-@dataclass
-class _Service:
-    # When webhooks_received last ran. The alert rules read the last *accepted* delivery
-    # from `Fleet.service` instead (the one cellect_webhook_last_accepted_… exports).
-    last_webhook_at: datetime | None = None
-
-
 def _open_outage(events: Iterable[AvailabilityEvent], now: datetime) -> AvailabilityEvent | None:
     """The NotAvailable event in force at `now`, if any (latest start wins)."""
     current = [
@@ -126,7 +119,6 @@ class Fleet:
         self._candidates: set[int] = set()
         self._present: set[int] = set()
         self._scheduled: set[int] = set()  # sites with a schedule entry known (module doc)
-        self._service = _Service()
 
     @property
     def site_ids(self) -> list[int]:
@@ -303,8 +295,7 @@ class Fleet:
 
     def webhooks_received(self, changes: Iterable[StatusChange]) -> None:
         """A committed batch of webhook deliveries and the status changes it made."""
-        now = self._service.last_webhook_at = self.clock.now()
-        self.statuses_changed(changes, now)
+        self.statuses_changed(changes, self.clock.now())
 
     def _outlook(self, site_id: int, site: _Site, now: datetime) -> ScheduleOutlook:
         horizon = None  # not exported for a site nobody schedules

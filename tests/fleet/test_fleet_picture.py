@@ -1,4 +1,5 @@
-"""The fleet picture on its own: plans, horizons and failures from status changes."""
+"""The fleet picture on its own: what it makes of polls and webhooks, as the alert rules
+and the metrics see it (`view()` and the registry), on a frozen clock."""
 
 from __future__ import annotations
 
@@ -6,46 +7,182 @@ from datetime import UTC, datetime, timedelta
 
 from prometheus_client import CollectorRegistry
 
+from receiver.alerting.model import SiteView
 from receiver.cellect.clock import Clock
+from receiver.cellect.enums import AvailabilityStatus, DowntimeType, EventReason, EventSource
 from receiver.cellect.enums import ImplementationStatus as S
+from receiver.cellect.models import AvailabilityEvent, SiteInformation, TimeSeriesResult
 from receiver.fleet.picture import Fleet
 from receiver.metrics.registry import Metrics
 from receiver.storage.status import StatusChange
 
 NOW = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+QUARTER = timedelta(minutes=15)
 
 
-def _fleet() -> Fleet:
-    clock = Clock.frozen(NOW)
-    metrics = Metrics(CollectorRegistry(), now=clock.timestamp)
-    return Fleet(metrics=metrics, clock=clock, in_progress_stuck_s=300.0, polling=False)
+class Picture:
+    """A Fleet with its own clock and registry."""
+
+    def __init__(self, *, polling: bool = False, max_sites: int = 100_000) -> None:
+        self.clock = Clock.frozen(NOW)
+        self.registry = CollectorRegistry()
+        metrics = Metrics(self.registry, now=self.clock.timestamp)
+        self.fleet = Fleet(
+            metrics=metrics, clock=self.clock, in_progress_stuck_s=300.0,
+            failure_hold_s=3600.0, polling=polling, max_sites=max_sites,
+        )  # fmt: skip
+
+    def site(self, site_id: int) -> SiteView:
+        [found] = [s for s in self.fleet.view().sites if s.site_id == site_id]
+        return found
+
+    def sample(self, name: str, **labels: str) -> float | None:
+        return self.registry.get_sample_value(name, labels)
+
+
+def _info(site_id: int, soc: float = 50.0) -> SiteInformation:
+    return SiteInformation(
+        site_id=site_id, site_name=f"Site {site_id}", country="ES", latitude=40.4,
+        longitude=-3.7, ess_soc=soc, ess_power=0.0, ess_installed_energy_capacity=200.0,
+        ess_power_ac_rated_discharge=100.0, ess_power_ac_rated_charge=90.0,
+    )  # fmt: skip
+
+
+def _event(
+    site_id: int, start: datetime, end: datetime | None, planned: bool = False
+) -> AvailabilityEvent:
+    return AvailabilityEvent(
+        event_id=1, site_id=site_id, site_name="x", country="ES", latitude=0.0, longitude=0.0,
+        availability_status=AvailabilityStatus.NOT_AVAILABLE,
+        type=DowntimeType.PLANNED if planned else DowntimeType.UNPLANNED,
+        reason=EventReason.OUTAGE, source=EventSource.INVERTER, start_date=start, end_date=end,
+    )  # fmt: skip
 
 
 def _change(site_id: int, hours: float, status: S, latest: S | None = None) -> StatusChange:
     start = NOW + timedelta(hours=hours)
-    end = start + timedelta(minutes=15)
-    return StatusChange(site_id, start, end, None, status, "webhook", NOW, 0, latest or status)
+    return StatusChange(
+        site_id, start, start + QUARTER, None, status, "webhook", NOW, 0, latest or status
+    )
+
+
+def _planned(hours: float, status: S = S.IN_PROGRESS) -> TimeSeriesResult:
+    start = NOW + timedelta(hours=hours)
+    return TimeSeriesResult(
+        start_date=start, end_date=start + QUARTER, essPowerAC=10.0, implementation_status=status
+    )
+
+
+def test_a_portfolio_poll_makes_sites_live_and_the_next_leaves_the_missing_ones_stale() -> None:
+    """Sites in a portfolio poll get its time and SoC; a site the next poll leaves out
+    keeps its old update time (it goes stale) and is marked out of the portfolio."""
+    p = Picture(polling=True)
+    p.fleet.portfolio_polled([_info(1, soc=40.0), _info(2, soc=80.0)])
+    assert (p.site(1).soc_ratio, p.site(1).last_update, p.site(1).in_portfolio) == (0.4, NOW, True)
+    p.clock.advance(60)
+    p.fleet.portfolio_polled([_info(1, soc=41.0)])
+    assert p.site(1).last_update == NOW + timedelta(seconds=60)
+    assert (p.site(2).last_update, p.site(2).in_portfolio) == (NOW, False)
+    assert p.sample("cellect_site_state_of_charge_ratio", site_id="1") == 0.41
+
+
+def test_an_open_outage_makes_a_site_unavailable_until_it_ends() -> None:
+    """An unplanned outage under way: unavailable since its start, with its reason and
+    source; once the event has ended the site is available again."""
+    p = Picture()
+    p.fleet.portfolio_polled([_info(3)])
+    began = NOW - timedelta(minutes=10)
+    p.fleet.availability_polled(3, [_event(3, began, None)])
+    site = p.site(3)
+    assert (site.available, site.unavailable_since, site.availability_at) == (False, began, NOW)
+    assert site.downtime is not None
+    assert not site.downtime.planned
+    assert (site.downtime.reason, site.downtime.source) == ("Outage", "Inverter")
+    p.fleet.availability_polled(3, [_event(3, began, NOW - timedelta(minutes=1))])
+    assert p.site(3).available
+
+
+def test_a_polled_plan_sets_the_horizon_and_time_shrinks_it() -> None:
+    """ExAnte replaces the site's future; the horizon is the end of the last planned entry
+    ahead, and entries that have ended drop out as the clock moves on."""
+    p = Picture()
+    p.fleet.portfolio_polled([_info(4)])
+    p.fleet.schedule_polled(4, [_planned(0), _planned(1), _planned(2, S.DELETED)])
+    assert p.site(4).horizon_end == NOW + timedelta(hours=1) + QUARTER
+    p.fleet.schedule_polled(4, [_planned(0)])
+    assert p.site(4).horizon_end == NOW + QUARTER
+    p.clock.advance(20 * 60)
+    p.fleet.refresh_outlook()
+    assert (p.site(4).scheduled, p.site(4).horizon_end) == (True, None)
+    assert p.sample("cellect_site_schedule_horizon_seconds", site_id="4") == 0.0
 
 
 def test_an_entry_beyond_48_hours_does_not_stretch_the_horizon() -> None:
     """A planned entry 72 h ahead (no vendor plan reaches that far) is left out of the
     horizon; one 10 h ahead counts."""
-    fleet = _fleet()
-    fleet.statuses_changed([_change(1, 72, S.IN_PROGRESS)])
-    assert fleet.view().sites[0].horizon_end is None
-    fleet.statuses_changed([_change(1, 10, S.IMPLEMENTED)])
-    assert fleet.view().sites[0].horizon_end == NOW + timedelta(hours=10, minutes=15)
+    p = Picture()
+    p.fleet.statuses_changed([_change(1, 72, S.IN_PROGRESS)])
+    assert p.site(1).horizon_end is None
+    p.fleet.statuses_changed([_change(1, 10, S.IMPLEMENTED)])
+    assert p.site(1).horizon_end == NOW + timedelta(hours=10) + QUARTER
 
 
 def test_a_slot_follows_its_newest_entry() -> None:
     """The old entry of a slot overwritten while the new one is InProgress: the slot is
     planned (the newest entry's status), and the new entry's failure starts a run."""
-    fleet = _fleet()
-    fleet.statuses_changed([_change(2, 1, S.OVERWRITTEN, latest=S.IN_PROGRESS)])
-    [site] = fleet.view().sites
-    assert site.horizon_end == NOW + timedelta(hours=1, minutes=15)
-    fleet.statuses_changed([_change(2, 1, S.IMPLEMENTATION_FAILED)])
-    [site] = fleet.view().sites
+    p = Picture()
+    p.fleet.statuses_changed([_change(2, 1, S.OVERWRITTEN, latest=S.IN_PROGRESS)])
+    assert p.site(2).horizon_end == NOW + timedelta(hours=1) + QUARTER
+    p.fleet.statuses_changed([_change(2, 1, S.IMPLEMENTATION_FAILED)])
+    site = p.site(2)
     assert site.failure_run is not None
     assert site.failure_run.first.entry_start == NOW + timedelta(hours=1)
     assert site.horizon_end is None
+
+
+def test_failures_within_the_hold_are_one_run_and_a_later_one_starts_another() -> None:
+    """A run keeps its first failure while failures follow within the hold (an hour);
+    one after a quiet hour starts a new run. Every failure is counted."""
+    p = Picture()
+    p.fleet.statuses_changed([_change(5, -2, S.IMPLEMENTATION_FAILED)])
+    p.clock.advance(30 * 60)
+    p.fleet.statuses_changed([_change(5, -1, S.IMPLEMENTATION_FAILED)])
+    run = p.site(5).failure_run
+    assert run is not None
+    assert run.first.entry_start == NOW - timedelta(hours=2)
+    assert run.latest.at == NOW + timedelta(minutes=30)
+    p.clock.advance(2 * 3600)
+    p.fleet.statuses_changed([_change(5, 2, S.IMPLEMENTATION_FAILED)])
+    run = p.site(5).failure_run
+    assert run is not None
+    assert run.first == run.latest
+    assert p.sample("cellect_schedule_implementation_failures_total", site_id="5") == 3
+
+
+def test_an_entry_still_in_progress_near_its_start_is_stuck() -> None:
+    """InProgress entries starting within 5 minutes (or running) are listed; later ones not."""
+    p = Picture()
+    p.fleet.statuses_changed([_change(6, 0.05, S.IN_PROGRESS), _change(6, 1, S.IN_PROGRESS)])
+    assert p.site(6).in_progress_near_start == (NOW + timedelta(hours=0.05),)
+
+
+def test_once_the_portfolio_is_known_a_stranger_site_is_stored_not_tracked() -> None:
+    """After a portfolio poll, a webhook for a site outside it is counted as untracked and
+    becomes a candidate to ask the vendor about, once; the portfolio's sites are tracked."""
+    p = Picture(polling=True)
+    p.fleet.portfolio_polled([_info(1)])
+    p.fleet.webhooks_received([_change(1, 1, S.IN_PROGRESS), _change(99, 1, S.IN_PROGRESS)])
+    assert [s.site_id for s in p.fleet.view().sites] == [1]
+    assert p.sample("cellect_untracked_site_reports_total") == 1
+    assert p.fleet.take_candidates() == [99]
+    assert p.fleet.take_candidates() == []
+    assert p.fleet.unknown([1, 99]) == [99]
+
+
+def test_without_polling_at_most_max_sites_are_tracked() -> None:
+    """Webhooks only: sites are tracked as webhooks name them, up to CELLECT_MAX_SITES."""
+    p = Picture(max_sites=2)
+    p.fleet.webhooks_received([_change(site, 1, S.IN_PROGRESS) for site in (1, 2, 3)])
+    assert [s.site_id for s in p.fleet.view().sites] == [1, 2]
+    assert p.sample("cellect_untracked_site_reports_total") == 1
+    assert p.fleet.take_candidates() == []
