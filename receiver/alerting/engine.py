@@ -12,8 +12,7 @@ outbox message per routed target, stamping the alerts as told in the same transa
 so a crash can neither lose nor duplicate a notification.
 
 A cycle costs what changed, not what fires: in a failure storm thousands of alerts
-fire for an hour, and reloading them all every few seconds held the GIL away from
-webhook ingest.
+fire for an hour, and the engine shares the process with webhook ingest.
 
 - The engine keeps a mirror of the firing set (fingerprint → rule, severity, labels,
   annotations), loaded with one plain query when first needed and updated only after

@@ -1,7 +1,8 @@
 """The alerting engine's vocabulary: the fleet snapshot rules read, and the alerts they produce.
 
-`FleetView` is a plain, frozen snapshot of what the monitor knows (built by the service
-from the database and the pollers); `Thresholds` carries the configurable limits; `Alert`
+`FleetView` is a plain, frozen snapshot of what the monitor knows (built by
+`receiver.fleet.picture.Fleet` from polls and webhooks, restored from the database
+after a restart); `Thresholds` carries the configurable limits; `Alert`
 is one condition that holds now. Nothing here does I/O, so the rules are pure functions.
 """
 

@@ -1,13 +1,17 @@
-"""`cellect-monitor schedule validate|post`: check a schedule with the vendor's rules, post it.
+"""`cellect-monitor schedule validate|post|delete`: check a schedule with the vendor's
+rules, post it, delete what is not started yet.
 
     cellect-monitor schedule validate FILE [--rated-charge KW --rated-discharge KW] [--now TS]
     cellect-monitor schedule post SITE FILE
+    cellect-monitor schedule delete SITE START END
 
 FILE holds the Store Time Series body (`{"data": [{"startDate", "endDate", "essPowerAC"}]}`),
 `-` reads standard input. `validate` applies the same rules as the Cellect API (the shared
 validation module) and prints every violation with its Cellect error code; without
 ratings the power limits are not checked. `post` reads the site's ratings from the API,
-validates locally, and posts — a bad schedule fails before it leaves.
+validates locally, and posts — a bad schedule fails before it leaves. `delete` deletes
+the site's entries overlapping [START, END) that have not started (they become 4
+Deleted, and the monitor hears so by webhook).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import httpx
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.errors import CellectError
-from receiver.cellect.timestamps import parse_timestamp
+from receiver.cellect.timestamps import format_timestamp, parse_timestamp
 from receiver.cellect.validation import SiteRatings, Violation, validate_schedule
 from receiver.commands import CommandError, load_settings
 from receiver.settings import Settings
@@ -46,6 +50,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     post.add_argument("site", type=int, help="site id")
     post.add_argument("file", help="JSON body file, or - for standard input")
     post.set_defaults(handler=post_schedule)
+    delete = actions.add_parser("delete", help="delete the entries of a window not started yet")
+    delete.add_argument("site", type=int, help="site id")
+    delete.add_argument("start", type=_moment, help="ISO-8601 timestamp with a zone")
+    delete.add_argument("end", type=_moment, help="ISO-8601 timestamp with a zone")
+    delete.set_defaults(handler=delete_schedule)
+
+
+def _moment(text: str) -> datetime:
+    moment = parse_timestamp(text)
+    if moment is None:
+        raise argparse.ArgumentTypeError("must be an ISO-8601 timestamp with a zone")
+    return moment
 
 
 def read_body(path: str) -> Any:
@@ -103,3 +119,24 @@ async def _post(settings: Settings, site_id: int, body: Any) -> int:
         client = CellectClient.from_settings(settings, http, Clock())
         info = await client.site_information(site_id)
         return len(await client.post_schedule(site_id, body, ratings=info))
+
+
+def delete_schedule(args: argparse.Namespace) -> int:
+    if args.end <= args.start:
+        raise CommandError("END must be after START")
+    settings = load_settings()
+    if settings.refresh_token is None:
+        raise CommandError("CELLECT_REFRESH_TOKEN is not set")
+    try:
+        asyncio.run(_delete(settings, args.site, args.start, args.end))
+    except CellectError as exc:
+        raise CommandError(f"the Cellect API refused: {exc}") from None
+    window = f"{format_timestamp(args.start)} and {format_timestamp(args.end)}"
+    print(f"deleted the entries of site {args.site} between {window} that had not started")
+    return 0
+
+
+async def _delete(settings: Settings, site_id: int, start: datetime, end: datetime) -> None:
+    async with httpx.AsyncClient(timeout=settings.http_timeout_s) as http:
+        client = CellectClient.from_settings(settings, http, Clock())
+        await client.delete_schedule(site_id, start, end)

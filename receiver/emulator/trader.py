@@ -27,6 +27,7 @@ import httpx
 from receiver.cellect import paths
 from receiver.cellect.clock import Clock
 from receiver.cellect.timestamps import format_timestamp
+from receiver.runtime import waiting
 
 logger = logging.getLogger(__name__)
 
@@ -331,16 +332,7 @@ class DemoTrader:
             except Exception as exc:  # a demo must survive any API hiccup
                 logger.warning("demo trader: step failed: %s", _safe(exc))
             next_step = self._clock.now() + timedelta(seconds=self._interval_s)
-            waiters = [
-                asyncio.create_task(stop.wait()),
-                asyncio.create_task(self._clock.sleep_until(next_step)),
-            ]
-            try:
-                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for waiter in waiters:
-                    waiter.cancel()
-                await asyncio.gather(*waiters, return_exceptions=True)
+            await waiting.until(self._clock, next_step, stop)
 
 
 def _json(response: httpx.Response) -> object:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import anyio.to_thread
@@ -19,6 +20,7 @@ from sqlmodel import Session
 from receiver.cellect.errors import CellectApiError
 from receiver.fleet.picture import Fleet
 from receiver.storage.engine import session_factory
+from receiver.storage.fleet_state import StoredFleet, load_fleet
 from receiver.vendor.client import CellectClient, RequestNotSent
 
 T = TypeVar("T")
@@ -78,3 +80,14 @@ class PollContext:
 
         await asyncio.gather(*(bounded(site_id) for site_id in site_ids))
         return fetched, (failures[0] if failures else None)
+
+
+def newly_tracked(
+    session: Session, fleet: Fleet, now: datetime, site_ids: set[int]
+) -> StoredFleet | None:
+    """What the database knows of sites the fleet starts tracking now (after this poll's
+    writes, in its transaction), to restore into the fleet; None when there are none."""
+    if not site_ids:
+        return None
+    session.flush()
+    return load_fleet(session=session, now=now, failure_hold=fleet.failure_hold, site_ids=site_ids)

@@ -7,9 +7,9 @@ from typing import Any
 from sqlmodel import Session
 
 from receiver.pollers.base import Poller
-from receiver.pollers.context import PollContext
+from receiver.pollers.context import PollContext, newly_tracked
 from receiver.storage.events import upsert_availability_events
-from receiver.storage.fleet_state import StoredFleet, load_fleet
+from receiver.storage.fleet_state import StoredFleet
 
 
 class EventsPoller(Poller):
@@ -35,12 +35,7 @@ class EventsPoller(Poller):
                 upsert_availability_events(
                     session=session, site_id=site_id, events=events, seen_at=seen_at
                 )
-            if not confirmed:
-                return None
-            session.flush()
-            return load_fleet(
-                session=session, now=seen_at, failure_hold=fleet.failure_hold, site_ids=confirmed
-            )
+            return newly_tracked(session, fleet, seen_at, confirmed)
 
         stored = await self.context.write(store)
         if stored is not None:

@@ -7,8 +7,8 @@ from typing import Any
 from sqlmodel import Session
 
 from receiver.pollers.base import Poller
-from receiver.pollers.context import PollContext
-from receiver.storage.fleet_state import StoredFleet, load_fleet
+from receiver.pollers.context import PollContext, newly_tracked
+from receiver.storage.fleet_state import StoredFleet
 from receiver.storage.sites import mark_absent_sites, record_measurements, upsert_sites
 
 
@@ -33,12 +33,7 @@ class PortfolioPoller(Poller):
                 session=session, present_ids=[s.site_id for s in sites], seen_at=seen_at
             )
             record_measurements(session=session, sites=sites, measured_at=seen_at)
-            if not new:
-                return None
-            session.flush()
-            return load_fleet(
-                session=session, now=seen_at, failure_hold=fleet.failure_hold, site_ids=new
-            )
+            return newly_tracked(session, fleet, seen_at, new)
 
         stored = await self.context.write(store)
         if stored is not None:

@@ -135,3 +135,38 @@ def test_post_sends_a_valid_schedule_and_refuses_a_bad_one_locally(
     url = f"{emulator_url}/v1/resources/sites/1/time-series"
     stored = httpx.get(url, params=window, headers=auth).json()
     assert [r["essPowerAC"] for r in stored["results"]] == [1.0]
+
+
+def test_delete_removes_the_entries_not_started_and_refuses_a_backwards_window(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    """`schedule delete` deletes a posted entry that has not started (ExAnte then shows it
+    4 Deleted); END before START is a clear error before anything is sent."""
+    env = {**os.environ, "CELLECT_API_URL": emulator_url, "CELLECT_TOKEN_URL": emulator_url,
+           "CELLECT_REFRESH_TOKEN": "cli-test-refresh-token"}  # fmt: skip
+    start = (datetime.now(UTC) + timedelta(minutes=30)).replace(second=0, microsecond=0)
+    body = tmp_path / "plan.json"
+    body.write_text(json.dumps(_body(start, power=2.0)))
+    cli = [sys.executable, "-m", "receiver", "schedule"]
+    posted = subprocess.run([*cli, "post", "2", str(body)], env=env, capture_output=True,
+                            text=True, timeout=60)  # fmt: skip
+    assert posted.returncode == 0, posted.stderr
+    first, last = (
+        start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        (start + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    )
+    backwards = subprocess.run([*cli, "delete", "2", last, first], env=env,
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert backwards.returncode == 2
+    assert "END must be after START" in backwards.stderr
+    deleted = subprocess.run([*cli, "delete", "2", first, last], env=env,
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert deleted.returncode == 0, deleted.stderr
+    assert f"deleted the entries of site 2 between {first} and {last}" in deleted.stdout
+    auth = {"Authorization": "Bearer cli-test-refresh-token"}
+    token = httpx.post(f"{emulator_url}/v1/access-token", headers=auth).json()
+    window = {"symbol": "ExAnteInformationEssPowerAC", "startDate": first, "endDate": last}
+    auth = {"Authorization": f"Bearer {token['accessToken']}"}
+    url = f"{emulator_url}/v1/resources/sites/2/time-series"
+    stored = httpx.get(url, params=window, headers=auth).json()
+    assert [r["implementationStatus"] for r in stored["results"]] == [4]

@@ -14,6 +14,7 @@ from receiver.cellect.enums import ImplementationStatus
 from receiver.emulator.state import StatusChange, Subscription
 from receiver.emulator.webhook_sender import WebhookSender
 from tests.support.sinks import HttpSink
+from tests.support.stack import until
 
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -58,7 +59,8 @@ async def test_run_retries_when_the_clock_is_advanced(sink: HttpSink) -> None:
     sender.publish(1, [change(1)])
     await sink.until(1)
     sink.fail_with(None)
-    assert sender.pending == 1
+    # The sink has the request; the sender queues the retry once it has read the 500.
+    await until(lambda: sender.pending == 1, what="the retry queued")
     clock.advance(2)
     await sink.until(2)
     stop.set()

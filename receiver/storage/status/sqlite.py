@@ -1,8 +1,8 @@
 """The status path's statements on SQLite, sent straight through the sqlite3 connection.
 
 The same statements and stored bytes as `core.CoreWriter`, but run on the DBAPI
-connection of the session's own transaction: SQLAlchemy's statement building and
-per-row result processing were most of the webhook writer's CPU. Datetimes are bound in
+connection of the session's own transaction, without SQLAlchemy's statement building
+and per-row result processing (the webhook writer's hot path). Datetimes are bound in
 SQLAlchemy's SQLite storage format (`binding.datetime_binder`), so rows written here and
 by the Core writer are identical; tests pin that.
 
