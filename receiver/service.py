@@ -309,8 +309,13 @@ class Monitor:
     # Background work.
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run every background part until `stop` is set, then wind them down in order."""
-        work: list[Coroutine[Any, Any, None]] = [poller.run() for poller in self.pollers]
+        """Run every background part until `stop` is set, then wind them down in order.
+
+        One shutdown style: every loop takes `stop` and ends once it is set (a grace of
+        five seconds, then it is cancelled). The group committer alone runs until it is
+        cancelled, last: it must serve the requests still in flight, and by then the
+        server has answered them all."""
+        work: list[Coroutine[Any, Any, None]] = [poller.run(stop) for poller in self.pollers]
         if self.settings.clock_url:
             work.append(clock_follower.follow(self.clock, self.settings.clock_url, stop))
         work += [
@@ -329,8 +334,6 @@ class Monitor:
         try:
             await stop.wait()
         finally:
-            for poller in self.pollers:
-                poller.stop()
             await _wind_down(tasks)
             # The writer runs until cancelled; no request is in flight any more.
             await _wind_down([writer], grace_s=0.0)

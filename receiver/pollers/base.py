@@ -5,7 +5,7 @@ not hit the vendor in lock-step), on the injected Clock; a round that outlasts t
 interval is followed by the next one at once. It keeps `last_success`,
 `last_error` and `consecutive_failures`, and logs on *transitions* only: the first
 failure at warning, "recovered" at info — a vendor outage gives two log lines, not one
-per poll. `stop()` ends the loop after the current round.
+per poll. Setting `stop` ends the loop after the current round.
 """
 
 from __future__ import annotations
@@ -42,7 +42,6 @@ class Poller:
         self.jitter = jitter
         self._rng = rng or random.Random()
         self._on_success = on_success
-        self._stop = asyncio.Event()
         self.last_success: datetime | None = None
         self.last_error: str | None = None
         self.consecutive_failures = 0
@@ -96,15 +95,12 @@ class Poller:
         age = (self.clock.now() - self.last_success).total_seconds()
         return age > 3 * self.interval_s
 
-    async def run(self) -> None:
-        """Poll until `stop()`; each wait is on the clock, so tests advance it instead."""
-        while not self._stop.is_set():
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until `stop` is set; each wait is on the clock, so tests advance it instead."""
+        while not stop.is_set():
             # The next round is due one interval after this one *started*, fixed now:
             # a deadline taken only once the sleeper first runs would slip past a clock
             # advance made in between (and rounds would drift by their own duration).
             due = self.clock.now() + timedelta(seconds=self._next_delay())
             await self.run_once()
-            await waiting.until(self.clock, due, self._stop)
-
-    def stop(self) -> None:
-        self._stop.set()
+            await waiting.until(self.clock, due, stop)

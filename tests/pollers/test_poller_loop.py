@@ -49,7 +49,8 @@ async def test_rounds_follow_the_interval_on_the_clock() -> None:
     """The first round runs at once, the next only when the clock has moved one interval."""
     clock = Clock.frozen(START)
     poller = Scripted(clock=clock, interval_s=60, jitter=0.0)
-    task = asyncio.create_task(poller.run())
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
     try:
         await until(lambda: poller.rounds == 1, within=5)
         clock.advance(59)
@@ -59,7 +60,7 @@ async def test_rounds_follow_the_interval_on_the_clock() -> None:
         await until(lambda: poller.rounds == 2, within=5)
         assert poller.polled_at == [START, START + timedelta(seconds=60)]
     finally:
-        poller.stop()
+        stop.set()
         await asyncio.wait_for(task, timeout=5)
 
 
@@ -68,7 +69,8 @@ async def test_jitter_spreads_the_wait_within_its_bounds() -> None:
     clock = Clock.frozen(START)
     poller = Scripted(clock=clock, interval_s=100, jitter=0.5, rng=random.Random(3))
     expected = 100 + random.Random(3).uniform(-50, 50)
-    task = asyncio.create_task(poller.run())
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
     try:
         await until(lambda: poller.rounds == 1, within=5)
         clock.advance(expected - 0.5)
@@ -78,7 +80,7 @@ async def test_jitter_spreads_the_wait_within_its_bounds() -> None:
         await until(lambda: poller.rounds == 2, within=5)
         assert 50 <= (poller.polled_at[1] - START).total_seconds() <= 150
     finally:
-        poller.stop()
+        stop.set()
         await asyncio.wait_for(task, timeout=5)
 
 
@@ -130,7 +132,8 @@ async def test_a_crashing_poll_is_a_failed_round_not_a_dead_loop() -> None:
     clock = Clock.frozen(START)
     poller = Scripted(clock=clock, interval_s=10, jitter=0.0)
     poller.crash = True
-    task = asyncio.create_task(poller.run())
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
     try:
         await until(lambda: poller.rounds == 1, within=5)
         assert poller.last_error is not None
@@ -140,16 +143,17 @@ async def test_a_crashing_poll_is_a_failed_round_not_a_dead_loop() -> None:
         await until(lambda: poller.last_success is not None, within=5)
         assert not task.done()
     finally:
-        poller.stop()
+        stop.set()
         await asyncio.wait_for(task, timeout=5)
 
 
 async def test_stop_ends_run_promptly() -> None:
-    """stop() ends a loop that is waiting out a long interval, without moving the clock."""
+    """Setting stop ends a loop that is waiting out a long interval, without moving the clock."""
     poller = Scripted(clock=Clock.frozen(START), interval_s=3600)
-    task = asyncio.create_task(poller.run())
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
     await until(lambda: poller.rounds == 1, within=5)
-    poller.stop()
+    stop.set()
     await asyncio.wait_for(task, timeout=2)
     assert task.done()
     assert task.exception() is None
