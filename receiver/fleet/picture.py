@@ -268,7 +268,7 @@ class Fleet:
         for change in changes:
             self._status_changed(change, now)
         # The outlook gauges follow at the next refresh_outlook (every alert cycle, a
-        # few seconds): recomputing them per webhook entry cost the ingest path dearly.
+        # few seconds), not per webhook entry: this runs on the ingest path.
 
     def _status_changed(self, change: StatusChange, now: datetime) -> None:
         site_id, slot = change.site_id, (change.start, change.end)
