@@ -11,9 +11,8 @@ from typing import TypeVar
 import pytest
 from sqlmodel import Session
 
-from receiver.cellect.enums import AvailabilityStatus, DowntimeType, EventReason, EventSource
 from receiver.cellect.enums import ImplementationStatus as S
-from receiver.cellect.models import AvailabilityEvent, StatusWebhook
+from receiver.cellect.models import StatusWebhook
 from receiver.storage.alerts import upsert_alert
 from receiver.storage.deliveries import IncomingDelivery, store_webhook_batch
 from receiver.storage.events import upsert_availability_events
@@ -32,7 +31,7 @@ from receiver.storage.reads.schedule import schedule_page, status_history
 from receiver.storage.reads.sites import site_page, site_summary
 from receiver.storage.sites import mark_absent_sites, record_measurements, upsert_sites
 from receiver.storage.status import Observation, apply_observations, writer_for
-from tests.storage.conftest import site_info
+from tests.support.records import outage, site_info
 
 T = TypeVar("T")
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -58,17 +57,6 @@ def _measure(session: Session, site_id: int, minutes: range, start: datetime = T
         record_measurements(session=session, sites=[site], measured_at=start + minute * MINUTE)
 
 
-def _outage(
-    site_id: int, event_id: int, start: datetime, end: datetime | None
-) -> AvailabilityEvent:
-    return AvailabilityEvent(
-        event_id=event_id, site_id=site_id, site_name="x", country="ES", latitude=0.0,
-        longitude=0.0, availability_status=AvailabilityStatus.NOT_AVAILABLE,
-        type=DowntimeType.UNPLANNED, reason=EventReason.OUTAGE, source=EventSource.INVERTER,
-        start_date=start, end_date=end,
-    )  # fmt: skip
-
-
 def test_sites_carry_the_latest_measurement_presence_and_availability(session: Session) -> None:
     """Each site shows its newest measurement (None before any), whether it is still in the
     portfolio, and the start of an outage open at `now`; an ended outage does not count."""
@@ -78,10 +66,10 @@ def test_sites_carry_the_latest_measurement_presence_and_availability(session: S
     mark_absent_sites(session=session, present_ids=[1, 2], seen_at=T0 + MINUTE)
     down = T0 + 10 * MINUTE
     upsert_availability_events(
-        session=session, site_id=2, events=[_outage(2, 7, down, None)], seen_at=down
+        session=session, site_id=2, events=[outage(2, 7, down, None)], seen_at=down
     )
     upsert_availability_events(
-        session=session, site_id=1, events=[_outage(1, 8, T0, T0 + MINUTE)], seen_at=T0
+        session=session, site_id=1, events=[outage(1, 8, T0, T0 + MINUTE)], seen_at=T0
     )
     session.commit()
     now = T0 + timedelta(hours=1)
@@ -230,11 +218,11 @@ def test_schedule_entries_every_generation_planned_and_executed(session: Session
 def test_events_overlapping_a_window_in_pages(session: Session) -> None:
     """Events that overlap [start, end), open ones included, oldest first, page by page."""
     events = [
-        _outage(1, 1, T0, T0 + MINUTE),  # ends before the window
-        _outage(1, 2, T0 + 5 * MINUTE, T0 + 15 * MINUTE),
-        _outage(1, 3, T0 + 20 * MINUTE, None),
-        _outage(1, 4, T0 + 40 * MINUTE, None),  # starts after the window
-        _outage(2, 5, T0 + 20 * MINUTE, None),  # another site
+        outage(1, 1, T0, T0 + MINUTE),  # ends before the window
+        outage(1, 2, T0 + 5 * MINUTE, T0 + 15 * MINUTE),
+        outage(1, 3, T0 + 20 * MINUTE, None),
+        outage(1, 4, T0 + 40 * MINUTE, None),  # starts after the window
+        outage(2, 5, T0 + 20 * MINUTE, None),  # another site
     ]
     for site_id in (1, 2):
         mine = [e for e in events if e.site_id == site_id]

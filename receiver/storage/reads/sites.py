@@ -27,7 +27,12 @@ from receiver.storage.reads.paging import (
     encode_cursor,
     page_of,
 )
-from receiver.storage.tables import AvailabilityEventRecord, Measurement, Site
+from receiver.storage.tables import (
+    AvailabilityEventRecord,
+    Measurement,
+    ScheduleEntryRecord,
+    Site,
+)
 
 _KIND = "sites"
 
@@ -152,3 +157,20 @@ def _summary(
         power_kw=latest.power_kw if latest else None,
         unavailable_since=down_since,
     )
+
+
+def site_known(*, session: Session, site_id: int) -> bool:
+    """Whether anything of the site is stored: master data, schedule entries or events.
+
+    Webhooks and event polls may name a site before a portfolio poll has (or when there
+    is no polling at all), so a site without master data can still have a schedule.
+    Each probe is an index lookup.
+    """
+    probes = (
+        select(col(Site.site_id)).where(col(Site.site_id) == site_id),
+        select(col(ScheduleEntryRecord.id)).where(col(ScheduleEntryRecord.site_id) == site_id),
+        select(col(AvailabilityEventRecord.id)).where(
+            col(AvailabilityEventRecord.site_id) == site_id
+        ),
+    )
+    return any(session.execute(probe.limit(1)).first() is not None for probe in probes)
