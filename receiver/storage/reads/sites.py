@@ -1,24 +1,24 @@
 """The sites as the operator sees them: master data, the latest measurement, availability.
 
-One page is two statements whatever its size: the sites of the page, each with the id
-of its latest measurement and the start of its open outage as correlated scalar
-subqueries (one index probe each: the latest measurement through the unique
-(site_id, measured_at) index, read backwards; open outages through
-(site_id, start_at)), then those measurements by primary key. No statement reads the
-whole measurements table, so a page costs the same with a day or 90 days of history.
+A page is one statement whatever its size: the sites of the page, each joined to its
+latest measurement by a correlated subquery (an index probe: the unique
+(site_id, measured_at) index read backwards, then the row by primary key) and with the
+start of its open outage (a probe of (site_id, start_at)). No statement reads the whole
+measurements table, so a page costs the same with a day or 90 days of history. Rows
+come back as plain tuples, their timestamps parsed the fast way (UtcDateTimeRead):
+the Python side of 10,000 sites costs more than the statement.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Row, Select, func, or_, select
+from sqlalchemy import Select, Table, func, or_, select, type_coerce
 from sqlmodel import Session, col
 
 from receiver.cellect.enums import AvailabilityStatus
-from receiver.storage.dialect import chunks
 from receiver.storage.reads.paging import (
     DEFAULT_LIMIT,
     Page,
@@ -33,8 +33,12 @@ from receiver.storage.tables import (
     ScheduleEntryRecord,
     Site,
 )
+from receiver.storage.types import UtcDateTimeRead
 
 _KIND = "sites"
+_SITES: Table = Site.__table__  # type: ignore[attr-defined]
+_MEASUREMENTS: Table = Measurement.__table__  # type: ignore[attr-defined]
+_EVENTS: Table = AvailabilityEventRecord.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -77,86 +81,57 @@ def site_page(
 ) -> Page[SiteSummary]:
     """The sites by id, a page at a time; only present (or absent) ones if `present` says."""
     check_limit(limit)
-    query = _summaries(now).order_by(col(Site.site_id)).limit(limit + 1)
+    query = _summaries(now).order_by(_SITES.c.site_id).limit(limit + 1)
     if after is not None:
         (last,) = decode_cursor(after, _KIND, (int,))
-        query = query.where(col(Site.site_id) > last)
+        query = query.where(_SITES.c.site_id > last)
     if present is not None:
-        query = query.where(col(Site.present) == present)
-    rows = _with_measurements(session, session.execute(query).all())
+        query = query.where(_SITES.c.present == present)
+    rows = [SiteSummary(*row) for row in session.execute(query)]
     return page_of(rows, limit, lambda s: encode_cursor(_KIND, s.site_id))
 
 
 def site_summary(*, session: Session, site_id: int, now: datetime) -> SiteSummary | None:
     """One site as `site_page` shows it; None when the site is unknown."""
-    query = _summaries(now).where(col(Site.site_id) == site_id)
-    rows = _with_measurements(session, session.execute(query).all())
-    return rows[0] if rows else None
+    row = session.execute(_summaries(now).where(_SITES.c.site_id == site_id)).first()
+    return None if row is None else SiteSummary(*row)
 
 
-def _summaries(now: datetime) -> Select[Site, int | None, datetime | None]:
-    m, e = Measurement, AvailabilityEventRecord
+def _fast(column: Any) -> Any:
+    return type_coerce(column, UtcDateTimeRead())
+
+
+def _summaries(now: datetime) -> Select[Any]:
+    """Plain rows in SiteSummary's field order (no ORM objects: at 10,000 sites, building
+    and tracking entities would cost more than the statement)."""
+    sites, m, e = _SITES.c, _MEASUREMENTS.c, _EVENTS.c
+    newest = _MEASUREMENTS.alias("newest").c
     latest = (
-        select(col(m.id))
-        .where(col(m.site_id) == col(Site.site_id))
-        .order_by(col(m.measured_at).desc())
+        select(newest.id)
+        .where(newest.site_id == sites.site_id)
+        .order_by(newest.measured_at.desc())
         .limit(1)
+        .correlate(_SITES)
         .scalar_subquery()
     )
     down_since = (
         select(func.min(e.start_at))
         .where(
-            col(e.site_id) == col(Site.site_id),
-            col(e.availability_status) == int(AvailabilityStatus.NOT_AVAILABLE),
-            col(e.start_at) <= now,
-            or_(col(e.end_at).is_(None), col(e.end_at) > now),
+            e.site_id == sites.site_id,
+            e.availability_status == int(AvailabilityStatus.NOT_AVAILABLE),
+            e.start_at <= now,
+            or_(e.end_at.is_(None), e.end_at > now),
         )
         .scalar_subquery()
     )
-    return select(Site, latest.label("latest_id"), down_since.label("down_since"))
-
-
-def _with_measurements(
-    session: Session, rows: Sequence[Row[Site, int | None, datetime | None]]
-) -> list[SiteSummary]:
-    """The summaries of `rows` (site, latest measurement id, down since), the measurements
-    read in one statement by primary key."""
-    ids = [latest_id for _, latest_id, _ in rows if latest_id is not None]
-    m = Measurement
-    query = select(col(m.id), col(m.measured_at), col(m.soc_pct), col(m.power_kw))
-    measured = {
-        row.id: row
-        for chunk in chunks(ids)
-        for row in session.execute(query.where(col(m.id).in_(chunk)))
-    }
-    return [
-        _summary(site, measured.get(latest_id) if latest_id is not None else None, down_since)
-        for site, latest_id, down_since in rows
-    ]
-
-
-def _summary(
-    site: Site,
-    latest: Row[int | None, datetime, float, float] | None,
-    down_since: datetime | None,
-) -> SiteSummary:
-    return SiteSummary(
-        site_id=site.site_id,
-        name=site.name,
-        country=site.country,
-        latitude=site.latitude,
-        longitude=site.longitude,
-        capacity_kwh=site.capacity_kwh,
-        rated_charge_kw=site.rated_charge_kw,
-        rated_discharge_kw=site.rated_discharge_kw,
-        present=site.present,
-        first_seen_at=site.first_seen_at,
-        last_seen_at=site.last_seen_at,
-        measured_at=latest.measured_at if latest else None,
-        soc_pct=latest.soc_pct if latest else None,
-        power_kw=latest.power_kw if latest else None,
-        unavailable_since=down_since,
-    )
+    return select(
+        sites.site_id, sites.name, sites.country, sites.latitude, sites.longitude,
+        sites.capacity_kwh, sites.rated_charge_kw, sites.rated_discharge_kw, sites.present,
+        _fast(sites.first_seen_at), _fast(sites.last_seen_at), _fast(m.measured_at),
+        m.soc_pct, m.power_kw, _fast(down_since),
+    ).select_from(
+        _SITES.outerjoin(_MEASUREMENTS, m.id == latest)
+    )  # fmt: skip
 
 
 def site_known(*, session: Session, site_id: int) -> bool:
