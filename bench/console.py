@@ -172,8 +172,12 @@ def timed(engine: Engine, read: Callable[[Session], int], runs: int) -> tuple[fl
     return statistics.median(times), result
 
 
-def compare(name: str, engine: Engine, ours: Callable[[Session], int],
-            naive: Callable[[Session], int], target: float, runs: tuple[int, int]) -> bool:  # fmt: skip
+Read = Callable[[Session], int]
+
+
+def compare(
+    name: str, engine: Engine, ours: Read, naive: Read, target: float, runs: tuple[int, int]
+) -> bool:
     ours_s, ours_n = timed(engine, ours, runs[0])
     naive_s, naive_n = timed(engine, naive, runs[1])
     ok = ours_s <= target
