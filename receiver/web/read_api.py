@@ -273,29 +273,33 @@ class ReadApi:
         items = [item_json(b) for b in found.buckets]
         return JSONResponse({"items": items, "next": None, "width_s": found.width_s})
 
-    async def schedule(self, request: Request) -> Response:
+    async def _site_window(
+        self,
+        request: Request,
+        read: Callable[..., Page[T]],
+        to_json: Callable[[T], dict[str, Any]],
+        shape: CsvShape[T],
+        what: str,
+    ) -> Response:
+        """A site's list over an optional window [from, to): its schedule or its events."""
         query = Query.of(request, {"from", "to"})
         site_id = await self._site(request)
         start, end = query.time("from"), query.time("to")
         return await self._list(
             query,
-            lambda s, c, n: schedule_page(
+            lambda s, c, n: read(
                 session=s, site_id=site_id, start=start, end=end, after=c, limit=n
             ),
-            entry_json, rows.SCHEDULE_CSV, f"site-{site_id}-schedule.csv",
+            to_json, shape, f"site-{site_id}-{what}.csv",
         )  # fmt: skip
 
+    async def schedule(self, request: Request) -> Response:
+        return await self._site_window(
+            request, schedule_page, entry_json, rows.SCHEDULE_CSV, "schedule"
+        )
+
     async def events(self, request: Request) -> Response:
-        query = Query.of(request, {"from", "to"})
-        site_id = await self._site(request)
-        start, end = query.time("from"), query.time("to")
-        return await self._list(
-            query,
-            lambda s, c, n: event_page(
-                session=s, site_id=site_id, start=start, end=end, after=c, limit=n
-            ),
-            event_json, rows.EVENTS_CSV, f"site-{site_id}-events.csv",
-        )  # fmt: skip
+        return await self._site_window(request, event_page, event_json, rows.EVENTS_CSV, "events")
 
     async def deliveries(self, request: Request) -> Response:
         query = Query.of(request, {"site"})
