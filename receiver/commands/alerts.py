@@ -1,4 +1,9 @@
-"""`cellect-monitor alerts test|silence|silences|expire`: try the targets, manage silences.
+"""`cellect-monitor alerts list|test|silence|silences|expire`: the alerts, try the targets,
+manage silences.
+
+`alerts list` prints the firing alerts (`--all`: resolved ones too, most recent first)
+from the database, through the read API's queries; `--format json` prints what
+`GET /api/v1/alerts` answers.
 
 `alerts test` sends a test notification to every configured Apprise target
 (CELLECT_APPRISE_URLS / CELLECT_APPRISE_CONFIG) and prints one line per target, named
@@ -26,6 +31,11 @@ from receiver.alerting.silences import (
 )
 from receiver.cellect.clock import Clock
 from receiver.commands import CommandError, database, load_settings
+from receiver.commands.output import print_json, print_table
+from receiver.storage.engine import session_factory
+from receiver.storage.reads import MAX_LIMIT, all_items
+from receiver.storage.reads.alerts import AlertFilter, AlertView, alert_page
+from receiver.web.read_rows import item_json
 
 T = TypeVar("T")
 _OPTIONS = {
@@ -40,6 +50,11 @@ Parsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 def register(subparsers: Parsers) -> None:
     alerts = subparsers.add_parser("alerts", help="test notification targets, manage silences")
     actions = alerts.add_subparsers(dest="alerts_command", required=True, metavar="ACTION")
+    listing = actions.add_parser("list", help="the firing alerts (--all: resolved too)")
+    listing.add_argument("--all", action="store_true", help="resolved alerts too")
+    listing.add_argument("--format", choices=("table", "json"), default="table")
+    listing.add_argument("--database-url", help="default: CELLECT_DATABASE_URL")
+    listing.set_defaults(handler=_list_alerts)
     test = actions.add_parser("test", help="send a test notification to every target")
     test.set_defaults(handler=_test)
     _silence_parser(actions)
@@ -65,6 +80,32 @@ def _silence_parser(actions: Parsers) -> None:
     silence.add_argument("--by", default="cli", help="who (default: cli)")
     silence.add_argument("--database-url", help="default: CELLECT_DATABASE_URL")
     silence.set_defaults(handler=_silence)
+
+
+def _list_alerts(args: argparse.Namespace) -> int:
+    url = args.database_url or load_settings().database_url
+    state: AlertFilter = "all" if args.all else "firing"
+    with database(url) as engine, session_factory(engine)() as session:
+        found = list(
+            all_items(lambda c: alert_page(session=session, state=state, after=c, limit=MAX_LIMIT))
+        )
+    if args.format == "json":
+        print_json(item_json(a) for a in found)
+    elif found:
+        print_table(ALERT_HEADER, (_alert_row(a) for a in found))
+    else:
+        print("no alert is firing" if state == "firing" else "no alert is stored")
+    return 0
+
+
+ALERT_HEADER = ("ID", "RULE", "SEVERITY", "STATE", "SITE", "SINCE", "ENDED", "SUMMARY")
+
+
+def _alert_row(alert: AlertView) -> tuple[object, ...]:
+    ended = alert.ends_at.isoformat(timespec="seconds") if alert.ends_at else None
+    summary = alert.annotations.get("summary") or alert.annotations.get("description")
+    return (alert.id, alert.rule, alert.severity, alert.state, alert.labels.get("site_id"),
+            alert.starts_at.isoformat(timespec="seconds"), ended, summary)  # fmt: skip
 
 
 def _silence_id(text: str) -> int:

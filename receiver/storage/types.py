@@ -44,3 +44,25 @@ class UtcDateTime(TypeDecorator[datetime]):
 def utc_now() -> datetime:
     """Now, aware, in UTC (for defaults only; time rules read the injected Clock)."""
     return datetime.now(UTC)
+
+
+class UtcDateTimeRead(UtcDateTime):
+    """`UtcDateTime` for reads of thousands of rows: on SQLite the stored text is parsed by
+    one C call (`datetime.fromisoformat`) instead of SQLAlchemy's regular expression, most
+    of the cost of reading a fleet's timestamps. Same values; use it through
+    `type_coerce(column, UtcDateTimeRead())`, which leaves the SQL as it is."""
+
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: object) -> Any:
+        if dialect.name != "sqlite":
+            return super().result_processor(dialect, coltype)
+
+        def parse(value: Any) -> datetime | None:
+            if value is None:
+                return None
+            if len(value) <= 26:  # naive UTC, as UtcDateTime stores it: say so while parsing
+                return datetime.fromisoformat(value + "+00:00")
+            return datetime.fromisoformat(value).astimezone(UTC)
+
+        return parse

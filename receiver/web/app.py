@@ -1,8 +1,9 @@
 """`create_app(settings, …)` → the monitor's Starlette app.
 
 Routes: `POST /webhooks/time-series`, `GET /metrics`, `GET /healthz` (alive),
-`GET /readyz` (database reachable, no poller overdue), `/api/silences` — everything
-under /api/ behind the admin token (receiver.web.operator_api). The lifespan owns
+`GET /readyz` (database reachable, no poller overdue), `/api/silences`, the read API
+`/api/v1/…` (receiver.web.read_api) — everything under /api/ behind the admin token
+(receiver.web.operator_api). The lifespan owns
 the Monitor: it starts it, runs its background work in a task, and on shutdown (SIGTERM
 included, through uvicorn) stops the work and closes the HTTP client and the engine in
 reverse order. Nothing is module-level, so a test can build two apps side by side.
@@ -29,6 +30,7 @@ from receiver.service import Monitor
 from receiver.settings import Settings
 from receiver.web import middleware
 from receiver.web.operator_api import AdminCredential
+from receiver.web.read_api import read_routes
 from receiver.web.silences import silence_routes
 
 WEBHOOK_PATH = "/webhooks/time-series"
@@ -118,6 +120,8 @@ def create_app(
             Route("/readyz", readyz, methods=["GET"]),
             # Full paths (/api/silences); a change has the alert engine flush at once.
             *silence_routes(monitor.database, clock, on_change=monitor.alert_engine.mark_dirty),
+            # /api/v1/…: the history, read only (receiver.web.read_api, docs/api.md).
+            *read_routes(monitor.database, clock),
         ],
         middleware=middleware(settings, admin),
         lifespan=lifespan,

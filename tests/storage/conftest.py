@@ -11,6 +11,7 @@ from sqlmodel import Session
 
 from receiver.cellect.models import SiteInformation
 from receiver.storage.engine import create_engine_for, session_factory, upgrade
+from tests.support.records import site_info
 
 
 @pytest.fixture
@@ -29,23 +30,6 @@ def session(engine: Engine) -> Iterator[Session]:
 
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-
-
-def site_info(
-    site_id: int, *, soc: float = 50.0, power: float = 0.0, name: str = ""
-) -> SiteInformation:
-    return SiteInformation(
-        site_id=site_id,
-        site_name=name or f"Site {site_id}",
-        country="ES",
-        latitude=40.4,
-        longitude=-3.7,
-        ess_soc=soc,
-        ess_power=power,
-        ess_installed_energy_capacity=200.0,
-        ess_power_ac_rated_discharge=100.0,
-        ess_power_ac_rated_charge=90.0,
-    )
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ from sqlmodel import Session, select
 from receiver.cellect.enums import AvailabilityStatus, DowntimeType, EventReason, EventSource
 from receiver.cellect.models import AvailabilityEvent
 from receiver.storage.events import upsert_availability_events
+from receiver.storage.reads.events import event_page
 from receiver.storage.tables import AvailabilityEventRecord
-from tests.support.history import open_events, site_events
+from tests.support.history import open_events
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -62,7 +63,7 @@ def test_an_event_that_ends_is_updated_in_place(session: Session) -> None:
     stored = session.exec(select(AvailabilityEventRecord).order_by("event_id")).all()
     assert [(e.event_id, e.end_at) for e in stored] == [(10, end), (11, None)]
     assert [e.event_id for e in open_events(session=session, now=now, site_id=1)] == [11]
-    window = site_events(session=session, site_id=1, start=T0, end=now)
+    window = event_page(session=session, site_id=1, start=T0, end=now).items
     assert [e.event_id for e in window] == [10, 11]
 
 

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 from sqlmodel import Session, col, select
 
 from receiver.cellect.enums import ImplementationStatus as S
+from receiver.storage.reads.schedule import status_history
 from receiver.storage.status import Observation, Source, StatusChange, apply_observations
 from receiver.storage.status import writer_for as _writer
 from receiver.storage.tables import ScheduleEntryRecord
-from tests.support.history import status_history
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 QUARTER = timedelta(minutes=15)

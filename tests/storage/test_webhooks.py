@@ -20,8 +20,8 @@ from receiver.storage.deliveries import (
     store_webhook_batch,
 )
 from receiver.storage.engine import session_factory
+from receiver.storage.reads.schedule import status_history
 from receiver.storage.tables import ScheduleEntryRecord, ScheduleStatusChange, WebhookDelivery
-from tests.support.history import status_history
 
 T0 = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
