@@ -19,6 +19,7 @@ from receiver.web.access import CSRF_FIELD, same_origin
 FORM_MAX_BYTES = 16 * 1024
 FORM_MAX_FIELDS = 50
 FORM_TYPE = "application/x-www-form-urlencoded"
+CROSS_SITE = "refused: this form was sent from another site"
 
 
 class FormRefused(Exception):
@@ -46,11 +47,11 @@ async def _capped_body(request: Request) -> bytes:
 async def posted_form(request: Request, expected_csrf: str | None) -> dict[str, str]:
     """The form's fields (the first of each name), once every check above holds."""
     if not same_origin(request.scope, request.headers):
-        raise FormRefused(403, "refused: this form was sent from another site")
+        raise FormRefused(403, CROSS_SITE)
     media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if media_type != FORM_TYPE:
-        raise FormRefused(415, f"send the form as {FORM_TYPE}")
     body = await _capped_body(request)
+    if media_type != FORM_TYPE and (media_type or body):  # no body at all: an empty form
+        raise FormRefused(415, f"send the form as {FORM_TYPE}")
     try:
         pairs = parse_qsl(
             body.decode("utf-8"), keep_blank_values=True, max_num_fields=FORM_MAX_FIELDS

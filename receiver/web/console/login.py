@@ -10,7 +10,7 @@
   the form again, 401; empty → 400; from another origin or without the CSRF cookie's
   value → 403.
 - `POST /logout`: with the session's CSRF token → the session revoked, the cookie deleted,
-  303 to /login.
+  303 to /login; from another origin 403 (even when the browser sent no cookie with it).
 
 `guarded(credential, handler)` wraps a page handler: without a current session a page
 request is redirected (303) to /login?next=<its path>, and a live-refresh fragment request
@@ -33,8 +33,9 @@ from receiver.web.access import (
     ConsoleSession,
     cookie_value,
     is_https,
+    same_origin,
 )
-from receiver.web.console.forms import FormRefused, posted_form
+from receiver.web.console.forms import CROSS_SITE, FormRefused, posted_form
 from receiver.web.console.render import Renderer
 from receiver.web.operator_api import AdminCredential
 
@@ -165,9 +166,11 @@ class Login:
         return self._signed_in(request, next_path)
 
     async def logout(self, request: Request) -> Response:
+        if not same_origin(request.scope, request.headers):
+            return PlainTextResponse(CROSS_SITE, 403)
         to_login = RedirectResponse("/login", 303)
         session = self.credential.session(request.headers)
-        if session is None:
+        if session is None:  # signed out already (expired, or another tab logged out)
             return to_login
         try:
             await posted_form(request, session.csrf)

@@ -2,7 +2,8 @@
 
 Every page response carries a strict Content-Security-Policy (scripts, styles and images
 from the console's own origin only, no inline script, no framing), `no-store` caching
-(pages show live state and a CSRF token) and `Referrer-Policy: same-origin` (no URL of the console goes to another site).
+(pages show live state and a CSRF token) and `Referrer-Policy: same-origin` (no URL of
+the console goes to another site).
 
 Times: `{{ value|time }}` renders `<time datetime="…Z" title="… UTC">… UTC</time>`;
 console.js rewrites the text in the browser's own time zone and keeps UTC in the title.
