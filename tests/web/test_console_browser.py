@@ -220,3 +220,42 @@ def test_static_assets_are_versioned_and_cached(signed_in: ConsoleTab) -> None:
         answer = page.request.get(url)
         assert answer.status == 200
         assert answer.headers["cache-control"] == "public, max-age=31536000, immutable"
+
+
+def test_a_live_region_refreshes_in_place(signed_in: ConsoleTab) -> None:
+    """The Service page's live region fetches its fragment again and swaps it in without
+    reloading the page (a value set on the window survives, the monitor's clock moved)."""
+    page = signed_in.page
+    signed_in.goto("/service")
+    clock = page.locator("#service-clock time")  # the monitor's clock: ×60 in the demo
+    before = clock.get_attribute("datetime")
+    page.evaluate("window.stillHere = true")
+    # Resolved in the page on the second refresh (bounded): wait_for_function would need
+    # eval, which the console's Content-Security-Policy forbids.
+    refreshed = page.evaluate(
+        """within => new Promise((done, fail) => {
+            let seen = 0;
+            document.addEventListener("console:refreshed", () => { if (++seen >= 2) done(seen); });
+            setTimeout(() => fail(new Error("no refresh within " + within + " ms")), within);
+        })""",
+        WITHIN_MS,
+    )
+    assert refreshed == 2
+    assert page.evaluate("window.stillHere") is True
+    assert clock.get_attribute("datetime") != before
+    assert (clock.get_attribute("title") or "").endswith(" UTC")
+
+
+def test_no_secret_reaches_the_products_output(
+    signed_in: ConsoleTab, demo_product: Product
+) -> None:
+    """Signed in and using every page: neither the admin token nor the session cookie nor
+    the CSRF token appears in the monitor's output (its access log included)."""
+    for path in ("/service?fragment=live", "/", "/alerts", "/webhooks", "/service"):
+        signed_in.goto(path)
+    (cookie,) = [c for c in signed_in.context.cookies() if c["name"] == SESSION_COOKIE]
+    csrf = signed_in.page.locator('meta[name="csrf-token"]').get_attribute("content")
+    assert csrf
+    output = demo_product.output()
+    for secret in ("test-admin-token-0123456789", cookie["value"], csrf):
+        assert secret not in output
