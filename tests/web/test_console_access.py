@@ -323,6 +323,9 @@ def test_static_assets_have_versioned_urls_and_long_cache_headers(console: TestC
         stale = console.get(f"/static/000000000000/{name}")
         assert stale.status_code == 404
     assert console.get(linked[0].rsplit("/", 1)[0] + "/nothing.css").status_code == 404
+    icon = console.get("/favicon.ico", follow_redirects=False)
+    assert icon.status_code == 301
+    assert icon.headers["location"] in linked
 
 
 def test_pages_fragments_and_the_site_box(console: TestClient) -> None:

@@ -73,7 +73,7 @@ def console_routes(monitor: Monitor, credential: AdminCredential) -> list[BaseRo
         Route("/login", login.submit, methods=["POST"]),
         Route("/logout", login.logout, methods=["POST"]),
         Route("/sites", guarded(credential, _site_jump(renderer)), methods=["GET"]),
-        assets.route(),
+        *assets.routes(),
     ]
     for page in PAGES:
         endpoint = guarded(credential, _page_handler(page, monitor, renderer))

@@ -4,7 +4,9 @@ Each file is served at `/static/<first 12 hex of its SHA-256>/<name>` with
 `Cache-Control: public, max-age=31536000, immutable`: a browser keeps it for a year and
 never asks again, and a changed file has a new URL, so a new release is picked up at once.
 A URL with another hash (a page of an older release) or an unknown name is a 404. Nothing
-comes from a CDN: the console works offline.
+comes from a CDN: the console works offline. `/favicon.ico`, which browsers ask for by
+themselves where a page names no icon (a live fragment opened on its own), redirects to
+the icon's versioned URL.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from dataclasses import dataclass
 from importlib import resources
 
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
 
 STATIC_PREFIX = "/static"
+ICON = "favicon.svg"
 IMMUTABLE = "public, max-age=31536000, immutable"
 _TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
 
@@ -69,5 +72,11 @@ class Assets:
             return Response(status_code=304, headers=headers)
         return Response(asset.body, media_type=asset.media_type, headers=headers)
 
-    def route(self) -> Route:
-        return Route(STATIC_PREFIX + "/{digest}/{name}", self.serve, methods=["GET"], name="static")
+    async def favicon(self, _request: Request) -> Response:
+        return RedirectResponse(self.path(ICON), 301, headers={"Cache-Control": "max-age=86400"})
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route(STATIC_PREFIX + "/{digest}/{name}", self.serve, methods=["GET"]),
+            Route("/favicon.ico", self.favicon, methods=["GET"]),
+        ]

@@ -80,15 +80,16 @@ def guarded(
     return endpoint
 
 
-def set_session_cookie(response: Response, request: Request, cookie: str, max_age: int) -> None:
+def strict_cookie(
+    response: Response, request: Request, name: str, value: str, *, path: str, max_age: int
+) -> None:
+    """Set (or, with max_age 0, delete) an HttpOnly, SameSite=Strict cookie, Secure over https."""
+    secure = is_https(request.scope)
+    if max_age == 0:
+        response.delete_cookie(name, path=path, secure=secure, httponly=True, samesite="strict")
+        return
     response.set_cookie(
-        SESSION_COOKIE,
-        cookie,
-        max_age=max_age,
-        path="/",
-        secure=is_https(request.scope),
-        httponly=True,
-        samesite="strict",
+        name, value, max_age=max_age, path=path, secure=secure, httponly=True, samesite="strict"
     )
 
 
@@ -102,14 +103,8 @@ class Login:
         csrf = cookie_value(request.headers, LOGIN_CSRF_COOKIE) or secrets.token_urlsafe(24)
         context = {"title": "Sign in", "csrf": csrf, "next": next_path, "message": message}
         response = self.renderer.page(request, "login.html", context, status)
-        response.set_cookie(
-            LOGIN_CSRF_COOKIE,
-            csrf,
-            max_age=LOGIN_CSRF_MAX_AGE_S,
-            path="/login",
-            secure=is_https(request.scope),
-            httponly=True,
-            samesite="strict",
+        strict_cookie(
+            response, request, LOGIN_CSRF_COOKIE, csrf, path="/login", max_age=LOGIN_CSRF_MAX_AGE_S
         )
         return response
 
@@ -117,15 +112,10 @@ class Login:
         assert self.credential.sessions is not None
         cookie, _ = self.credential.sessions.issue(time.time())
         response = RedirectResponse(to, 303, headers={"Cache-Control": "no-store"})
-        set_session_cookie(response, request, cookie, int(self.credential.sessions.lifetime_s))
+        lifetime = int(self.credential.sessions.lifetime_s)
+        strict_cookie(response, request, SESSION_COOKIE, cookie, path="/", max_age=lifetime)
         if cookie_value(request.headers, LOGIN_CSRF_COOKIE) is not None:
-            response.delete_cookie(
-                LOGIN_CSRF_COOKIE,
-                path="/login",
-                secure=is_https(request.scope),
-                httponly=True,
-                samesite="strict",
-            )
+            strict_cookie(response, request, LOGIN_CSRF_COOKIE, "", path="/login", max_age=0)
         return response
 
     def _starting(self) -> Response:
@@ -178,11 +168,5 @@ class Login:
             return PlainTextResponse(refused.message, refused.status)
         assert self.credential.sessions is not None
         self.credential.sessions.revoke(session, time.time())
-        to_login.delete_cookie(
-            SESSION_COOKIE,
-            path="/",
-            secure=is_https(request.scope),
-            httponly=True,
-            samesite="strict",
-        )
+        strict_cookie(to_login, request, SESSION_COOKIE, "", path="/", max_age=0)
         return to_login

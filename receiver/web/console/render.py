@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from receiver import __version__
-from receiver.web.console.assets import Assets
+from receiver.web.console.assets import ICON, Assets
 
 CONTENT_SECURITY_POLICY = "; ".join(
     (
@@ -81,6 +81,7 @@ class Renderer:
         )
         self.env.filters["time"] = time_tag
         self.env.globals["version"] = __version__
+        self.env.globals["icon"] = ICON
 
     def html(self, request: Request, template: str, context: Mapping[str, Any]) -> str:
         values = {
