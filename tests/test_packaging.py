@@ -8,6 +8,7 @@ the provisioned datasource). promtool, when installed, parses every panel expres
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import posixpath
 import re
@@ -349,3 +350,16 @@ def test_every_dashboard_expression_is_valid_promql(tmp_path: Path) -> None:
     rule_file.write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
     result = promtool("check", "rules", rule_file)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_wheel_ships_the_consoles_templates_and_static_files() -> None:
+    """Every file of the console's templates/ and static/ matches a package-data pattern of
+    pyproject.toml, so an installed (not editable) monitor serves its pages."""
+    patterns = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"][
+        "package-data"
+    ]["*"]
+    console = ROOT / "receiver" / "web" / "console"
+    shipped = [p for folder in ("templates", "static") for p in (console / folder).iterdir()]
+    assert shipped
+    for path in shipped:
+        assert any(fnmatch.fnmatch(path.name, pattern) for pattern in patterns), path.name

@@ -11,6 +11,11 @@ Prometheus/Grafana runs at `--speed 1` (docker-compose.yml does). `--emulator-ho
 0.0.0.0 lets a container publish the emulator's port (its control API for faults).
 `--refresh-token-days` sets the life of the refresh token the monitor is given (a year by
 default), so that RefreshTokenExpiring can be seen without waiting a year.
+
+The demo prints a one-time sign-in URL of the console (`/login?code=…`, valid once, for
+ten minutes): the one secret the monitor deliberately prints, so that the person who
+started the demo is signed in by a click. It is never the admin token; the access log
+masks the code like every query value (docs/console.md).
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import argparse
 import asyncio
 import ipaddress
 import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,6 +38,7 @@ from receiver.service import Monitor
 from receiver.settings import Settings
 from receiver.storage.engine import DatabaseUrlError
 from receiver.web.app import WEBHOOK_PATH, create_app
+from receiver.web.operator_api import AdminCredential
 
 log = logging.getLogger(__name__)
 DEMO_SPEED = 60.0
@@ -131,7 +138,12 @@ async def _monitor_only(settings: Settings) -> None:
     sock = bind(settings.host, settings.port)
     url = url_of(sock, settings.host)
     app = create_app(settings)
-    await serve_app(app, sock, ready=lambda: log.info("cellect-monitor listening on %s", url))
+
+    def ready() -> None:
+        log.info("cellect-monitor listening on %s", url)
+        log.info("console: %s/ (sign in with the admin token: cellect-monitor admin token)", url)
+
+    await serve_app(app, sock, ready=ready)
 
 
 async def _demo(args: argparse.Namespace) -> None:
@@ -159,6 +171,13 @@ async def _demo(args: argparse.Namespace) -> None:
             log.info("cellect-monitor listening on %s (emulator on %s)", url, emulator_url)
             log.info(
                 "Grafana/Prometheus: scrape %s/metrics; emulated time runs x%g", url, args.speed
+            )
+            admin: AdminCredential = app.state.admin
+            code = admin.login_codes.issue(time.time())
+            minutes = admin.login_codes.lifetime_s / 60
+            # Deliberately printed (docs/console.md): one-time, short-lived, never the token.
+            log.info(
+                "console: %s/login?code=%s (signs you in once, within %g min)", url, code, minutes
             )
 
         await serve_app(app, sock, ready=monitor_ready)

@@ -3,7 +3,8 @@
 Routes: `POST /webhooks/time-series`, `GET /metrics`, `GET /healthz` (alive),
 `GET /readyz` (database reachable, no poller overdue), `/api/silences`, the read API
 `/api/v1/…` (receiver.web.read_api) — everything under /api/ behind the admin token
-(receiver.web.operator_api). The lifespan owns
+(receiver.web.operator_api) — and the operator console's pages (receiver.web.console:
+`/`, `/login`, …) behind a session the admin token buys. The lifespan owns
 the Monitor: it starts it, runs its background work in a task, and on shutdown (SIGTERM
 included, through uvicorn) stops the work and closes the HTTP client and the engine in
 reverse order. Nothing is module-level, so a test can build two apps side by side.
@@ -29,6 +30,8 @@ from receiver.metrics.registry import Metrics, metrics_endpoint
 from receiver.service import Monitor
 from receiver.settings import Settings
 from receiver.web import middleware
+from receiver.web.console import console_routes
+from receiver.web.health import readiness
 from receiver.web.operator_api import AdminCredential
 from receiver.web.read_api import read_routes
 from receiver.web.silences import silence_routes
@@ -61,27 +64,22 @@ async def healthz(_request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
-    monitor = _monitor(request)
-    database = await anyio.to_thread.run_sync(monitor.database_ok)
-    pollers = {
-        p.name: {
-            "last_success": p.last_success.isoformat() if p.last_success else None,
-            "overdue": p.overdue,
-            "last_error": p.last_error,
-        }
-        for p in monitor.pollers
-    }
-    writer, alerting = monitor.writer_up(), monitor.alert_loop.ok()
-    overdue = any(p["overdue"] for p in pollers.values())
-    ready = database and writer and alerting and not overdue
+    state = await readiness(_monitor(request))
     body = {
-        "status": "ready" if ready else "not_ready",
-        "database": database,
-        "webhook_writer": writer,
-        "alerting": alerting,
-        "pollers": pollers,
+        "status": "ready" if state.ready else "not_ready",
+        "database": state.database,
+        "webhook_writer": state.webhook_writer,
+        "alerting": state.alerting,
+        "pollers": {
+            p.name: {
+                "last_success": p.last_success.isoformat() if p.last_success else None,
+                "overdue": p.overdue,
+                "last_error": p.last_error,
+            }
+            for p in state.pollers
+        },
     }
-    return JSONResponse(body, status_code=200 if ready else 503)
+    return JSONResponse(body, status_code=200 if state.ready else 503)
 
 
 def create_app(
@@ -122,9 +120,12 @@ def create_app(
             *silence_routes(monitor.database, clock, on_change=monitor.alert_engine.mark_dirty),
             # /api/v1/…: the history, read only (receiver.web.read_api, docs/api.md).
             *read_routes(monitor.database, clock),
+            # The operator console: /, /sites/{id}, /alerts, /webhooks, /service, /login.
+            *console_routes(monitor, admin),
         ],
         middleware=middleware(settings, admin),
         lifespan=lifespan,
     )
     app.state.monitor = monitor
+    app.state.admin = admin  # its login_codes: the demo prints a one-time sign-in link
     return app

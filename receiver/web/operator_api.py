@@ -6,6 +6,10 @@ Checks, in order, before a handler runs:
   caller too, and any web page it opens can make it send requests. Only the header
   counts: a token in the query string would end up in access logs and browser history.
   The comparison is constant-time.
+- Or the console's session cookie (receiver.web.access), which the admin token bought at
+  `POST /login`: enough for GET/HEAD/OPTIONS; any other method made with the cookie must
+  also carry the session's CSRF token in `X-CSRF-Token` and come from the same origin
+  (403 otherwise). The Bearer path is unchanged and needs neither.
 - A request that carries a body (and every POST, PUT, PATCH) must say
   `Content-Type: application/json` (415): the bodies a page can send cross-site without
   a CORS preflight (forms, text/plain) never reach a handler.
@@ -20,6 +24,7 @@ no log line, metric or error message, and not in this module's reprs.
 from __future__ import annotations
 
 import hmac
+import time
 from typing import Any
 
 from starlette.datastructures import Headers
@@ -30,11 +35,27 @@ from receiver.cellect.clock import Clock
 from receiver.ingest.endpoint import BodyTooLarge, Disconnected, read_capped
 from receiver.settings import Settings
 from receiver.storage.secrets import kept_secret
+from receiver.web.access import (
+    CSRF_HEADER,
+    SAFE_METHODS,
+    SESSION_COOKIE,
+    SESSION_KEY_NAME,
+    ConsoleSession,
+    LoginCodes,
+    SessionSigner,
+    cookie_value,
+    same_origin,
+    session_key,
+)
 
 API_PREFIX = "/api"
 MAX_BODY_BYTES = 64 * 1024
 ADMIN_TOKEN_NAME = "admin_token"
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_CROSS_SITE = (
+    "a change made with the console's session cookie needs its CSRF token in"
+    f" {CSRF_HEADER} and a request from the console's own origin"
+)
 _UNAUTHORIZED = (
     "this API needs Authorization: Bearer <admin token>; `cellect-monitor admin token` prints it"
 )
@@ -48,13 +69,20 @@ def load_admin_token(settings: Settings, engine: Any, clock: Clock) -> str:
 
 
 class AdminCredential:
-    """The admin token, loaded when the monitor starts; until then nothing is accepted."""
+    """The admin token and the console sessions it buys, loaded when the monitor starts;
+    until then nothing is accepted. `login_codes` (the demo's one-time sign-in codes)
+    exists from the start: a code is only redeemed once the credential is loaded."""
 
     def __init__(self) -> None:
         self._token: bytes | None = None
+        self.sessions: SessionSigner | None = None
+        self.login_codes = LoginCodes()
 
     def load(self, settings: Settings, engine: Any, clock: Clock) -> None:
-        self._token = load_admin_token(settings, engine, clock).encode("ascii")
+        token = load_admin_token(settings, engine, clock)
+        kept = kept_secret(engine, clock, SESSION_KEY_NAME)
+        self.sessions = SessionSigner(session_key(kept, token))
+        self._token = token.encode("ascii")
 
     @property
     def loaded(self) -> bool:
@@ -67,6 +95,19 @@ class AdminCredential:
         scheme, _, value = authorization.partition(" ")
         offered = value.strip().encode("latin-1")  # headers arrive as latin-1 text
         return scheme.lower() == "bearer" and hmac.compare_digest(offered, self._token)
+
+    def accepts_token(self, offered: str) -> bool:
+        """Whether `offered` (the login form's field) is the admin token."""
+        if self._token is None:
+            return False
+        return hmac.compare_digest(offered.strip().encode("utf-8"), self._token)
+
+    def session(self, headers: Headers, now: float | None = None) -> ConsoleSession | None:
+        """The current console session the request's cookie carries, if any."""
+        if self.sessions is None:
+            return None
+        cookie = cookie_value(headers, SESSION_COOKIE)
+        return self.sessions.open(cookie, time.time() if now is None else now)
 
     def __repr__(self) -> str:
         return f"AdminCredential(loaded={self.loaded})"
@@ -126,7 +167,7 @@ class OperatorApiGuard:
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)
-        refused = self._check_headers(scope["method"], headers)
+        refused = self._check_headers(scope, scope["method"], headers)
         if refused is not None:
             await refused(scope, receive, send)
             return
@@ -143,11 +184,17 @@ class OperatorApiGuard:
             return
         await self.app(scope, _replay(body, receive), send)
 
-    def _check_headers(self, method: str, headers: Headers) -> JSONResponse | None:
+    def _check_headers(self, scope: Scope, method: str, headers: Headers) -> JSONResponse | None:
         if not self.credential.loaded:
             return refusal(503, "starting", "not ready yet", {"Retry-After": "5"})
         if not self.credential.accepts(headers.get("authorization")):
-            return refusal(401, "unauthorized", _UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+            session = self.credential.session(headers)
+            if session is None:
+                return refusal(401, "unauthorized", _UNAUTHORIZED, {"WWW-Authenticate": "Bearer"})
+            if method not in SAFE_METHODS and not (
+                same_origin(scope, headers) and session.csrf_matches(headers.get(CSRF_HEADER))
+            ):
+                return refusal(403, "csrf", _CROSS_SITE)
         if _carries_body(method, headers) and not _is_json(headers):
             message = "send the body as JSON with Content-Type: application/json"
             return refusal(415, "unsupported_media_type", message)

@@ -1,5 +1,5 @@
-"""The external tools some tests run (promtool, prometheus): found, or the test is skipped
-— or failed when peers are required, as in CI."""
+"""The external tools some tests run (promtool, prometheus, chromium): found, or the test
+is skipped — or failed when peers are required, as in CI."""
 
 from __future__ import annotations
 
@@ -11,12 +11,13 @@ import pytest
 REQUIRE_PEERS = bool(os.environ.get("CELLECT_TEST_REQUIRE_PEERS"))
 
 
-def require_tool(name: str) -> str:
-    """The path of the executable `name`; skipped without it, failed when peers are
-    required (CI installs them): a missing tool must never pass as a skipped check."""
+def require_tool(name: str, package: str = "prometheus") -> str:
+    """The path of the executable `name` (from the Debian package `package`); skipped
+    without it, failed when peers are required (CI installs them): a missing tool must
+    never pass as a skipped check."""
     found = shutil.which(name)
     if found is None:
-        reason = f"{name} not installed (Debian package `prometheus`)"
+        reason = f"{name} not installed (Debian package `{package}`)"
         if REQUIRE_PEERS:
             pytest.fail(reason)
         pytest.skip(reason)
