@@ -249,11 +249,20 @@ class WebhookSender:
                 self._rng.shuffle(due)
         return due
 
-    async def deliver_due(self) -> int:
-        """Attempt every delivery due at the clock's now; returns how many succeeded."""
+    def _requeue(self, deliveries: Sequence[_Delivery]) -> None:
+        with self._lock:
+            self._queue.extend(deliveries)
+
+    async def deliver_due(self, stop: asyncio.Event | None = None) -> int:
+        """Attempt every delivery due at the clock's now, until `stop` is set (the ones not
+        attempted stay queued); returns how many succeeded."""
         now = self._clock.now()
         succeeded = 0
-        for delivery in self._take_due(now):
+        due = self._take_due(now)
+        for n, delivery in enumerate(due):
+            if stop is not None and stop.is_set():
+                self._requeue(due[n:])
+                break
             if await self._attempt(delivery, now):
                 succeeded += 1
         return succeeded
@@ -336,7 +345,7 @@ class WebhookSender:
         try:
             while not stop.is_set():
                 wake.clear()
-                await self.deliver_due()
+                await self.deliver_due(stop)
                 await self._wait(stop, wake)
         finally:
             self._wake = None

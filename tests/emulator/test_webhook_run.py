@@ -80,3 +80,19 @@ async def test_run_stops_promptly_when_idle() -> None:
     await asyncio.wait_for(task, timeout=2)
     assert task.done()
     assert task.exception() is None
+
+
+@pytest.mark.anyio
+async def test_a_stop_during_a_burst_leaves_the_rest_queued(sink: HttpSink) -> None:
+    """Stop set while deliveries are due: the sender attempts none of them (they stay
+    queued), so a burst of retries at a high clock speed cannot hold its shutdown."""
+    sender = make_sender(Clock.frozen(T0), sink.url("/h"))
+    for site in range(1, 6):
+        sender.publish(site, [change(site)])
+    stop = asyncio.Event()
+    stop.set()
+    assert await sender.deliver_due(stop) == 0
+    assert (sender.pending, len(sink.requests)) == (5, 0)
+    assert await sender.deliver_due() == 5
+    assert (sender.pending, len(sink.requests)) == (0, 5)
+    await sender.aclose()

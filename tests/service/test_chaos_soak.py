@@ -182,8 +182,9 @@ async def soak_world(database_url: str, workdir: Path) -> AsyncIterator[World]:
                 await monitor.start()
                 yield emulator, monitor, tee, sink
             finally:
-                monitor.stop()
-                emulator.stop()
+                # Off the event loop: the tee in it keeps answering the emulator meanwhile.
+                await asyncio.to_thread(monitor.stop)
+                await asyncio.to_thread(emulator.stop)
 
 
 async def _answers(url: str) -> bool:
