@@ -44,7 +44,10 @@ class AlertStack:
         monitor = self.stack.monitor
         before = monitor.alert_loop.cycles_started
         monitor.wake_alerts()
-        await until(lambda: monitor.alert_loop.cycles_done > before, what="an alert cycle")
+        # Generous: a cycle waits out its real-time gap (up to a tick) on a loaded machine.
+        await until(
+            lambda: monitor.alert_loop.cycles_done > before, within=30.0, what="an alert cycle"
+        )
 
     async def polled(self, *names: str) -> None:
         """Wait until the named pollers (default: all) have succeeded at the current time."""
