@@ -9,7 +9,6 @@ clock is advanced or its speed changes, from any thread.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -99,8 +98,14 @@ class Clock:
             while (remaining := (target - self.now()).total_seconds()) > 0:
                 real = remaining / self._speed if self._speed > 0 else _MAX_REAL_WAIT
                 event.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(event.wait(), timeout=min(real, _MAX_REAL_WAIT))
+                # A timer sets the same event, rather than asyncio.wait_for: wait_for
+                # (Python 3.11) can swallow a cancellation that meets the event being
+                # set, and this loop would then sleep on, uncancellable.
+                timer = loop.call_later(min(real, _MAX_REAL_WAIT), event.set)
+                try:
+                    await event.wait()
+                finally:
+                    timer.cancel()
         finally:
             self._waiters.discard(waiter)
 

@@ -22,9 +22,10 @@ async def first(*awaitables: Awaitable[Any]) -> None:
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        # Cancelled, not awaited: a waiter that finishes late must never hold up the
+        # loop that asked (each ends at its next step).
         for task in tasks:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def until(
