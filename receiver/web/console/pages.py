@@ -20,7 +20,7 @@ Database reads run in a worker thread on a session of their own (`_read`).
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -32,6 +32,8 @@ from starlette.requests import Request
 from receiver.alerting.grouping import group_key
 from receiver.alerting.silences import SilenceService
 from receiver.service import Monitor
+from receiver.storage.alert_tables import Silence
+from receiver.storage.alerts import silence_matches
 from receiver.storage.engine import session_factory
 from receiver.storage.outbox import pending_count
 from receiver.storage.reads import ReadError
@@ -244,8 +246,10 @@ async def site(request: Request, monitor: Monitor) -> dict[str, Any]:
     }
 
 
-def _silenced(labels: Mapping[str, str], silences: list[Any]) -> bool:
-    return any(all(labels.get(k) == v for k, v in s.matchers.items()) for s in silences)
+def _silenced(alert: AlertView, silences: list[Silence]) -> bool:
+    """Whether a silence in force mutes `alert` (`rule` and `severity` match its own)."""
+    labels = {**alert.labels, "rule": alert.rule, "severity": alert.severity}
+    return any(silence_matches(s, labels) for s in silences)
 
 
 async def alerts(request: Request, monitor: Monitor) -> dict[str, Any]:
@@ -272,7 +276,7 @@ async def alerts(request: Request, monitor: Monitor) -> dict[str, Any]:
         "resolved": resolved,
         "notes": notes,
         "silences": silences,
-        "silenced": {a.id for a in firing if _silenced(a.labels, silences)},
+        "silenced": {a.id for a in firing if _silenced(a, silences)},
         "matchers": {a.id: json.dumps(_matchers(a), sort_keys=True) for a in firing + resolved},
         "live_url": _live_url(request),
     }
