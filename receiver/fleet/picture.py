@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from receiver.alerting.model import (
     Downtime,
@@ -343,23 +343,20 @@ class Fleet:
         """Every tracked site as a plain row, cheaply (no plan walk): the console sorts,
         filters and pages these for a 10,000-site fleet on each request."""
         rows = []
+        present, scheduled = self._present, self._scheduled
         for site_id, site in self._sites.items():
             info = site.info
-            rows.append(
-                SiteRow(
-                    site_id=site_id,
-                    name=info.site_name if info else f"site {site_id}",
-                    soc_pct=info.ess_soc if info else None,
-                    power_kw=info.ess_power if info else None,
-                    capacity_kwh=info.ess_installed_energy_capacity if info else None,
-                    rated_charge_kw=info.ess_power_ac_rated_charge if info else None,
-                    rated_discharge_kw=info.ess_power_ac_rated_discharge if info else None,
-                    in_portfolio=site_id in self._present,
-                    scheduled=site_id in self._scheduled,
-                    last_update=site.updated_at,
-                    outage=site.unavailable,
-                )
-            )
+            if info is None:
+                row = SiteRow(site_id, f"site {site_id}", None, None, None, None, None,
+                              site_id in present, site_id in scheduled, site.updated_at,
+                              site.unavailable)  # fmt: skip
+            else:
+                row = SiteRow(site_id, info.site_name, info.ess_soc, info.ess_power,
+                              info.ess_installed_energy_capacity,
+                              info.ess_power_ac_rated_charge, info.ess_power_ac_rated_discharge,
+                              site_id in present, site_id in scheduled, site.updated_at,
+                              site.unavailable)  # fmt: skip
+            rows.append(row)
         return rows
 
     def horizon_end(self, site_id: int) -> datetime | None:
@@ -399,11 +396,12 @@ class Fleet:
         )
 
 
-@dataclass(frozen=True)
-class SiteRow:
+class SiteRow(NamedTuple):
     """One site as the console's fleet table shows it: the latest portfolio's values
     (None before any) and its open outage. The schedule horizon is left out: it walks
-    the site's plan, so the console asks for it (`horizon_end`) only for a page's rows."""
+    the site's plan, so the console asks for it (`horizon_end`) only for a page's rows.
+    A tuple, not a frozen dataclass: 10,000 of them are made per page view, and a tuple
+    is several times cheaper to build."""
 
     site_id: int
     name: str
