@@ -1,9 +1,13 @@
 """Benchmark: the console's Fleet page at 10,000 sites, over HTTP, against a naive baseline.
 
-Starts the product as a user does — `cellect-monitor run --emulator --sites 10000` through
-the console script, configured by environment variables, SQLite in a temporary
-directory, the demo's trader off (no webhooks: the polls alone fill the fleet) — waits
-until the Fleet page counts 10,000 sites, signs in with the admin token through the login
+Starts the product as a user does — `cellect-monitor run` through the console script,
+configured by environment variables, SQLite in a temporary directory — on a database
+pre-filled with 10,000 sites (bench/console.py's `fill`; the monitor restores its live
+picture from it at start and, without a refresh token, polls nothing). With `--demo` it
+runs `cellect-monitor run --emulator --sites 10000` instead (trader off, the polls fill
+the fleet): the monitor then polls 10,000 sites at ×60 in the event loop that answers
+the console, and the figures are mostly that load's. It waits until the Fleet page
+counts 10,000 sites, signs in with the admin token through the login
 form (a session cookie, as a browser), then times, in the same run:
 
 - the Fleet page (first page, 50 rows) and its live fragment (what the 5-second refresh
@@ -56,7 +60,24 @@ def _script() -> str:
     return found
 
 
-def _start(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _prefill(workdir: Path) -> None:
+    """10,000 sites (5 % with an open outage) and their measurements, bulk inserted with
+    bench/console.py's `fill` into a migrated SQLite database."""
+    import random
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import console as read_bench  # bench/console.py
+
+    from receiver.storage.engine import create_engine_for, upgrade
+
+    engine = create_engine_for(f"sqlite:///{workdir}/monitor.db")
+    upgrade(engine)
+    read_bench.fill(engine, random.Random(1))
+    engine.dispose()
+
+
+def _start(workdir: Path, demo: bool) -> tuple[subprocess.Popen[bytes], str]:
     port, emulator = _free_port(), _free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CELLECT_")}
     env |= {
@@ -64,8 +85,10 @@ def _start(workdir: Path) -> tuple[subprocess.Popen[bytes], str]:
         "CELLECT_ADMIN_TOKEN": TOKEN,
         "CELLECT_DATABASE_URL": f"sqlite:///{workdir}/monitor.db",
     }
-    args = [_script(), "run", "--emulator", "--emulator-port", str(emulator),
-            "--sites", str(SITES), "--no-demo-trader"]  # fmt: skip
+    args = [_script(), "run"]
+    if demo:
+        args += ["--emulator", "--emulator-port", str(emulator),
+                 "--sites", str(SITES), "--no-demo-trader"]  # fmt: skip
     log = (workdir / "monitor.log").open("wb")
     process = subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT)
     return process, f"http://127.0.0.1:{port}"
@@ -135,14 +158,16 @@ def _report(name: str, took: list[float]) -> float:
 
 
 def main() -> int:
+    demo = "--demo" in sys.argv[1:]
     workdir = Path(tempfile.mkdtemp(prefix="bench-console-pages-"))
-    process, url = _start(workdir)
+    if not demo:
+        _prefill(workdir)
+    process, url = _start(workdir, demo)
     try:
         with httpx.Client(base_url=url, timeout=60.0, follow_redirects=False) as client:
             _wait_ready(client, process)
-            print(
-                f"cellect-monitor run --emulator --sites {SITES} (SQLite), {ROUNDS} requests each"
-            )
+            how = f"run --emulator --sites {SITES}, polling" if demo else "run, pre-filled database"
+            print(f"cellect-monitor {how} (SQLite), {ROUNDS} requests each")
             page = _report("Fleet page (/, 50 rows)", _time(client, "/"))
             live = _report("live fragment (/?fragment=live)", _time(client, "/?fragment=live"))
             deep = "/?fragment=live&sort=-soc&state=available&page=20"
