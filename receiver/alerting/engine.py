@@ -193,6 +193,11 @@ class AlertEngine:
             log.error("alert rule %s failed (%s: %s); the other rules and sites go on",
                       rule, type(exc).__name__, exc)  # fmt: skip
 
+    def firing(self) -> list[FiringAlert]:
+        """The alerts firing now, as last recorded (the engine's mirror; read from the
+        database only when the mirror was dropped)."""
+        return list(self._mirror().values())
+
     def _mirror(self) -> dict[str, FiringAlert]:
         if self._firing is None:
             with self._sessions() as session:

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from receiver.alerting.model import (
     Downtime,
@@ -339,6 +339,31 @@ class Fleet:
     def set_refresh_token_expiry(self, at: datetime | None) -> None:
         self.service.set_refresh_token_expiry(at)
 
+    def rows(self) -> list[SiteRow]:
+        """Every tracked site as a plain row, cheaply (no plan walk): the console sorts,
+        filters and pages these for a 10,000-site fleet on each request."""
+        rows = []
+        present, scheduled = self._present, self._scheduled
+        for site_id, site in self._sites.items():
+            info = site.info
+            if info is None:
+                row = SiteRow(site_id, f"site {site_id}", None, None, None, None, None,
+                              site_id in present, site_id in scheduled, site.updated_at,
+                              site.unavailable)  # fmt: skip
+            else:
+                row = SiteRow(site_id, info.site_name, info.ess_soc, info.ess_power,
+                              info.ess_installed_energy_capacity,
+                              info.ess_power_ac_rated_charge, info.ess_power_ac_rated_discharge,
+                              site_id in present, site_id in scheduled, site.updated_at,
+                              site.unavailable)  # fmt: skip
+            rows.append(row)
+        return rows
+
+    def horizon_end(self, site_id: int) -> datetime | None:
+        """The end of the site's planned schedule ahead (None: none, or an unknown site)."""
+        site = self._sites.get(site_id)
+        return None if site is None else _horizon_end(site, self.clock.now())
+
     def view(self) -> FleetView:
         """The snapshot the alert rules evaluate."""
         now = self.clock.now()
@@ -369,6 +394,26 @@ class Fleet:
             failure_run=site.failure_run,
             in_portfolio=site_id in self._present,
         )
+
+
+class SiteRow(NamedTuple):
+    """One site as the console's fleet table shows it: the latest portfolio's values
+    (None before any) and its open outage. The schedule horizon is left out: it walks
+    the site's plan, so the console asks for it (`horizon_end`) only for a page's rows.
+    A tuple, not a frozen dataclass: 10,000 of them are made per page view, and a tuple
+    is several times cheaper to build."""
+
+    site_id: int
+    name: str
+    soc_pct: float | None
+    power_kw: float | None
+    capacity_kwh: float | None
+    rated_charge_kw: float | None
+    rated_discharge_kw: float | None
+    in_portfolio: bool
+    scheduled: bool
+    last_update: datetime | None
+    outage: AvailabilityEvent | None
 
 
 def _horizon_end(site: _Site, now: datetime) -> datetime | None:

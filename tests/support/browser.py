@@ -67,6 +67,12 @@ def console_product(workdir: Path) -> Iterator[Product]:
             product.stop()
 
 
+def emulator_url(product: Product) -> str:
+    """The demo's embedded emulator (its control API: `/_emulator/...`)."""
+    args = list(product.args)
+    return f"http://127.0.0.1:{args[args.index('--emulator-port') + 1]}"
+
+
 def demo_login_url(product: Product, within: float = 60.0) -> str:
     """The one-time sign-in URL the demo printed (bounded wait for the line)."""
     deadline = time.monotonic() + within

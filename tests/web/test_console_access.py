@@ -342,7 +342,7 @@ def test_pages_fragments_and_the_site_box(console: TestClient) -> None:
     assert fragment.status_code == 200
     assert "<html" not in fragment.text
     assert 'id="service-writer"' in fragment.text
-    assert console.get("/alerts?fragment=live").status_code == 404
+    assert console.get("/alerts?fragment=other").status_code == 404
     jump = console.get("/sites?id=3", follow_redirects=False)
     assert (jump.status_code, jump.headers["location"]) == (303, "/sites/3")
     assert console.get("/sites?id=three", follow_redirects=False).status_code == 400

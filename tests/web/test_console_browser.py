@@ -30,7 +30,7 @@ def test_each_page_renders_and_shows_the_fleet_or_the_service(signed_in: Console
     expect(page.locator("h1")).to_have_text("Fleet")
     expect(page.locator("#site-count")).to_have_text(SITES, timeout=WITHIN_MS)
     signed_in.screenshot("fleet")
-    page.locator("ul.sites a").first.click()
+    page.locator("tr.site-row a").first.click()
     expect(page).to_have_url(re.compile(r"/sites/\d+$"))
     expect(page.locator("#site-id")).to_have_text(re.compile(r"^\d+$"))
     signed_in.screenshot("site")

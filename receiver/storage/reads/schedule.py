@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, tuple_
 from sqlmodel import Session, col
@@ -149,4 +149,39 @@ def status_histories(*, session: Session, entry_ids: Sequence[int]) -> dict[int,
         )
         for entry_id, *step in session.execute(query):
             found.setdefault(entry_id, []).append(StatusStep(*step))
+    return found
+
+
+# An entry fails during its slot or soon after (ExPost reports it later): entries that
+# started this long before the window are the only ones whose failure can fall in it.
+FAILURE_LOOKBACK = timedelta(days=2)
+
+
+def failures_by_site(
+    *, session: Session, site_ids: Sequence[int], since: datetime
+) -> dict[int, int]:
+    """How many ImplementationFailed reports each of `site_ids` got since `since`.
+
+    Counted from the status history (one step per entry that failed), through the
+    (site_id, start_at, …) index of the entries: only entries started after
+    `since - FAILURE_LOOKBACK` are looked at, so a page of sites costs a few index ranges
+    whatever the retention.
+    """
+    e, h = ScheduleEntryRecord, ScheduleStatusChange
+    found: dict[int, int] = {}
+    for chunk in chunks(list(site_ids)):
+        query = (
+            select(col(e.site_id), func.count())
+            .select_from(e)
+            .join(h, col(h.entry_id) == col(e.id))
+            .where(
+                col(e.site_id).in_(chunk),
+                col(e.start_at) >= since - FAILURE_LOOKBACK,
+                col(h.status) == int(ImplementationStatus.IMPLEMENTATION_FAILED),
+                col(h.observed_at) >= since,
+            )
+            .group_by(col(e.site_id))
+        )
+        for site_id, count in session.execute(query):
+            found[int(site_id)] = int(count)
     return found

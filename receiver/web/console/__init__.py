@@ -12,15 +12,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from anyio import to_thread
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from receiver.cellect.timestamps import parse_timestamp
 from receiver.service import Monitor
+from receiver.storage.deliveries import deliveries_since, replay_deliveries
+from receiver.storage.engine import session_factory
 from receiver.web.access import ConsoleSession
 from receiver.web.console.assets import Assets
+from receiver.web.console.fleet_table import BadInput
+from receiver.web.console.forms import FormRefused, posted_form
 from receiver.web.console.login import Handler, Login, guarded
-from receiver.web.console.pages import NAV, PAGES, NotFound, Page
+from receiver.web.console.pages import NAV, PAGES, NotFound, Page, webhooks
 from receiver.web.console.render import PAGE_HEADERS, Renderer
 from receiver.web.operator_api import AdminCredential
 
@@ -38,6 +46,9 @@ def _page_handler(page: Page, monitor: Monitor, renderer: Renderer) -> Handler:
         except NotFound as missing:
             context = {**signed_in, "title": "Not found", "message": str(missing)}
             return renderer.page(request, "not_found.html", context, 404)
+        except BadInput as bad:
+            context = {**signed_in, "title": "Bad request", "message": f"{bad.field}: {bad}"}
+            return renderer.page(request, "not_found.html", context, 400)
         if fragment is not None and page.live is not None:
             html = renderer.html(request, page.live, context)
             return HTMLResponse(html, headers=PAGE_HEADERS)
@@ -64,6 +75,50 @@ def _site_jump(renderer: Renderer) -> Handler:
     return handler
 
 
+def _replay(monitor: Monitor, renderer: Renderer) -> Handler:
+    """POST /webhooks/replay (form: since, csrf_token): what `cellect-monitor webhooks
+    replay --since` does, from the console — re-apply the stored deliveries received
+    since a time; a second replay changes nothing. Answers the Webhooks page with what
+    it did (200), or why not (400 naming `since`, 403 without the CSRF token)."""
+
+    async def handler(request: Request, session: ConsoleSession) -> Response:
+        signed_in = {"active": "webhooks", "csrf": session.csrf, "signed_in": True}
+        try:
+            fields = await posted_form(request, session.csrf)
+        except FormRefused as refused:
+            context = {**signed_in, "title": "Refused", "message": refused.message}
+            return renderer.page(request, "not_found.html", context, refused.status)
+        since = parse_timestamp(fields.get("since", "").strip())
+        if since is None:
+            context = {
+                **signed_in,
+                "title": "Bad request",
+                "message": "since: an ISO-8601 time with a zone, e.g. 2026-03-02T08:00:00Z",
+            }
+            return renderer.page(request, "not_found.html", context, 400)
+        count, changes = await to_thread.run_sync(_replay_since, monitor, since)
+        shown = since.strftime("%Y-%m-%d %H:%M:%S UTC")
+        message = f"Replayed {count} deliveries received since {shown}: {changes} status changes."
+        shown_page = await webhooks(request, monitor)
+        context = {
+            **signed_in,
+            **shown_page,
+            "message": message,
+            "live_url": "/webhooks?fragment=live",
+        }
+        return renderer.page(request, "webhooks.html", {**context, "live": "webhooks_live.html"})
+
+    return handler
+
+
+def _replay_since(monitor: Monitor, since: datetime) -> tuple[int, int]:
+    with session_factory(monitor.database)() as session:
+        count = len(deliveries_since(session=session, since=since))
+        changes = replay_deliveries(session=session, since=since, now=monitor.clock.now())
+        session.commit()
+    return count, changes
+
+
 def console_routes(monitor: Monitor, credential: AdminCredential) -> list[BaseRoute]:
     assets = Assets()
     renderer = Renderer(assets, NAV)
@@ -73,6 +128,9 @@ def console_routes(monitor: Monitor, credential: AdminCredential) -> list[BaseRo
         Route("/login", login.submit, methods=["POST"]),
         Route("/logout", login.logout, methods=["POST"]),
         Route("/sites", guarded(credential, _site_jump(renderer)), methods=["GET"]),
+        Route(
+            "/webhooks/replay", guarded(credential, _replay(monitor, renderer)), methods=["POST"]
+        ),
         *assets.routes(),
     ]
     for page in PAGES:

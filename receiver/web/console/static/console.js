@@ -11,6 +11,8 @@
 //   "console:refreshed" (bubbling). An element with an id that had the focus keeps it.
 // - CellectConsole.request(url, {method, json}): fetch for the JSON API under /api/ with
 //   the session cookie, sending the page's CSRF token (X-CSRF-Token) on unsafe methods.
+// - Silences (Alerts page): form.silence-form posts one through request(); a
+//   button[data-expire] expires one; the page's live regions refresh at once after.
 (function () {
   "use strict";
 
@@ -107,11 +109,61 @@
       else schedule();
     });
     schedule();
+    return { now: function () { if (!busy) tick(); } };
   }
+
+  // Silences from the Alerts page: a form.silence-form carries the alert's matchers
+  // (data-matchers, JSON); submitting it posts a silence, a button[data-expire] expires
+  // one. Delegated from the document, so forms a live region swapped in work too.
+  function say(form, text) {
+    const out = form.querySelector("output");
+    if (out) out.textContent = text;
+  }
+
+  async function silence(form) {
+    const body = {
+      matchers: JSON.parse(form.dataset.matchers),
+      duration: form.elements.duration.value,
+      comment: form.elements.comment.value || "silenced from the console",
+      created_by: "console",
+    };
+    say(form, "…");
+    const answer = await request("/api/silences", { method: "POST", json: body });
+    if (answer.status === 201) {
+      say(form, "silenced");
+      refreshAll();
+    } else {
+      const problem = await answer.json().catch(() => ({}));
+      say(form, "refused: " + (problem.field ? problem.field + ": " : "") + (problem.message || answer.status));
+    }
+  }
+
+  async function expire(button) {
+    const answer = await request("/api/silences/" + encodeURIComponent(button.dataset.expire), { method: "DELETE" });
+    button.textContent = answer.status === 204 ? "expired" : "refused (" + answer.status + ")";
+    refreshAll();
+  }
+
+  const regions = [];
+  function refreshAll() {
+    for (const region of regions) region.now();
+  }
+
+  document.addEventListener("submit", function (event) {
+    const form = event.target;
+    if (form instanceof HTMLFormElement && form.classList.contains("silence-form")) {
+      event.preventDefault();
+      silence(form);
+    }
+  });
+  document.addEventListener("click", function (event) {
+    const button = event.target instanceof Element ? event.target.closest("button[data-expire]") : null;
+    if (button) expire(button);
+  });
 
   function start() {
     localizeTimes(document);
-    for (const el of document.querySelectorAll("[data-live]")) live(el);
+    for (const el of document.querySelectorAll("[data-live]")) regions.push(live(el));
   }
 
   window.CellectConsole = { localizeTimes, csrfToken, request, live };
