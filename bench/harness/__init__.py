@@ -406,3 +406,42 @@ def busy_elsewhere(exclude: Sequence[int] = ()) -> str:
     top = [f"{name}[{pid}] {share:.0%}" for share, name, pid in reversed(busy) if share >= 0.1]
     load = Path("/proc/loadavg").read_text().split()[0]
     return f"load average {load}; other busy processes: {', '.join(top) or 'none'}"
+
+
+def _terminated(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)  # runs the `finally`s: the servers started are stopped
+
+
+signal.signal(signal.SIGTERM, _terminated)
+
+
+def http_request(
+    method: str, path: str, body: bytes = b"", headers: Mapping[str, str] | None = None
+) -> bytes:
+    """The bytes of one keep-alive HTTP/1.1 request."""
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def _send_all(host: str, port: int, requests: Sequence[bytes], connections: int) -> list[int]:
+    statuses = [0] * len(requests)
+    queue = iter(range(len(requests)))
+
+    async def connection() -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        try:
+            for index in queue:
+                writer.write(requests[index])
+                statuses[index] = await _read_response(reader)
+        finally:
+            writer.close()
+
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return statuses
+
+
+def send_all(url: str, requests: Sequence[bytes], connections: int = 8) -> list[int]:
+    """Send every request (at most `connections` at once, keep-alive); their statuses."""
+    parts = httpx.URL(url)
+    return asyncio.run(_send_all(parts.host, parts.port or 80, requests, connections))
