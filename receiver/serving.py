@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
@@ -23,6 +24,15 @@ import uvicorn
 from starlette.types import ASGIApp
 
 STARTUP_TIMEOUT_S = 30.0
+# Benchmarks only (bench/stack.py): "asyncio" serves on asyncio's loop with h11, the
+# stock uvicorn stack, instead of uvloop and httptools. Not a setting users need.
+STACK_VARIABLE = "CELLECT_SERVER_STACK"
+
+
+def _plain_stack() -> bool:
+    return os.environ.get(STACK_VARIABLE) == "asyncio"
+
+
 T = TypeVar("T")
 
 
@@ -32,6 +42,8 @@ def run_server(main: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        return asyncio.run(main)
+    if _plain_stack():
         return asyncio.run(main)
     return uvloop.run(main)
 
@@ -78,7 +90,12 @@ class Server(uvicorn.Server):
 def server_config(app: ASGIApp, *, access_log: bool = True) -> uvicorn.Config:
     """uvicorn's configuration for the monitor (lifespan on, our logging, no proxy headers)."""
     return uvicorn.Config(
-        app, lifespan="on", access_log=access_log, log_config=None, proxy_headers=False
+        app,
+        lifespan="on",
+        access_log=access_log,
+        log_config=None,
+        proxy_headers=False,
+        http="h11" if _plain_stack() else "auto",
     )
 
 
