@@ -8,7 +8,8 @@ PortfolioOverview; then, timed: each site's day one posted at the start (96 entr
 15 minutes, powers within its ratings, one in eight cut short to leave a 0 kW gap),
 the clock advanced in 15-minute steps with `POST /_emulator/clock {"advance_s": 900}`
 (every step syncs every box: transfers, starts, executions, status changes) and day two
-(96 more) posted 12 h in (each post within the vendor's 48 h). 193 steps reach the end
+(96 more) posted 12 h in (each post within the vendor's 48 h), with a fresh token
+(they live 6 emulated hours). 193 steps reach the end
 of the last entry. The posts go over 8 keep-alive connections, the steps one by one.
 Afterwards, untimed: ExPost of a sample of sites must show every entry Implemented (2)
 and every battery's SoC must lie within its limits.
@@ -50,6 +51,7 @@ TARGET_S = 10.0
 STEPS = ENTRIES + 1  # the last entry ends 48 h 15 min after the start
 DAY_TWO_STEP = 48  # 12 h in
 REFRESH_TOKEN = "bench-refresh-token-0001"
+PLACEHOLDER = "access-token-taken-when-posting"
 
 
 def body(t0: datetime, first: int, ratings: tuple[float, float], rng: random.Random) -> bytes:
@@ -126,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
                 for s in portfolio
             }  # fmt: skip
             day_one = posts(ratings, t0, 0, access, 1)
-            day_two = posts(ratings, t0, ENTRIES // 2, access, 2)
+            day_two = posts(ratings, t0, ENTRIES // 2, PLACEHOLDER, 2)
             timings = run(http, emulator.url, day_one, day_two)
             problems = check(http, sorted(ratings), t0)
     return report(args.sites, timings, problems)
@@ -145,9 +147,10 @@ def run(http: httpx.Client, url: str, day_one: list[bytes], day_two: list[bytes]
         start = time.perf_counter()
         statuses += h.send_all(url, [advance], connections=1)
         stepping += time.perf_counter() - start
-        if step == DAY_TWO_STEP:
+        if step == DAY_TWO_STEP:  # access tokens live 6 emulated hours: a fresh one
             start = time.perf_counter()
-            statuses += h.send_all(url, day_two)
+            fresh = token(http).encode()
+            statuses += h.send_all(url, [r.replace(PLACEHOLDER.encode(), fresh) for r in day_two])
             posting += time.perf_counter() - start
     wall = time.perf_counter() - began
     refused = sum(1 for s in statuses if s != 200)

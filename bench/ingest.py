@@ -46,7 +46,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import harness as h
+import httpx
 from harness.bare import WEBHOOK_PATH
+from prometheus_client.parser import text_string_to_metric_families
 
 SECRET = "bench-webhook-secret-0001"
 RATIO_TARGET = 0.5
@@ -65,6 +67,24 @@ def webhook_url(monitor: h.Server, env: dict[str, str]) -> str:
 def median_round(rounds: list[h.Load]) -> h.Load:
     rate = statistics.median_low(r.rate for r in rounds)
     return next(r for r in rounds if r.rate == rate)
+
+
+def histogram(text: str, name: str) -> str:
+    """Mean and the bucket holding the 99th percentile of a histogram of /metrics."""
+    buckets: list[tuple[float, float]] = []
+    count = total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == f"{name}_bucket":
+                buckets.append((float(sample.labels["le"]), sample.value))
+            elif sample.name == f"{name}_count":
+                count = sample.value
+            elif sample.name == f"{name}_sum":
+                total = sample.value
+    if not count:
+        return "none"
+    p99 = next(le for le, n in sorted(buckets) if n >= 0.99 * count)
+    return f"{count:.0f}, mean {total / count * 1e3:.1f} ms, p99 <= {p99 * 1e3:g} ms"
 
 
 def stored_rows(database: Path) -> int:
@@ -90,16 +110,24 @@ def main(args: argparse.Namespace) -> int:
             rounds: dict[str, list[h.Load]] = {"bare": [], "monitor": []}
             acknowledged, run, base = 0, 0, h.webhook_base()
 
+            writer = [p for p in h.writer_children(monitor.pid) if "webhook_writer" in h.cmdline(p)]
+            pids = {"bare": [bare.pid], "monitor": [monitor.pid, *writer]}
+            cpu: dict[str, list[float]] = {"bare": [], "monitor": [], "writer": []}
+
             def load(kind: str, seconds: float) -> h.Load:
                 nonlocal run, acknowledged
                 run += 1
+                before = [h.cpu_seconds(p) for p in pids[kind]]
                 result = h.webhook_load(
                     urls[kind], seconds=seconds, connections=args.connections,
                     threads=args.threads, sites=args.sites, entries=args.entries, base=base,
                     run=run, force_asyncio=args.asyncio,
                 )  # fmt: skip
+                used = [h.cpu_seconds(p) - b for p, b in zip(pids[kind], before, strict=True)]
                 if kind == "monitor":
                     acknowledged += result.ok
+                    cpu["writer"].append(sum(used[1:]) / max(1, result.requests))
+                cpu[kind].append(used[0] / max(1, result.requests))
                 return result
 
             for kind in ("bare", "monitor"):
@@ -109,11 +137,18 @@ def main(args: argparse.Namespace) -> int:
                     result = load(kind, args.seconds)
                     rounds[kind].append(result)
                     print(f"  {kind:8} {result.line()}")
-            writer = [p for p in h.writer_children(monitor.pid) if "webhook_writer" in h.cmdline(p)]
+            text = httpx.get(monitor.url + "/metrics", timeout=30).text
+            for name in ("cellect_webhook_request_duration_seconds",
+                         "cellect_webhook_commit_duration_seconds"):  # fmt: skip
+                print(f"  monitor's own {name}: {histogram(text, name)}")
             rss = {"monitor": h.memory_mb(monitor.pid)} | {
                 f"writer {p}": h.memory_mb(p) for p in writer
             }
         stored = stored_rows(database)
+    print("CPU per delivery (median round; immune to other load on the machine): "
+          f"bare {statistics.median(cpu['bare'][1:]) * 1e3:.2f} ms; monitor "
+          f"{statistics.median(cpu['monitor'][1:]) * 1e3:.2f} ms + its writer "
+          f"{statistics.median(cpu['writer'][1:]) * 1e3:.2f} ms")  # fmt: skip
     return report(rounds, acknowledged, stored, rss, args.connections)
 
 

@@ -41,21 +41,21 @@ def main(args: argparse.Namespace) -> int:
     rounds: dict[str, list[h.Load]] = {name: [] for name in STACKS}
     with tempfile.TemporaryDirectory(prefix="cellect-bench-stack-") as tmp:
         logdir = Path(tmp)
-        monitors, urls = {}, {}
+        monitors, envs, urls = {}, {}, {}
         for index, (name, extra) in enumerate(STACKS.items()):
             database = logdir / f"monitor-{index}.db"
-            env = {"CELLECT_DATABASE_URL": f"sqlite:///{database}",
-                   "CELLECT_WEBHOOK_SECRET": SECRET} | extra  # fmt: skip
+            envs[name] = {"CELLECT_DATABASE_URL": f"sqlite:///{database}",
+                          "CELLECT_WEBHOOK_SECRET": SECRET} | extra  # fmt: skip
             (logdir / str(index)).mkdir()
-            monitors[name] = h.monitor(logdir / str(index), env)
-            printed = subprocess.run(
-                [str(h.CLI), "webhooks", "url", "--public-url", monitors[name].url],
-                env=h.clean_env(env), capture_output=True, text=True, check=True,
-            ).stdout  # fmt: skip
-            urls[name] = printed.strip().splitlines()[-1]
+            monitors[name] = h.monitor(logdir / str(index), envs[name])
         with h.running(*monitors.values()):
-            for monitor in monitors.values():
-                monitor.wait_http("/healthz")
+            for name, monitor in monitors.items():
+                monitor.wait_http("/healthz")  # migrated: `webhooks url` may open the file
+                printed = subprocess.run(
+                    [str(h.CLI), "webhooks", "url", "--public-url", monitor.url],
+                    env=h.clean_env(envs[name]), capture_output=True, text=True, check=True,
+                ).stdout  # fmt: skip
+                urls[name] = printed.strip().splitlines()[-1]
             base, run = h.webhook_base(), 0
             for round_index in range(args.rounds + 1):  # the first is the warm-up
                 for name in STACKS:

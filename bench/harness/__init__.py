@@ -445,3 +445,10 @@ def send_all(url: str, requests: Sequence[bytes], connections: int = 8) -> list[
     """Send every request (at most `connections` at once, keep-alive); their statuses."""
     parts = httpx.URL(url)
     return asyncio.run(_send_all(parts.host, parts.port or 80, requests, connections))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a live process has used (from /proc/PID/stat)."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    fields = text[text.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
