@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Literal, TypeVar
@@ -25,6 +26,15 @@ import uvicorn
 from starlette.types import ASGIApp
 
 STARTUP_TIMEOUT_S = 30.0
+# Benchmarks only (bench/stack.py): "asyncio" serves on asyncio's loop with h11, the
+# stock uvicorn stack, instead of uvloop and httptools. Not a setting users need.
+STACK_VARIABLE = "CELLECT_SERVER_STACK"
+
+
+def _plain_stack() -> bool:
+    return os.environ.get(STACK_VARIABLE) == "asyncio"
+
+
 T = TypeVar("T")
 Lifespan = Literal["on", "off", "auto"]
 log = logging.getLogger(__name__)
@@ -36,6 +46,8 @@ def run_server(main: Coroutine[Any, Any, T]) -> T:
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop ships with uvicorn[standard]
+        return asyncio.run(main)
+    if _plain_stack():
         return asyncio.run(main)
     return uvloop.run(main)
 
@@ -84,7 +96,12 @@ def server_config(
 ) -> uvicorn.Config:
     """uvicorn's configuration for our servers (our logging, no proxy headers of its own)."""
     return uvicorn.Config(
-        app, lifespan=lifespan, access_log=access_log, log_config=None, proxy_headers=False
+        app,
+        lifespan=lifespan,
+        access_log=access_log,
+        log_config=None,
+        proxy_headers=False,
+        http="h11" if _plain_stack() else "auto",
     )
 
 
