@@ -80,7 +80,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def loopback_if_wildcard(url: str) -> str:
     """`url` with a wildcard listen address (0.0.0.0, ::) replaced by loopback: the
     address to *call* a server on that listens everywhere, as the monitor calls its
-    emulator and the emulator posts webhooks to the monitor in the same process."""
+    emulator (a child process) and the emulator posts webhooks to the monitor."""
     parts = urlsplit(url)
     try:
         address = ipaddress.ip_address(parts.hostname or "")
