@@ -108,8 +108,15 @@ def upgrade(engine_or_url: Engine | str) -> str | None:
 
 
 def _migrate(connection: Connection) -> None:
+    # One migration at a time: two processes starting on a fresh database (the monitor
+    # and `cellect-monitor webhooks url`, say, or two replicas) would both create the
+    # tables, and one would fail. The second waits, then finds the schema at head.
     if connection.dialect.name == "postgresql":
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+    elif connection.dialect.name == "sqlite":
+        # sqlite3 would begin the transaction only at the first INSERT, after the DDL;
+        # an IMMEDIATE one takes the write lock now (waiting out the busy timeout).
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")

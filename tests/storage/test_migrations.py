@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from alembic import command
@@ -204,3 +208,23 @@ def test_0003_keeps_every_entry_and_replay_applies_what_the_old_rule_dropped(
         assert [tuple(r) for r in rows] == [(0, 5), (1, 3)]
     finally:
         engine.dispose()
+
+
+def test_concurrent_upgrades_of_a_fresh_sqlite_file_all_succeed(tmp_path: Path) -> None:
+    """Several `db upgrade` processes started at once on a new SQLite file: one migrates,
+    the others wait for it and find the schema at head (none fails on 'already exists')."""
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    command = [sys.executable, "-m", "receiver", "db", "upgrade", "--database-url", url]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CELLECT_")}
+    runs = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(4)
+    ]
+    results = []
+    for run in runs:
+        _, err = run.communicate(timeout=120)
+        results.append((run.returncode, err.decode()))
+    assert [code for code, _ in results] == [0, 0, 0, 0], results
+    engine = create_engine_for(url)
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
