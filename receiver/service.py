@@ -145,11 +145,20 @@ class Monitor:
         if self.settings.clock_url:
             async with httpx.AsyncClient(timeout=10.0) as http:
                 await clock_follower.sync(self.clock, http, self.settings.clock_url, first=True)
-        await anyio.to_thread.run_sync(upgrade, self.database)
-        stored = await anyio.to_thread.run_sync(self._stored_fleet)
+        # The writer process starts (its imports, its connection) beside the migration
+        # and the fleet's restore, on the other core, rather than after them.
+        writer_starting = asyncio.create_task(self.writer.start())
+        try:
+            await anyio.to_thread.run_sync(upgrade, self.database)
+            stored = await anyio.to_thread.run_sync(self._stored_fleet)
+        except BaseException:
+            with suppress(Exception):
+                await writer_starting
+            await self.writer.close()
+            raise
+        await writer_starting
         self.fleet.restore(stored)
         self.alert_engine.settled = self.settled
-        await self.writer.start()
         self.webhook_secret = await anyio.to_thread.run_sync(
             load_webhook_secret, self.settings, self.database, self.clock
         )
