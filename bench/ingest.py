@@ -3,7 +3,7 @@
 The product as a user starts it: `.venv/bin/cellect-monitor run`, webhooks only (no
 CELLECT_REFRESH_TOKEN), configured by CELLECT_DATABASE_URL (SQLite in a temporary
 directory; the product's SQLite runs synchronous=FULL and a delivery gets its 200 only
-after its batch committed, in the writer process `-m receiver.webhook_writer`),
+after its batch committed, in the writer process `-m receiver.ingest.writer_child`),
 CELLECT_WEBHOOK_SECRET and CELLECT_PORT; the URL to post to is the one
 `cellect-monitor webhooks url` prints (the secret as `?token=`). The access log stays on,
 as shipped. The baseline, started the same way in its own process: a bare Starlette
@@ -116,7 +116,7 @@ def main(args: argparse.Namespace) -> int:
             rounds: dict[str, list[h.Load]] = {"bare": [], "monitor": []}
             acknowledged, run, base = 0, 0, h.webhook_base()
 
-            writer = [p for p in h.writer_children(monitor.pid) if "webhook_writer" in h.cmdline(p)]
+            writer = [p for p in h.writer_children(monitor.pid) if "writer_child" in h.cmdline(p)]
             pids = {"bare": [bare.pid], "monitor": [monitor.pid, *writer]}
             cpu: dict[str, list[float]] = {"bare": [], "monitor": [], "writer": []}
 

@@ -146,7 +146,7 @@ def observe(monitor: h.Server, args: argparse.Namespace) -> tuple[Observed, dict
             time.sleep(1.0)
             memory["monitor"] = h.memory_mb(monitor.pid)
             for child in h.writer_children(monitor.pid):
-                if "webhook_writer" in h.cmdline(child):
+                if "writer_child" in h.cmdline(child):
                     memory["writer"] = h.memory_mb(child)
             samples = list(seen.samples)
             done = all(rounds(samples, p) for p in ENDPOINT_OF)
