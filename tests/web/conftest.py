@@ -8,13 +8,10 @@ every test there makes its own silences and reads back only what it made.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import Browser
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
 from tests.support.browser import (
@@ -25,6 +22,7 @@ from tests.support.browser import (
     console_tab,
 )
 from tests.support.console import sign_out
+from tests.support.databases import fresh_postgres_database
 from tests.support.operator_api import api_client, api_settings
 from tests.support.product import Product
 
@@ -32,16 +30,8 @@ from tests.support.product import Product
 @pytest.fixture(scope="module")
 def module_postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh PostgreSQL database kept for one test module."""
-    name = f"cellect_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(postgres_server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with fresh_postgres_database(postgres_server) as url:
+        yield url
 
 
 @pytest.fixture(
