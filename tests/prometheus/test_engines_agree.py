@@ -190,8 +190,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 
 
 def _webhooks(emulator: Emulator, *, enabled: bool) -> None:
-    """Enable or disable the monitor's webhook subscription (the only one)."""
-    [subscription] = emulator.control("GET", "/webhooks")
+    """Enable or disable the monitor's webhook subscription (the only one). The demo
+    subscribes just after it starts listening, so wait (bounded) for the subscription."""
+    [subscription] = wait_for(
+        lambda: emulator.control("GET", "/webhooks"), within=30, what="the demo's subscription"
+    )
     emulator.control("PUT", f"/webhooks/{subscription['id']}", {"enabled": enabled})
 
 
