@@ -14,6 +14,7 @@ webhooks, since the start): only then is its schedule horizon exported and judge
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,26 @@ log = logging.getLogger(__name__)
 Slot = tuple[datetime, datetime]
 
 
+@dataclass(slots=True)
+class _Plan:
+    """What a site's plan says from a moment on, and until when it says so: the ends of
+    its planned entries within the vendor's reach and the starts of its stuck entries
+    (the rules' inputs), both sorted, change with time only when an entry ends, a
+    planned entry comes within reach or an InProgress one comes near its start."""
+
+    read_at: datetime
+    valid_until: datetime
+    ends: list[datetime]
+    stuck: list[datetime]
+
+    def holds(self, now: datetime) -> bool:
+        return self.read_at <= now < self.valid_until
+
+    @property
+    def horizon_end(self) -> datetime | None:
+        return self.ends[-1] if self.ends else None
+
+
 @dataclass
 class _Site:
     info: SiteInformation | None  # None: known only from webhooks so far
@@ -59,6 +80,10 @@ class _Site:
     availability_at: datetime | None = None
     planned: dict[Slot, ImplementationStatus] = field(default_factory=dict)
     failure_run: FailureRun | None = None
+    # `planned` read at a moment (None: to be read again, the plan changed). Every
+    # alert cycle needs each site's horizon and stuck entries; walking every plan
+    # each cycle stalled ingest for tens of ms at 1,000 sites (docs/performance.md).
+    plan: _Plan | None = None
 
 
 def _open_outage(events: Iterable[AvailabilityEvent], now: datetime) -> AvailabilityEvent | None:
@@ -148,7 +173,8 @@ class Fleet:
             if s.measured_at is not None and s.present
         )
         for site_id, planned in stored.planned.items():
-            self._site(site_id).planned = dict(planned)
+            site = self._site(site_id)
+            site.planned, site.plan = dict(planned), None
         self._scheduled |= stored.scheduled_sites
         # The hold runs on monitored time: a failure learned before the monitor went down
         # and not yet told over (its site's alert has not resolved since) gets the rest of
@@ -255,6 +281,7 @@ class Fleet:
         if site is None:
             return
         site.planned = {(r.start_date, r.end_date): r.implementation_status for r in results}
+        site.plan = None
         if results:
             self._scheduled.add(site_id)
         self._publish_outlook([site_id])
@@ -281,7 +308,12 @@ class Fleet:
         site = self._site(site_id)
         latest = change.latest or change.status
         if change.end > now or slot in site.planned:
+            before = site.planned.get(slot)
             site.planned[slot] = latest
+            if site.plan is not None and site.plan.holds(now):
+                _amend(site.plan, slot, before, latest, now, self.in_progress_stuck_s)
+            else:
+                site.plan = None
         if change.status is ImplementationStatus.IMPLEMENTATION_FAILED:
             site.failure_run = self._next_run(
                 site.failure_run, ImplementationFailure(change.start, change.end, now)
@@ -298,23 +330,22 @@ class Fleet:
         self.statuses_changed(changes, self.clock.now())
 
     def _outlook(self, site_id: int, site: _Site, now: datetime) -> ScheduleOutlook:
+        plan = self._plan(site, now)
         horizon = None  # not exported for a site nobody schedules
         if site_id in self._scheduled:
-            end = _horizon_end(site, now)
+            end = plan.horizon_end
             horizon = (end - now).total_seconds() if end else 0.0
         run = site.failure_run
         failed_at = run.latest.at.timestamp() if run else None
-        return ScheduleOutlook(site_id, horizon, len(self._stuck(site, now)), failed_at)
+        return ScheduleOutlook(site_id, horizon, len(plan.stuck), failed_at)
 
-    def _stuck(self, site: _Site, now: datetime) -> tuple[datetime, ...]:
-        near = now + timedelta(seconds=self.in_progress_stuck_s)
-        return tuple(
-            sorted(
-                start
-                for (start, end), st in site.planned.items()
-                if st is ImplementationStatus.IN_PROGRESS and start <= near and end > now
-            )
-        )
+    def _plan(self, site: _Site, now: datetime) -> _Plan:
+        """The site's plan read at `now`: the one read before while it still holds, else
+        read again (forgetting entries that have ended)."""
+        plan = site.plan
+        if plan is None or not plan.holds(now):
+            plan = site.plan = _read_plan(site.planned, now, self.in_progress_stuck_s)
+        return plan
 
     def _publish_outlook(self, site_ids: Iterable[int]) -> None:
         now = self.clock.now()
@@ -323,13 +354,8 @@ class Fleet:
         )
 
     def refresh_outlook(self) -> None:
-        """Recompute horizons against the current time (they shrink as time passes),
-        forgetting plan entries that have ended."""
-        now = self.clock.now()
-        for site in self._sites.values():
-            ended = [slot for slot in site.planned if slot[1] <= now]
-            for slot in ended:
-                del site.planned[slot]
+        """Publish every site's outlook as of now (horizons shrink as time passes); a
+        plan is walked again only where it changed or time moved past what it said."""
         self._publish_outlook(list(self._sites))
 
     def api_request(self, endpoint: str, code: str, seconds: float) -> None:
@@ -362,7 +388,7 @@ class Fleet:
     def horizon_end(self, site_id: int) -> datetime | None:
         """The end of the site's planned schedule ahead (None: none, or an unknown site)."""
         site = self._sites.get(site_id)
-        return None if site is None else _horizon_end(site, self.clock.now())
+        return None if site is None else self._plan(site, self.clock.now()).horizon_end
 
     def view(self) -> FleetView:
         """The snapshot the alert rules evaluate."""
@@ -371,7 +397,7 @@ class Fleet:
         return FleetView(sites=sites, service=self.service.view())
 
     def _site_view(self, site_id: int, site: _Site, now: datetime) -> SiteView:
-        event = site.unavailable
+        event, plan = site.unavailable, self._plan(site, now)
         downtime = None
         if event is not None:
             downtime = Downtime(
@@ -389,8 +415,8 @@ class Fleet:
             availability_at=site.availability_at,
             last_update=site.updated_at,
             scheduled=site_id in self._scheduled,
-            horizon_end=_horizon_end(site, now),
-            in_progress_near_start=self._stuck(site, now),
+            horizon_end=plan.horizon_end,
+            in_progress_near_start=tuple(plan.stuck),
             failure_run=site.failure_run,
             in_portfolio=site_id in self._present,
         )
@@ -416,11 +442,66 @@ class SiteRow(NamedTuple):
     outage: AvailabilityEvent | None
 
 
-def _horizon_end(site: _Site, now: datetime) -> datetime | None:
-    """The end of the site's last planned (InProgress/Implemented) entry ahead, if any.
+def _amend(
+    plan: _Plan,
+    slot: Slot,
+    before: ImplementationStatus | None,
+    after: ImplementationStatus,
+    now: datetime,
+    stuck_s: float,
+) -> None:
+    """Change one slot's status in `plan` (which holds at `now`) from `before` (None: a
+    new slot) to `after`, without walking the rest: a webhook batch changes a few of a
+    site's hundreds of entries.
 
-    Entries ending beyond the vendor's 48 hours cannot be a plan (an odd report, or one
-    an older version let in): they are left out rather than stretch the horizon."""
-    reach = now + MAX_PLAN
-    ends = [end for (_, end), st in site.planned.items() if st in PLANNED and now < end <= reach]
-    return max(ends, default=None)
+    While a reading holds, no entry has ended and none has crossed either reach since
+    it was made, so asking "within reach" at `now` answers as it did then."""
+    start, end = slot
+    reach, near = now + MAX_PLAN, now + timedelta(seconds=stuck_s)
+    plan.valid_until = min(plan.valid_until, end)
+    if end <= reach:
+        if before in PLANNED:
+            del plan.ends[bisect.bisect_left(plan.ends, end)]
+        if after in PLANNED:
+            bisect.insort(plan.ends, end)
+    elif after in PLANNED:
+        plan.valid_until = min(plan.valid_until, end - MAX_PLAN)
+    if start <= near:
+        if before is ImplementationStatus.IN_PROGRESS:
+            del plan.stuck[bisect.bisect_left(plan.stuck, start)]
+        if after is ImplementationStatus.IN_PROGRESS:
+            bisect.insort(plan.stuck, start)
+    elif after is ImplementationStatus.IN_PROGRESS:
+        plan.valid_until = min(plan.valid_until, start - timedelta(seconds=stuck_s))
+
+
+def _read_plan(planned: dict[Slot, ImplementationStatus], now: datetime, stuck_s: float) -> _Plan:
+    """Forget the entries of `planned` that have ended; read the rest at `now`.
+
+    The horizon: the end of the last planned (InProgress/Implemented) entry ahead, if
+    any. Entries ending beyond the vendor's 48 hours cannot be a plan (an odd report, or
+    one an older version let in): they are left out rather than stretch the horizon.
+    Stuck: the starts of InProgress entries within `stuck_s` of starting, or running.
+    The reading holds until the first entry ends or another comes within either reach.
+    """
+    for slot in [slot for slot in planned if slot[1] <= now]:
+        del planned[slot]
+    reach, near = now + MAX_PLAN, now + timedelta(seconds=stuck_s)
+    ends: list[datetime] = []
+    stuck: list[datetime] = []
+    until = now + MAX_PLAN  # nothing planned: read again in a while all the same
+    for (start, end), status in planned.items():
+        until = min(until, end)  # all ends are ahead now
+        if status in PLANNED:
+            if end <= reach:
+                ends.append(end)
+            else:
+                until = min(until, end - MAX_PLAN)
+        if status is ImplementationStatus.IN_PROGRESS:
+            if start <= near:
+                stuck.append(start)
+            else:
+                until = min(until, start - timedelta(seconds=stuck_s))
+    ends.sort()
+    stuck.sort()
+    return _Plan(now, until, ends, stuck)

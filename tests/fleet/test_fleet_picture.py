@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
 
 from receiver.alerting.model import SiteView
@@ -186,3 +188,59 @@ def test_without_polling_at_most_max_sites_are_tracked() -> None:
     assert [s.site_id for s in p.fleet.view().sites] == [1, 2]
     assert p.sample("cellect_untracked_site_reports_total") == 1
     assert p.fleet.take_candidates() == []
+
+
+PLAN_STATUSES = st.sampled_from([S.IN_PROGRESS, S.IMPLEMENTED, S.DELETED, S.OVERWRITTEN])
+# Quarter-hours from NOW of an entry's start: a few hours around NOW, or 46-55 h ahead,
+# so that changes often hit a planned slot (the horizon's, a stuck one's) and some
+# entries lie beyond the vendor's 48 hours and come within reach as the clock moves.
+QUARTERS = st.one_of(st.integers(-4, 16), st.integers(185, 220))
+ENTRIES = st.lists(st.tuples(QUARTERS, PLAN_STATUSES), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@example(plan=[(0, S.IN_PROGRESS)], steps=[(0, None), (1, (0, S.IMPLEMENTED))])
+@example(plan=[(0, S.IMPLEMENTED), (4, S.IN_PROGRESS)], steps=[(0, None), (1, (4, S.DELETED))])
+@example(plan=[(200, S.IMPLEMENTED)], steps=[(0, None), (600, None), (1, (200, S.DELETED))])
+@given(
+    plan=ENTRIES,
+    steps=st.lists(
+        st.tuples(st.integers(0, 2 * 60), st.none() | st.tuples(QUARTERS, PLAN_STATUSES)),
+        max_size=25,
+    ),
+)
+def test_the_horizon_and_stuck_entries_are_those_of_the_plan_at_every_moment(
+    plan: list[tuple[int, S]], steps: list[tuple[int, tuple[int, S] | None]]
+) -> None:
+    """The fleet reads a site's plan again only when it changed or time moved past what
+    the last reading said; whatever the plan and however the clock moves, what the
+    rules see is what the plan says now (the definitions, walked here from scratch)."""
+    p = Picture()
+    p.fleet.portfolio_polled([_info(7)])
+    entries = {NOW + q * QUARTER: status for q, status in plan}
+    p.fleet.schedule_polled(7, [_result(start, status) for start, status in entries.items()])
+    for minutes, change in steps:
+        p.clock.advance(minutes * 60)
+        now = p.clock.now()
+        if change is not None:
+            start = NOW + change[0] * QUARTER
+            if start + QUARTER > now or start in entries:  # the fleet keeps only these
+                entries[start] = change[1]
+            p.fleet.statuses_changed([StatusChange(7, start, start + QUARTER, None, change[1],
+                                                   "webhook", now, 0, change[1])])  # fmt: skip
+        p.fleet.refresh_outlook()
+        reach = now + timedelta(hours=48, minutes=5)
+        ends = [s + QUARTER for s, st_ in entries.items() if st_ in (S.IN_PROGRESS, S.IMPLEMENTED)]
+        stuck = sorted(
+            s for s, st_ in entries.items()
+            if st_ is S.IN_PROGRESS and s <= now + timedelta(minutes=5) and s + QUARTER > now
+        )  # fmt: skip
+        site = p.site(7)
+        assert site.horizon_end == max((e for e in ends if now < e <= reach), default=None)
+        assert site.in_progress_near_start == tuple(stuck)
+
+
+def _result(start: datetime, status: S) -> TimeSeriesResult:
+    return TimeSeriesResult(
+        start_date=start, end_date=start + QUARTER, essPowerAC=10.0, implementation_status=status
+    )
