@@ -91,7 +91,7 @@ def parse_sample(at: float, text: str) -> Sample:
                     endpoint = s.labels["endpoint"]
                     requests[endpoint] = requests.get(endpoint, 0.0) + s.value
         elif family.name == "cellect_poll_last_success_timestamp_seconds":
-            success = {s.labels["poller"]: s.value for s in family.samples}
+            success.update((s.labels["poller"], s.value) for s in family.samples)
     return Sample(at, requests, success)
 
 

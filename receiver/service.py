@@ -289,10 +289,9 @@ class Monitor:
         """Have the alert loop judge the fleet now rather than at its next tick."""
         self.alert_loop.wake()
 
-    def _judged_view(self) -> FleetView:
+    async def _judged_view(self) -> FleetView:
         """The fleet as the alert rules judge it, its schedule outlook brought up to now."""
-        self.fleet.refresh_outlook()
-        return self.fleet.view()
+        return await self.fleet.judged_view()
 
     def _api_request(self, endpoint: str, code: str, seconds: float) -> None:
         self.fleet.api_request(endpoint, code, seconds)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import anyio.to_thread
@@ -39,7 +39,11 @@ class AlertLoop:
     """Runs `engine` over `view()` until stopped; see the module docstring."""
 
     def __init__(
-        self, engine: AlertEngine, view: Callable[[], FleetView], *, min_gap_s: float
+        self,
+        engine: AlertEngine,
+        view: Callable[[], Awaitable[FleetView]],
+        *,
+        min_gap_s: float,
     ) -> None:
         self.engine, self.view, self.min_gap_s = engine, view, min_gap_s
         self.clock = engine.clock
@@ -67,8 +71,8 @@ class AlertLoop:
         """One evaluation and flush; a failure is logged and counted, never raised."""
         self.cycles_started += 1
         number, started = self.cycles_started, self.clock.now()
-        view = self.view()
         try:
+            view = await self.view()
             await anyio.to_thread.run_sync(self.engine.evaluate_view, view)
             await anyio.to_thread.run_sync(self.engine.flush)
             self._done_at, self._done_real = started, time.monotonic()

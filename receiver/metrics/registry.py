@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 
+import anyio.to_thread
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -372,6 +373,10 @@ def metrics_endpoint(metrics: Metrics) -> Callable[[Request], Awaitable[Response
     """A Starlette endpoint serving `render_metrics(metrics)`, to mount at /metrics."""
 
     async def endpoint(request: Request) -> Response:
-        return Response(render_metrics(metrics), media_type=CONTENT_TYPE)
+        # In a worker thread: at 10,000 sites a changed family takes tens of ms to
+        # render, which the event loop (webhooks, /healthz) must not wait for; the
+        # thread gives the loop the GIL back every few ms. The collectors hold locks.
+        body = await anyio.to_thread.run_sync(render_metrics, metrics)
+        return Response(body, media_type=CONTENT_TYPE)
 
     return endpoint

@@ -150,26 +150,26 @@ class NextPlannedOutage:
     end: float | None = None
 
 
-@dataclass(frozen=True)
-class _Sample:
-    family: Family
-    labels: tuple[str, ...]
-    value: float
-    line: str
+# A sample: (its family's index in FAMILIES, label values, value, rendered line). A part,
+# the samples from one source: (samples, expires: when they may be shown no longer —
+# inf, never —, live: shown only while the site is in the portfolio and fresh).
+# Plain tuples on purpose: the collector holds ~17 samples a site (170,000 at 10,000
+# sites), and the garbage collector stops walking a plain tuple of strings and numbers
+# once it has seen one, which it never does for dataclass instances or named tuples:
+# every full collection walked them all (docs/performance.md, "Metrics and memory").
+_Sample = tuple[int, tuple[str, ...], float, str]
+_Part = tuple[tuple[_Sample, ...], float, bool]
+_FAMILY_INDEX = {family: index for index, family in enumerate(FAMILIES)}
 
 
 def _sample(family: Family, site_id: int, value: float, *extra: str) -> _Sample:
     labels = (str(site_id), *extra)
-    return _Sample(family, labels, value, sample_line(family.name, family.labels, labels, value))
+    line = sample_line(family.name, family.labels, labels, value)
+    return (_FAMILY_INDEX[family], labels, value, line)
 
 
-@dataclass(frozen=True)
-class _Part:
-    """Samples from one source; `expires` bounds when they may be shown (inf = never)."""
-
-    samples: tuple[_Sample, ...]
-    expires: float = math.inf
-    live: bool = True  # live parts need the site in the portfolio and fresh
+def _part(samples: tuple[_Sample, ...], expires: float = math.inf, live: bool = True) -> _Part:
+    return (samples, expires, live)
 
 
 def camel(member: EventReason | EventSource) -> str:
@@ -200,7 +200,7 @@ class SiteCollector(Collector):
         """
         rendered = {s.site_id: self._snapshot_parts(s) for s in snapshots}
         with self._lock:
-            self._portfolio = {i: p["state"].expires for i, p in rendered.items()}
+            self._portfolio = {i: p["state"][1] for i, p in rendered.items()}
             for site_id, parts in rendered.items():
                 site = self._parts.setdefault(site_id, {})
                 site.update(parts)
@@ -254,8 +254,8 @@ class SiteCollector(Collector):
             now = self._now()
             parts = [part for group in GROUPS for part in self._visible(group, now)[0]]
         for part in parts:
-            for s in part.samples:
-                families[s.family].add_metric(s.labels, s.value)
+            for index, labels, value, _ in part[0]:
+                families[FAMILIES[index]].add_metric(labels, value)
         yield from families.values()
 
     def describe(self) -> Iterator[Metric]:
@@ -286,13 +286,13 @@ class SiteCollector(Collector):
             _sample(RATED_DISCHARGE, s.site_id, s.rated_discharge_kw * 1000.0),
         )
         expires = s.updated_at + self._stale_after_s
-        return {"info": _Part(info, live=False), "state": _Part(state, expires)}
+        return {"info": _part(info, live=False), "state": _part(state, expires)}
 
     def _threshold_part(self, site_id: int) -> _Part:
         default, per_site = self._thresholds
         low, high = per_site.get(site_id, default)
         samples = (_sample(SOC_LOW, site_id, low), _sample(SOC_HIGH, site_id, high))
-        return _Part(samples, live=False)
+        return _part(samples, live=False)
 
     def _visible(self, group: str, now: float) -> tuple[list[_Part], float]:
         """The group's parts to show at `now`, and the earliest time one of them goes stale."""
@@ -302,8 +302,9 @@ class SiteCollector(Collector):
             part = parts.get(group)
             if part is None:
                 continue
-            if part.live:
-                until = part.expires
+            _, expires, live = part
+            if live:
+                until = expires
                 if group == "state":  # only the portfolio poll vouches for SoC and power
                     until = min(until, self._portfolio.get(site_id, -math.inf))
                 if now >= until:
@@ -316,8 +317,8 @@ class SiteCollector(Collector):
         parts, valid_until = self._visible(group, now)
         lines: dict[Family, list[str]] = {f: [] for f in GROUPS[group]}
         for part in parts:
-            for s in part.samples:
-                lines[s.family].append(s.line)
+            for index, _, _, line in part[0]:
+                lines[FAMILIES[index]].append(line)
         text = "".join(family_text(f, lines[f]) for f in GROUPS[group])
         return text.encode("utf-8"), valid_until
 
@@ -331,7 +332,7 @@ def _availability(a: Availability, expires: float) -> _Part:
             camel(a.source) if a.source else "",
         )
         samples.append(_sample(UNAVAILABLE, a.site_id, 1.0, *event))
-    return _Part(tuple(samples), expires)
+    return _part(tuple(samples), expires)
 
 
 def _outlook(o: ScheduleOutlook, expires: float) -> _Part:
@@ -340,15 +341,15 @@ def _outlook(o: ScheduleOutlook, expires: float) -> _Part:
         samples.append(_sample(HORIZON, o.site_id, max(0.0, o.horizon_s)))
     if o.last_failure_at is not None:
         samples.append(_sample(LAST_FAILURE, o.site_id, o.last_failure_at))
-    return _Part(tuple(samples), expires)
+    return _part(tuple(samples), expires)
 
 
 def _planned(o: NextPlannedOutage, expires: float) -> _Part:
     if o.start is None:
-        return _Part((), expires)
+        return _part((), expires)
     samples = [_sample(NEXT_OUTAGE_START, o.site_id, o.start)]
     if o.end is not None:
         samples.append(_sample(NEXT_OUTAGE_END, o.site_id, o.end))
     # Gone at its start even between two events polls: from then on it is no longer
     # "next" (cellect_site_available and unavailable_info say it is running).
-    return _Part(tuple(samples), min(expires, o.start))
+    return _part(tuple(samples), min(expires, o.start))

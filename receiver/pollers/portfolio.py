@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anyio.to_thread
 from sqlmodel import Session
 
 from receiver.pollers.base import Poller
@@ -38,4 +39,5 @@ class PortfolioPoller(Poller):
         stored = await self.context.write(store)
         if stored is not None:
             fleet.restore(stored)
-        fleet.portfolio_polled(sites)
+        snapshots = fleet.portfolio_polled(sites, publish=False)
+        await anyio.to_thread.run_sync(fleet.metrics.update_sites, snapshots)

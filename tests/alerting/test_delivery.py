@@ -196,7 +196,7 @@ async def test_run_loops_evaluate_flush_and_deliver(
         notifier = Notifier([SecretStr(sink.url("/hook").replace("http://", "json://"))])
         engine, worker = wire(clock, settings, store, notifier, Outcomes())
 
-        def fleet() -> FleetView:  # fresh data, so SoCLow is judged through its 10 min hold
+        async def fleet() -> FleetView:  # fresh data, so SoCLow is judged through its 10 min hold
             return FleetView(sites=(SiteView(7, "Alpha", soc_ratio=0.02, last_update=clock.now()),))
 
         stop = asyncio.Event()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry
@@ -14,7 +15,7 @@ from receiver.cellect.clock import Clock
 from receiver.cellect.enums import AvailabilityStatus, DowntimeType, EventReason, EventSource
 from receiver.cellect.enums import ImplementationStatus as S
 from receiver.cellect.models import AvailabilityEvent, SiteInformation, TimeSeriesResult
-from receiver.fleet.picture import Fleet
+from receiver.fleet.picture import SLICE, Fleet
 from receiver.metrics.registry import Metrics
 from receiver.storage.status import StatusChange
 
@@ -244,3 +245,22 @@ def _result(start: datetime, status: S) -> TimeSeriesResult:
     return TimeSeriesResult(
         start_date=start, end_date=start + QUARTER, essPowerAC=10.0, implementation_status=status
     )
+
+
+@pytest.mark.anyio
+async def test_the_judged_view_in_slices_is_the_view_and_publishes_every_outlook() -> None:
+    """The alert loop's view, built a slice of sites at a time between turns of the
+    event loop, is the fleet's view, and every site's outlook is published as of now."""
+    p = Picture()
+    sites = range(1, 2 * SLICE + 7)
+    p.fleet.portfolio_polled([_info(i) for i in sites])
+    for i in sites:
+        p.fleet.schedule_polled(i, [_planned(0), _planned(i % 8)])
+    p.clock.advance(20 * 60)
+    judged = await p.fleet.judged_view()
+    assert judged == p.fleet.view()
+    assert [s.site_id for s in judged.sites] == list(sites)
+    for i in sites:
+        horizon = (p.site(i).horizon_end or NOW) - p.clock.now()
+        expected = max(0.0, horizon.total_seconds()) if i % 8 else 0.0
+        assert p.sample("cellect_site_schedule_horizon_seconds", site_id=str(i)) == expected
