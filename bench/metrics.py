@@ -27,7 +27,11 @@ within its interval. Exits 1 on FAIL.
 
     .venv/bin/python bench/metrics.py [--sites 10000] [--seconds 60]
 
-What was measured and tried: see docs/performance.md ("Metrics and memory").
+What was measured and tried: see docs/performance.md ("Metrics and memory", "Event-loop
+stalls"). In short: full garbage collections (100-260 ms) and whole-fleet passes on the
+event loop made the long scrapes; fixed in part (frozen start-up heap, untracked sample
+tuples, a worker per concurrent request instead of a task per site, the alert view in
+slices, /metrics and the portfolio's gauges rendered in worker threads).
 """
 
 from __future__ import annotations
