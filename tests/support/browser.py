@@ -126,6 +126,12 @@ class ConsoleTab:
         """Drop the console error Chromium logs for a response of `status` that the test
         asked for (a wrong token's 401, a cross-site 403); there must be one."""
         marker = f"the server responded with a status of {status} "
+        # Chromium reports the console message a moment after the response: let
+        # Playwright dispatch events (bounded: 100 turns of 50 ms) until it is there.
+        for _ in range(100):
+            if any(marker in e for e in self.errors):
+                break
+            self.page.wait_for_timeout(50)
         kept = [e for e in self.errors if marker not in e]
         assert len(kept) < len(self.errors), f"no {status} answer was logged: {self.errors}"
         self.errors = kept
