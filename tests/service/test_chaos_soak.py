@@ -403,7 +403,9 @@ async def test_two_days_of_chaos_lose_nothing_and_alert_each_failure_once(
             and p.since <= told_by + minute
             and (p.resolved is None or p.resolved >= at + HOLD - minute)
         ]
-        assert covering, f"failure {failure} learned at {at} never alerted: {periods}"
+        assert covering, (
+            f"failure {failure} learned at {at} never alerted: {periods}\n{monitor.tail(60)}"
+        )
     for period in periods:
         if period.resolved is None:
             continue
