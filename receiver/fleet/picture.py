@@ -246,13 +246,11 @@ class Fleet:
                         site_id, why)  # fmt: skip
         return False
 
-    def portfolio_polled(
-        self, sites: Sequence[SiteInformation], *, publish: bool = True
-    ) -> list[SiteSnapshot]:
+    def portfolio_polled(self, sites: Sequence[SiteInformation]) -> list[SiteSnapshot]:
         """A fresh portfolio: sites in it are live; those missing from it go stale.
-        Returns the sites' snapshots; with `publish` False the caller hands them to
-        `metrics.update_sites` itself (the portfolio poller, from a worker thread: at
-        10,000 sites rendering them held the event loop for ~100 ms)."""
+        Returns the sites' snapshots for the caller to hand to `metrics.update_sites`
+        (the portfolio poller does it in a worker thread: at 10,000 sites rendering
+        them on the event loop held it for ~100 ms)."""
         self._portfolio_seen = True
         now = self.clock.now()
         for info in sites:
@@ -262,10 +260,7 @@ class Fleet:
             else:
                 known.info, known.updated_at = info, now
         self._present = {info.site_id for info in sites}
-        snapshots = [SiteSnapshot.from_information(info, now.timestamp()) for info in sites]
-        if publish:
-            self.metrics.update_sites(snapshots)
-        return snapshots
+        return [SiteSnapshot.from_information(info, now.timestamp()) for info in sites]
 
     def availability_polled(self, site_id: int, events: Sequence[AvailabilityEvent]) -> None:
         site = self._sites.get(site_id)
@@ -302,7 +297,7 @@ class Fleet:
         now = now or self.clock.now()
         for change in changes:
             self._status_changed(change, now)
-        # The outlook gauges follow at the next refresh_outlook (every alert cycle, a
+        # The outlook gauges follow at the next judged_view (every alert cycle, a
         # few seconds), not per webhook entry: this runs on the ingest path.
 
     def _status_changed(self, change: StatusChange, now: datetime) -> None:
@@ -361,11 +356,6 @@ class Fleet:
             self._outlook(site_id, self._sites[site_id], now) for site_id in site_ids
         )
 
-    def refresh_outlook(self) -> None:
-        """Publish every site's outlook as of now (horizons shrink as time passes); a
-        plan is walked again only where it changed or time moved past what it said."""
-        self._publish_outlook(list(self._sites))
-
     def api_request(self, endpoint: str, code: str, seconds: float) -> None:
         """Every request to the vendor (the client's `on_request`): see `service`."""
         self.service.api_request(endpoint, code, seconds)
@@ -399,10 +389,12 @@ class Fleet:
         return None if site is None else self._plan(site, self.clock.now()).horizon_end
 
     async def judged_view(self) -> FleetView:
-        """`refresh_outlook()` and `view()` in one pass, as of one moment, in slices of
-        `SLICE` sites with the event loop let run between them: at 10,000 sites a single
-        pass held webhooks, scrapes and /healthz back for ~100 ms (docs/performance.md).
-        A site first seen during the pass is judged at the next."""
+        """`view()`, with every site's outlook published as of the same moment (horizons
+        shrink as time passes; a plan is walked again only where it changed or time
+        moved past what it said), in slices of `SLICE` sites with the event loop let run
+        between them: at 10,000 sites a single pass held webhooks, scrapes and /healthz
+        back for ~100 ms (docs/performance.md). A site first seen during the pass is
+        judged at the next."""
         now = self.clock.now()
         items = list(self._sites.items())
         views: list[SiteView] = []

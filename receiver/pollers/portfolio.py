@@ -39,5 +39,5 @@ class PortfolioPoller(Poller):
         stored = await self.context.write(store)
         if stored is not None:
             fleet.restore(stored)
-        snapshots = fleet.portfolio_polled(sites, publish=False)
+        snapshots = fleet.portfolio_polled(sites)
         await anyio.to_thread.run_sync(fleet.metrics.update_sites, snapshots)

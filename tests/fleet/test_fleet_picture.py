@@ -3,6 +3,7 @@ and the metrics see it (`view()` and the registry), on a frozen clock."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -34,6 +35,10 @@ class Picture:
             metrics=metrics, clock=self.clock, in_progress_stuck_s=300.0,
             failure_hold_s=3600.0, polling=polling, max_sites=max_sites,
         )  # fmt: skip
+
+    def portfolio(self, sites: list[SiteInformation]) -> None:
+        """A portfolio poll, as the poller reports it: the fleet, then its gauges."""
+        self.fleet.metrics.update_sites(self.fleet.portfolio_polled(sites))
 
     def site(self, site_id: int) -> SiteView:
         [found] = [s for s in self.fleet.view().sites if s.site_id == site_id]
@@ -80,10 +85,10 @@ def test_a_portfolio_poll_makes_sites_live_and_the_next_leaves_the_missing_ones_
     """Sites in a portfolio poll get its time and SoC; a site the next poll leaves out
     keeps its old update time (it goes stale) and is marked out of the portfolio."""
     p = Picture(polling=True)
-    p.fleet.portfolio_polled([_info(1, soc=40.0), _info(2, soc=80.0)])
+    p.portfolio([_info(1, soc=40.0), _info(2, soc=80.0)])
     assert (p.site(1).soc_ratio, p.site(1).last_update, p.site(1).in_portfolio) == (0.4, NOW, True)
     p.clock.advance(60)
-    p.fleet.portfolio_polled([_info(1, soc=41.0)])
+    p.portfolio([_info(1, soc=41.0)])
     assert p.site(1).last_update == NOW + timedelta(seconds=60)
     assert (p.site(2).last_update, p.site(2).in_portfolio) == (NOW, False)
     assert p.sample("cellect_site_state_of_charge_ratio", site_id="1") == 0.41
@@ -93,7 +98,7 @@ def test_an_open_outage_makes_a_site_unavailable_until_it_ends() -> None:
     """An unplanned outage under way: unavailable since its start, with its reason and
     source; once the event has ended the site is available again."""
     p = Picture()
-    p.fleet.portfolio_polled([_info(3)])
+    p.portfolio([_info(3)])
     began = NOW - timedelta(minutes=10)
     p.fleet.availability_polled(3, [_event(3, began, None)])
     site = p.site(3)
@@ -109,13 +114,13 @@ def test_a_polled_plan_sets_the_horizon_and_time_shrinks_it() -> None:
     """ExAnte replaces the site's future; the horizon is the end of the last planned entry
     ahead, and entries that have ended drop out as the clock moves on."""
     p = Picture()
-    p.fleet.portfolio_polled([_info(4)])
+    p.portfolio([_info(4)])
     p.fleet.schedule_polled(4, [_planned(0), _planned(1), _planned(2, S.DELETED)])
     assert p.site(4).horizon_end == NOW + timedelta(hours=1) + QUARTER
     p.fleet.schedule_polled(4, [_planned(0)])
     assert p.site(4).horizon_end == NOW + QUARTER
     p.clock.advance(20 * 60)
-    p.fleet.refresh_outlook()
+    asyncio.run(p.fleet.judged_view())
     assert (p.site(4).scheduled, p.site(4).horizon_end) == (True, None)
     assert p.sample("cellect_site_schedule_horizon_seconds", site_id="4") == 0.0
 
@@ -173,7 +178,7 @@ def test_once_the_portfolio_is_known_a_stranger_site_is_stored_not_tracked() -> 
     """After a portfolio poll, a webhook for a site outside it is counted as untracked and
     becomes a candidate to ask the vendor about, once; the portfolio's sites are tracked."""
     p = Picture(polling=True)
-    p.fleet.portfolio_polled([_info(1)])
+    p.portfolio([_info(1)])
     p.fleet.webhooks_received([_change(1, 1, S.IN_PROGRESS), _change(99, 1, S.IN_PROGRESS)])
     assert [s.site_id for s in p.fleet.view().sites] == [1]
     assert p.sample("cellect_untracked_site_reports_total") == 1
@@ -203,6 +208,8 @@ ENTRIES = st.lists(st.tuples(QUARTERS, PLAN_STATUSES), max_size=40)
 @example(plan=[(0, S.IN_PROGRESS)], steps=[(0, None), (1, (0, S.IMPLEMENTED))])
 @example(plan=[(0, S.IMPLEMENTED), (4, S.IN_PROGRESS)], steps=[(0, None), (1, (4, S.DELETED))])
 @example(plan=[(200, S.IMPLEMENTED)], steps=[(0, None), (600, None), (1, (200, S.DELETED))])
+@example(plan=[(8, S.IMPLEMENTED)], steps=[(0, None), (1, (2, S.IN_PROGRESS)), (26, None)])
+@example(plan=[(8, S.IMPLEMENTED)], steps=[(0, None), (1, (1, S.IN_PROGRESS)), (40, None)])
 @given(
     plan=ENTRIES,
     steps=st.lists(
@@ -217,9 +224,9 @@ def test_the_horizon_and_stuck_entries_are_those_of_the_plan_at_every_moment(
     the last reading said; whatever the plan and however the clock moves, what the
     rules see is what the plan says now (the definitions, walked here from scratch)."""
     p = Picture()
-    p.fleet.portfolio_polled([_info(7)])
+    p.portfolio([_info(7)])
     entries = {NOW + q * QUARTER: status for q, status in plan}
-    p.fleet.schedule_polled(7, [_result(start, status) for start, status in entries.items()])
+    p.fleet.schedule_polled(7, [_planned(q / 4, status) for q, status in plan])
     for minutes, change in steps:
         p.clock.advance(minutes * 60)
         now = p.clock.now()
@@ -229,7 +236,6 @@ def test_the_horizon_and_stuck_entries_are_those_of_the_plan_at_every_moment(
                 entries[start] = change[1]
             p.fleet.statuses_changed([StatusChange(7, start, start + QUARTER, None, change[1],
                                                    "webhook", now, 0, change[1])])  # fmt: skip
-        p.fleet.refresh_outlook()
         reach = now + timedelta(hours=48, minutes=5)
         ends = [s + QUARTER for s, st_ in entries.items() if st_ in (S.IN_PROGRESS, S.IMPLEMENTED)]
         stuck = sorted(
@@ -241,19 +247,13 @@ def test_the_horizon_and_stuck_entries_are_those_of_the_plan_at_every_moment(
         assert site.in_progress_near_start == tuple(stuck)
 
 
-def _result(start: datetime, status: S) -> TimeSeriesResult:
-    return TimeSeriesResult(
-        start_date=start, end_date=start + QUARTER, essPowerAC=10.0, implementation_status=status
-    )
-
-
 @pytest.mark.anyio
 async def test_the_judged_view_in_slices_is_the_view_and_publishes_every_outlook() -> None:
     """The alert loop's view, built a slice of sites at a time between turns of the
     event loop, is the fleet's view, and every site's outlook is published as of now."""
     p = Picture()
     sites = range(1, 2 * SLICE + 7)
-    p.fleet.portfolio_polled([_info(i) for i in sites])
+    p.portfolio([_info(i) for i in sites])
     for i in sites:
         p.fleet.schedule_polled(i, [_planned(0), _planned(i % 8)])
     p.clock.advance(20 * 60)

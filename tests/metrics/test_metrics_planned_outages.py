@@ -36,7 +36,7 @@ def fleet(registry: CollectorRegistry, clock: Clock) -> Fleet:
     """A fleet on a fresh registry that has seen site 7 in a portfolio poll."""
     metrics = Metrics(registry, now=clock.timestamp, stale_after_s=STALE_AFTER)
     fleet = Fleet(metrics=metrics, clock=clock, in_progress_stuck_s=300.0)
-    fleet.portfolio_polled([_site(7)])
+    metrics.update_sites(fleet.portfolio_polled([_site(7)]))
     return fleet
 
 

@@ -43,7 +43,7 @@ def fleet_app(console_app: TestClient) -> TestClient:
     an alert about site 3, a webhook delivery of site 3; signed in."""
     monitor = _monitor(console_app)
     infos = [site_info(i, soc=float(3 * i), power=float(i - 15)) for i in range(1, SITES + 1)]
-    monitor.fleet.portfolio_polled(infos)
+    monitor.metrics.update_sites(monitor.fleet.portfolio_polled(infos))
     monitor.fleet.availability_polled(DOWN, [outage(DOWN, 1, START - timedelta(hours=1), None)])
     with session_factory(monitor.database)() as session:
         upsert_sites(session=session, sites=infos, seen_at=START)
