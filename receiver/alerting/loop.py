@@ -7,9 +7,9 @@ assumes a cycle at least this often), the next group due, a `wake()` (a webhook
 reported a failure) or the stop, whichever comes first.
 
 A burst of failures wakes the loop again at once, so a woken cycle first lets at least
-`min_gap_s` and four times the last cycle's real duration pass (never more than a
-tick): alerting then takes little CPU from webhook ingest in a storm of failures, and
-a new failure still fires its alert within a second or two.
+`min_gap_s` and four times the last cycle's real duration pass (never more than a tick
+of the clock, however fast it runs): alerting then takes little CPU from webhook ingest
+in a storm of failures, and a new failure still fires its alert within a second or two.
 
 `cycles_started` / `cycles_done` are a barrier: read `cycles_started`, `wake()`, then
 wait until `cycles_done` exceeds it — the fleet as it was at the wake has been judged
@@ -90,8 +90,11 @@ class AlertLoop:
             started, began = self.clock.now(), time.monotonic()
             await self.cycle()
             spent = time.monotonic() - began
-            await waiting.pause(min(max(4 * spent, self.min_gap_s), self.engine.tick_s), stop)
-            wake = started + timedelta(seconds=self.engine.tick_s)
-            if self.engine.next_due is not None:
-                wake = min(wake, self.engine.next_due)
+            tick = started + timedelta(seconds=self.engine.tick_s)
+            # The breather is real time, but never outlasts a tick of the clock: under a
+            # fast clock (the emulator's demo and tests) a tick is milliseconds, and a
+            # real-time pause of four slow cycles would be emulated hours without a look.
+            gap = max(4 * spent, self.min_gap_s)
+            await waiting.until(self.clock, tick, stop, real_s=gap)
+            wake = tick if self.engine.next_due is None else min(tick, self.engine.next_due)
             await waiting.until(self.clock, wake, stop, self._wake)

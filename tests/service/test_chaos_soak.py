@@ -388,8 +388,8 @@ async def test_two_days_of_chaos_lose_nothing_and_alert_each_failure_once(
     # Alerted exactly once: each failure falls in a firing period of its site (the
     # hold counted from when the monitor learned it), and no period resolves within the
     # hold of a failure learned before it ends. Slack: half a real second — a poll
-    # round's write, an alert cycle and the pause after it (up to four times the cycle's
-    # own duration, on a loaded machine a few tenths) — is twenty emulated minutes here.
+    # round's write and an alert cycle on a loaded machine (the loop's breather between
+    # cycles never outlasts a tick of the clock) — is twenty emulated minutes here.
     minute = timedelta(minutes=20)
     periods = _periods(sink)
     for failure in sorted(truth):
