@@ -1,8 +1,10 @@
 """What every poller needs: the vendor client, the database, the live fleet picture.
 
-Per-site pollers fetch concurrently (`fetch_each`) and then write the whole round in
-one transaction (`write`): at 10,000 sites a transaction and a thread hop per site
-cost more than the requests themselves.
+Per-site pollers fetch concurrently (`fetch_each`) and store what came back in chunks
+of `CHUNK` sites, one transaction each (`write`): at 10,000 sites a transaction and a
+thread hop per site cost more than the requests themselves, and a whole round held until
+one write at its end kept 10,000 sites' parsed answers alive at once (memory, and every
+full garbage collection walking them: docs/performance.md).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from receiver.vendor.client import CellectClient, RequestNotSent
 
 T = TypeVar("T")
 GONE = frozenset({403, 404})
+CHUNK = 500  # sites a per-site round stores (and publishes) at a time
 
 
 @dataclass
@@ -33,6 +36,7 @@ class PollContext:
     engine: Engine
     fleet: Fleet
     concurrency: int = 16
+    chunk: int = CHUNK
 
     async def write(self, work: Callable[[Session], T]) -> T:
         """Run `work(session)` in a worker thread and commit it as one transaction."""
@@ -46,25 +50,38 @@ class PollContext:
         return await anyio.to_thread.run_sync(run)
 
     async def fetch_each(
-        self, site_ids: Iterable[int], fetch: Callable[[int], Awaitable[T]]
-    ) -> tuple[dict[int, T], BaseException | None]:
-        """Fetch every site with at most `concurrency` requests in flight.
+        self,
+        site_ids: Iterable[int],
+        fetch: Callable[[int], Awaitable[T]],
+        store: Callable[[dict[int, T]], Awaitable[None]],
+    ) -> BaseException | None:
+        """Fetch every site with at most `concurrency` requests in flight, and hand what
+        came back to `store`, `self.chunk` sites at a time (one call at a time, in the order
+        the chunks filled; the last one may be smaller, and none is empty).
 
         A site the API no longer serves to us (403/404: removed from the portfolio,
         handed to another partner) is skipped rather than failing every round.
-        Returns what came back, by site, and the first failure (None if none): one
-        site's failure does not stop the others, and the caller stores what came back
-        (in one transaction, not one per site) before it reports the failure. But once
-        the client holds requests back (its circuit open, or a long Retry-After pause:
-        RequestNotSent), the sites not yet started are not tried: the round fails fast.
+        Returns the first failure (None if none): one site's failure does not stop the
+        others, and what came back is stored before the caller reports the failure. But
+        once the client holds requests back (its circuit open, or a long Retry-After
+        pause: RequestNotSent), the sites not yet started are not tried: the round fails
+        fast. A failure of `store` itself ends the round and is raised.
         """
         fetched: dict[int, T] = {}
         failures: list[BaseException] = []
         held_back: list[RequestNotSent] = []
+        storing = asyncio.Lock()
         # `concurrency` workers take the next site from one iterator: a task per site
         # (20,000 tasks, coroutines and contexts alive at once for two per-site rounds
         # over 10,000 sites) cost memory and garbage-collector walks for nothing.
         pending = iter(site_ids)
+
+        async def spill() -> None:
+            nonlocal fetched
+            batch, fetched = fetched, {}
+            if batch:
+                async with storing:  # a worker waiting here is backpressure on the fetches
+                    await store(batch)
 
         async def worker() -> None:
             for site_id in pending:
@@ -80,9 +97,12 @@ class PollContext:
                     failures.append(exc)
                 except Exception as exc:
                     failures.append(exc)
+                if len(fetched) >= self.chunk:
+                    await spill()
 
         await asyncio.gather(*(worker() for _ in range(self.concurrency)))
-        return fetched, (failures[0] if failures else None)
+        await spill()
+        return failures[0] if failures else None
 
 
 def newly_tracked(

@@ -6,6 +6,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from receiver.cellect.models import AvailabilityEvent
 from receiver.pollers.base import Poller
 from receiver.pollers.context import PollContext, newly_tracked
 from receiver.storage.events import upsert_availability_events
@@ -20,15 +21,23 @@ class EventsPoller(Poller):
         self.context = context
 
     async def poll(self) -> None:
-        client, fleet = self.context.client, self.context.fleet
+        fleet = self.context.fleet
         # Sites only webhooks named: the vendor answering their events makes them ours
         # (a 403/404 leaves them untracked: fetch_each skips sites that are not ours).
-        candidates = fleet.take_candidates()
-        fetched, failure = await self.context.fetch_each(
-            [*fleet.known_site_ids, *candidates], client.availability_events
+        candidates = set(fleet.take_candidates())
+        failure = await self.context.fetch_each(
+            [*fleet.known_site_ids, *sorted(candidates)],
+            self.context.client.availability_events,
+            lambda fetched: self._store(fetched, candidates),
         )
-        seen_at = self.clock.now()
-        confirmed = {site_id for site_id in candidates if site_id in fetched}
+        if failure is not None:
+            raise failure
+
+    async def _store(
+        self, fetched: dict[int, list[AvailabilityEvent]], candidates: set[int]
+    ) -> None:
+        fleet, seen_at = self.context.fleet, self.clock.now()
+        confirmed = {site_id for site_id in fetched if site_id in candidates}
 
         def store(session: Session) -> StoredFleet | None:
             for site_id, events in fetched.items():
@@ -42,5 +51,3 @@ class EventsPoller(Poller):
             fleet.restore(stored, also=confirmed)
         for site_id, events in fetched.items():
             fleet.availability_polled(site_id, events)
-        if failure is not None:
-            raise failure

@@ -32,7 +32,8 @@ Fetched = dict[int, tuple[datetime, list[TimeSeriesResult]]]
 
 
 def _store(fetched: Fetched) -> Callable[[Session], list[StatusChange]]:
-    """The round's results as one snapshot per slot, applied in one transaction."""
+    """A chunk of the round's results as one snapshot per slot, applied in one
+    transaction."""
     observations = [
         Observation(
             site_id,
@@ -64,15 +65,17 @@ class _SchedulePoller(Poller):
         self.context = context
 
     async def poll(self) -> None:
-        fetched, failure = await self.context.fetch_each(
-            self.context.fleet.known_site_ids, self._fetch
+        failure = await self.context.fetch_each(
+            self.context.fleet.known_site_ids, self._fetch, self._store
         )
+        if failure is not None:
+            raise failure
+
+    async def _store(self, fetched: Fetched) -> None:
         changes = await self.context.write(_store(fetched))
         self.context.fleet.statuses_changed(changes)
         for site_id, (_, results) in fetched.items():
             self.seen(site_id, results)
-        if failure is not None:
-            raise failure
 
     async def _fetch(self, site_id: int) -> tuple[datetime, list[TimeSeriesResult]]:
         # Each site's window is taken when its request goes out (ExAnte must not start
