@@ -1,9 +1,12 @@
 """The site-state collector: per-site gauges of the fleet, served from cached exposition text.
 
 Site series change only when a poll completes, so each update renders that site's sample
-lines once and a scrape joins cached text. Each group of families (those one kind of poll
-changes) keeps its own joined text, rebuilt only after an update to that group, or when
-time passes the earliest moment one of its sites goes stale.
+lines once and a scrape joins cached text. The collector keeps, per family, the line of
+every site shown; an update or a site going stale changes only that site's lines (stale
+moments wait in a heap per group of families: those one kind of poll changes), and a
+scrape joins each family's lines again only when its group changed — a join in C, not a
+walk of every site in Python: at 10,000 sites under polling, whole-group rebuilds on the
+scrape path took 80-100 ms of CPU a scrape, in a thread sharing the GIL with the rounds.
 
 Live gauges (SoC, power, ratings, availability, schedule outlook) are shown only for a site
 that was in the latest portfolio and whose last update is younger than `stale_after_s` (and
@@ -16,6 +19,7 @@ Site names and coordinates appear only on `cellect_site_info`.
 
 from __future__ import annotations
 
+import heapq
 import math
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -188,8 +192,13 @@ class SiteCollector(Collector):
         self._portfolio: dict[int, float] = {}  # site_id → when its state goes stale
         self._thresholds: tuple[tuple[float, float], Mapping[int, tuple[float, float]]]
         self._thresholds = ((0.10, 0.95), {})
+        # What the text shows, per group: each family's line by site, the moment each
+        # shown live site goes stale (and a heap of them), the sites to look at again.
+        self._lines: dict[int, dict[int, str]] = {i: {} for i in range(len(FAMILIES))}
+        self._until: dict[str, dict[int, float]] = {group: {} for group in GROUPS}
+        self._expiry: dict[str, list[tuple[float, int]]] = {group: [] for group in GROUPS}
+        self._dirty: dict[str, set[int]] = {group: set() for group in GROUPS}
         self._cache: dict[str, bytes] = {}
-        self._valid_until = dict.fromkeys(GROUPS, -math.inf)  # rebuild a group from then on
 
     def update_sites(self, snapshots: Iterable[SiteSnapshot]) -> None:
         """Record a completed portfolio poll; sites missing from it drop out of SoC/power.
@@ -200,13 +209,16 @@ class SiteCollector(Collector):
         """
         rendered = {s.site_id: self._snapshot_parts(s) for s in snapshots}
         with self._lock:
+            left = self._portfolio.keys() - rendered.keys()  # membership gates "state"
             self._portfolio = {i: p["state"][1] for i, p in rendered.items()}
             for site_id, parts in rendered.items():
                 site = self._parts.setdefault(site_id, {})
                 site.update(parts)
                 if "thresholds" not in site:
                     site["thresholds"] = self._threshold_part(site_id)
-            self._invalidate("info", "state", "thresholds")  # membership gates "state"
+            self._touch("info", rendered)
+            self._touch("state", rendered, left)
+            self._touch("thresholds", rendered)
 
     def update_availability(self, states: Iterable[Availability], now: float | None = None) -> None:
         """Record availability as of `now`; sites not named keep theirs until it goes stale."""
@@ -235,15 +247,16 @@ class SiteCollector(Collector):
             self._thresholds = (default, dict(per_site))
             for site_id, parts in self._parts.items():
                 parts["thresholds"] = self._threshold_part(site_id)
-            self._invalidate("thresholds")
+            self._touch("thresholds", self._parts)
 
     def render(self) -> bytes:
-        """The exposition text of every site family, rebuilt only when something changed."""
+        """The exposition text of every site family; a group's text is joined again only
+        when one of its sites changed or went stale."""
         with self._lock:
             now = self._now()
-            for group, until in self._valid_until.items():
-                if now >= until:
-                    self._cache[group], self._valid_until[group] = self._build(group, now)
+            for group in GROUPS:
+                if self._settle(group, now) or group not in self._cache:
+                    self._cache[group] = self._join(group)
             return b"".join(self._cache[group] for group in GROUPS)
 
     def collect(self) -> Iterator[Metric]:
@@ -252,7 +265,7 @@ class SiteCollector(Collector):
         families = {f: GaugeMetricFamily(f.name, f.help, labels=f.labels) for f in FAMILIES}
         with self._lock:
             now = self._now()
-            parts = [part for group in GROUPS for part in self._visible(group, now)[0]]
+            parts = [part for group in GROUPS for part in self._visible(group, now)]
         for part in parts:
             for index, labels, value, _ in part[0]:
                 families[FAMILIES[index]].add_metric(labels, value)
@@ -266,11 +279,87 @@ class SiteCollector(Collector):
         with self._lock:
             for site_id, part in parts.items():
                 self._parts.setdefault(site_id, {})[key] = part
-            self._invalidate(key)
+            self._touch(key, parts)
 
-    def _invalidate(self, *groups: str) -> None:
-        for group in groups:
-            self._valid_until[group] = -math.inf
+    def _touch(self, group: str, *site_ids: Iterable[int]) -> None:
+        """Look at these sites of `group` again at the next render (under the lock)."""
+        dirty = self._dirty[group]
+        for ids in site_ids:
+            dirty.update(ids)
+
+    def _settle(self, group: str, now: float) -> bool:
+        """Bring the group's shown lines up to date at `now`: the sites touched since,
+        and those gone stale. True when anything was looked at."""
+        dirty, self._dirty[group] = self._dirty[group], set()
+        if len(dirty) > len(self._parts) // 4:  # most sites (a portfolio poll): walk them all
+            self._rebuild(group, now)
+            return True
+        heap, until = self._expiry[group], self._until[group]
+        while heap and heap[0][0] <= now:
+            moment, site_id = heapq.heappop(heap)
+            if until.get(site_id) == moment:  # else a later update moved it
+                dirty.add(site_id)
+        for site_id in dirty:
+            self._show(group, site_id, now)
+        if len(heap) > 2 * len(until) + 64:  # moved moments pile up: keep the heap small
+            self._expiry[group] = heap = [(m, i) for i, m in until.items()]
+            heapq.heapify(heap)
+        return bool(dirty)
+
+    def _rebuild(self, group: str, now: float) -> None:
+        """The group's shown lines from scratch: every site's part, at `now`."""
+        lines: list[dict[int, str]] = [{} for _ in GROUPS[group]]
+        first = _FAMILY_INDEX[GROUPS[group][0]]
+        until: dict[int, float] = {}
+        for site_id, parts in self._parts.items():
+            part = parts.get(group)
+            if part is None:
+                continue
+            visible = self._visible_until(group, site_id, part)
+            if now >= visible:
+                continue
+            for index, _, _, line in part[0]:
+                lines[index - first][site_id] = line
+            if visible < math.inf:
+                until[site_id] = visible
+        for offset, family_lines in enumerate(lines):
+            self._lines[first + offset] = family_lines
+        self._until[group] = until
+        self._expiry[group] = heap = [(m, i) for i, m in until.items()]
+        heapq.heapify(heap)
+
+    def _show(self, group: str, site_id: int, now: float) -> None:
+        """Put the site's current part of `group` into the shown lines, or take it out."""
+        for family in GROUPS[group]:
+            self._lines[_FAMILY_INDEX[family]].pop(site_id, None)
+        until = self._until[group]
+        until.pop(site_id, None)
+        part = self._parts.get(site_id, {}).get(group)
+        if part is None:
+            return
+        visible = self._visible_until(group, site_id, part)
+        if now >= visible:
+            return
+        for index, _, _, line in part[0]:
+            self._lines[index][site_id] = line
+        if visible < math.inf:
+            until[site_id] = visible
+            heapq.heappush(self._expiry[group], (visible, site_id))
+
+    def _join(self, group: str) -> bytes:
+        text = "".join(
+            family_text(f, self._lines[_FAMILY_INDEX[f]].values()) for f in GROUPS[group]
+        )
+        return text.encode("utf-8")
+
+    def _visible_until(self, group: str, site_id: int, part: _Part) -> float:
+        """Until when the part may be shown (inf: as long as it is the site's)."""
+        _, expires, live = part
+        if not live:
+            return math.inf
+        if group == "state":  # only the portfolio poll vouches for SoC and power
+            return min(expires, self._portfolio.get(site_id, -math.inf))
+        return expires
 
     def _snapshot_parts(self, s: SiteSnapshot) -> dict[str, _Part]:
         place = (s.site_name, s.country, repr(float(s.latitude)), repr(float(s.longitude)))
@@ -294,33 +383,14 @@ class SiteCollector(Collector):
         samples = (_sample(SOC_LOW, site_id, low), _sample(SOC_HIGH, site_id, high))
         return _part(samples, live=False)
 
-    def _visible(self, group: str, now: float) -> tuple[list[_Part], float]:
-        """The group's parts to show at `now`, and the earliest time one of them goes stale."""
+    def _visible(self, group: str, now: float) -> list[_Part]:
+        """The group's parts to show at `now` (collect(): a walk of every site)."""
         shown: list[_Part] = []
-        valid_until = math.inf
         for site_id, parts in self._parts.items():
             part = parts.get(group)
-            if part is None:
-                continue
-            _, expires, live = part
-            if live:
-                until = expires
-                if group == "state":  # only the portfolio poll vouches for SoC and power
-                    until = min(until, self._portfolio.get(site_id, -math.inf))
-                if now >= until:
-                    continue
-                valid_until = min(valid_until, until)
-            shown.append(part)
-        return shown, valid_until
-
-    def _build(self, group: str, now: float) -> tuple[bytes, float]:
-        parts, valid_until = self._visible(group, now)
-        lines: dict[Family, list[str]] = {f: [] for f in GROUPS[group]}
-        for part in parts:
-            for index, _, _, line in part[0]:
-                lines[FAMILIES[index]].append(line)
-        text = "".join(family_text(f, lines[f]) for f in GROUPS[group])
-        return text.encode("utf-8"), valid_until
+            if part is not None and now < self._visible_until(group, site_id, part):
+                shown.append(part)
+        return shown
 
 
 def _availability(a: Availability, expires: float) -> _Part:
