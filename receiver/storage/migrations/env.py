@@ -15,6 +15,7 @@ from sqlmodel import SQLModel
 from sqlmodel.sql.sqltypes import AutoString
 
 import receiver.storage.alert_tables
+import receiver.storage.coordination_tables
 import receiver.storage.secrets
 import receiver.storage.tables  # noqa: F401  (registers the tables on the metadata)
 from receiver.storage.types import UtcDateTime
