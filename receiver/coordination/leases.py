@@ -225,7 +225,9 @@ def fence_all(*, session: Session, kind: str, epochs: Mapping[int, int]) -> None
     rows = {row[0]: row[1:] for row in session.execute(query)}
     for bucket in sorted(epochs):
         epoch = epochs[bucket]
-        owner, current, unexpired = rows.get(bucket, (None, None, False))
+        if bucket not in rows:
+            raise LeaseLost(kind, bucket, epoch, "no such lease")
+        owner, current, unexpired = rows[bucket]
         if current != epoch:
             raise LeaseLost(kind, bucket, epoch, f"now at epoch {current}, owner {owner}")
         if owner is None:

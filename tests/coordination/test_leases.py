@@ -185,3 +185,38 @@ def _wait_event(engine: Engine, pid: list[int]) -> str | None:
         query = text("SELECT wait_event_type FROM pg_stat_activity WHERE pid = :pid")
         value: str | None = connection.execute(query, {"pid": pid[0]}).scalar()
         return value
+
+
+def test_an_expired_lease_nobody_took_is_renewed_at_the_same_epoch(engine: Engine) -> None:
+    """An owner late with its renewal gets its lease back at the same epoch if nobody
+    took it meanwhile (no one else's work can have been written), and its fenced
+    writes pass again; while it was expired they were refused."""
+    assert _acquire(engine, "late", ttl_s=0.5) == 1
+    _wait_expired(engine, 3)
+    with pytest.raises(LeaseLost, match="expired"):
+        _write_fenced(engine, "while-expired", epoch=1)
+    held = [Held(KIND, 3, 1)]
+    assert _in(engine, lambda s: leases.renew(session=s, owner="late", held=held, ttl_s=30)) == held
+    _write_fenced(engine, "renewed", epoch=1)
+    assert _written(engine) == {"renewed"}
+
+
+def test_fence_all_checks_every_bucket_of_a_write(engine: Engine) -> None:
+    """A write spanning several buckets passes while all of them are held at their
+    epochs, and is refused naming the first one that is not."""
+    for bucket in (1, 2, 5):
+        assert _acquire(engine, "a", bucket=bucket) == 1
+    with session_factory(engine)() as session:
+        leases.fence_all(session=session, kind=KIND, epochs={5: 1, 1: 1, 2: 1})
+    _in(engine, lambda s: leases.release(session=s, owner="a", held=[Held(KIND, 2, 1)]))
+    assert _acquire(engine, "b", bucket=2) == 2
+    with (
+        session_factory(engine)() as session,
+        pytest.raises(LeaseLost, match=r"poll/2 \(epoch 1\)"),
+    ):
+        leases.fence_all(session=session, kind=KIND, epochs={5: 1, 1: 1, 2: 1})
+    with (
+        session_factory(engine)() as session,
+        pytest.raises(LeaseLost, match="poll/9.*no such lease"),
+    ):
+        leases.fence_all(session=session, kind=KIND, epochs={9: 1})
