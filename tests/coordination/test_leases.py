@@ -217,6 +217,6 @@ def test_fence_all_checks_every_bucket_of_a_write(engine: Engine) -> None:
         leases.fence_all(session=session, kind=KIND, epochs={5: 1, 1: 1, 2: 1})
     with (
         session_factory(engine)() as session,
-        pytest.raises(LeaseLost, match="poll/9.*no such lease"),
+        pytest.raises(LeaseLost, match=r"poll/9.*no such lease"),
     ):
         leases.fence_all(session=session, kind=KIND, epochs={9: 1})
