@@ -30,6 +30,7 @@ from receiver.alerting.notify.notifier import Notifier
 from receiver.alerting.notify.outbox import DeliveryWorker
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import ImplementationStatus
+from receiver.coordination.presence import Presence, preflight
 from receiver.fleet.picture import Fleet
 from receiver.ingest.auth import WebhookAuth, load_webhook_secret
 from receiver.ingest.commit import Bounds, GroupCommitter
@@ -138,6 +139,7 @@ class Monitor:
             self.alert_engine, self._judged_view, min_gap_s=settings.alert_min_gap_s
         )
         self._exit = AsyncExitStack()
+        self.presence = Presence(self.database)
 
     # Start-up.
 
@@ -149,7 +151,9 @@ class Monitor:
         # and the fleet's restore, on the other core, rather than after them.
         writer_starting = asyncio.create_task(self.writer.start())
         try:
+            await anyio.to_thread.run_sync(preflight, self.database)
             await anyio.to_thread.run_sync(upgrade, self.database)
+            await anyio.to_thread.run_sync(self.presence.start)
             stored = await anyio.to_thread.run_sync(self._stored_fleet)
         except BaseException:
             with suppress(Exception):
@@ -327,6 +331,7 @@ class Monitor:
         if self.settings.clock_url:
             work.append(clock_follower.follow(self.clock, self.settings.clock_url, stop))
         work += [
+            self.presence.run(stop),
             self._watch_writer(stop),
             self.alert_loop.run(stop),
             self.outbox.run(stop),
@@ -349,6 +354,7 @@ class Monitor:
     async def close(self) -> None:
         await self.writer.close()
         await self._exit.aclose()
+        await anyio.to_thread.run_sync(self.presence.stop)
         self.database.dispose()
 
 

@@ -32,11 +32,13 @@ from pydantic import SecretStr
 
 from receiver.alerting.notify.notifier import NotifierConfigError
 from receiver.commands import CommandError, demo, load_settings
+from receiver.coordination.errors import ReplicaRefused
+from receiver.coordination.presence import preflight
 from receiver.logsetup import configure_logging
 from receiver.runtime.serving import bind, run_server, serve_app, url_of
 from receiver.service import Monitor
 from receiver.settings import Settings
-from receiver.storage.engine import DatabaseUrlError
+from receiver.storage.engine import DatabaseUrlError, create_engine_for
 from receiver.web.app import WEBHOOK_PATH, create_app
 from receiver.web.operator_api import AdminCredential
 
@@ -126,12 +128,26 @@ def run(args: argparse.Namespace) -> int:
             run_server(_demo(args))
         else:
             settings = _settings(args)
+            _refuse_beside_others(settings)
             run_server(_monitor_only(settings))
     except (DatabaseUrlError, NotifierConfigError) as exc:
         raise CommandError(str(exc)) from None
     except OSError as exc:
         raise CommandError(f"cannot listen: {exc.strerror or exc}") from None
     return 0
+
+
+def _refuse_beside_others(settings: Settings) -> None:
+    """One clear line, not a start-up traceback, when live replicas forbid this one
+    (another on SQLite, or another schema revision); the monitor checks again, under the
+    database's write lock, as it registers."""
+    engine = create_engine_for(settings.database_url)
+    try:
+        preflight(engine)
+    except ReplicaRefused as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        engine.dispose()
 
 
 async def _monitor_only(settings: Settings) -> None:

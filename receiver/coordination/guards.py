@@ -33,7 +33,7 @@ def describe(replica: Replica) -> str:
     )
 
 
-def refuse_second_sqlite_replica(*, session: Session, me: str, ttl_s: float) -> None:
+def refuse_second_sqlite_replica(*, session: Session, me: str | None, ttl_s: float) -> None:
     """On SQLite, raise `SingleReplicaOnly` if a replica other than `me` is live."""
     if session.get_bind().dialect.name != "sqlite":
         return
@@ -67,7 +67,7 @@ def check_schema_revision(engine: Engine, expected: str | None = None) -> str | 
 
 
 def refuse_other_revisions(
-    *, session: Session, me: str, revision: str | None, ttl_s: float
+    *, session: Session, me: str | None, revision: str | None, ttl_s: float
 ) -> None:
     """Raise `SchemaMismatch` if a live replica other than `me` runs another revision."""
     for other in live_replicas(session=session, ttl_s=ttl_s):

@@ -88,10 +88,26 @@ def deregister(*, session: Session, replica_id: str) -> None:
 
 
 def live_replicas(*, session: Session, ttl_s: float) -> list[Replica]:
-    """The replicas whose heartbeat is within `ttl_s` seconds, by id."""
+    """The replicas whose heartbeat is within `ttl_s` seconds, by id (without this
+    host's ended processes)."""
     since = dbclock.offset(session.get_bind().dialect, -ttl_s)
     query = select(Replica).where(REPLICAS.c.heartbeat_at > since).order_by(REPLICAS.c.id)
-    return list(session.scalars(query).all())
+    return [r for r in session.scalars(query).all() if not ended_here(r)]
+
+
+def ended_here(replica: Replica) -> bool:
+    """A replica of this host whose process no longer exists: whatever its heartbeat
+    says, it is not live (a monitor killed with -9 and started again at once must not be
+    refused by its own ghost)."""
+    if replica.host != socket.gethostname()[:255]:
+        return False
+    try:
+        os.kill(replica.pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # a process of another user: alive
+        return False
+    return False
 
 
 def forget_dead(*, session: Session, after_s: float) -> int:
