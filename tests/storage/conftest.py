@@ -10,17 +10,8 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from receiver.cellect.models import SiteInformation
-from receiver.storage.engine import create_engine_for, session_factory, upgrade
+from receiver.storage.engine import session_factory
 from tests.support.records import site_info
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    """An engine on a fresh database migrated to head."""
-    engine = create_engine_for(database_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture
