@@ -302,31 +302,19 @@ class SiteCollector(Collector):
         for site_id in dirty:
             self._show(group, site_id, now)
         if len(heap) > 2 * len(until) + 64:  # moved moments pile up: keep the heap small
-            self._expiry[group] = heap = [(m, i) for i, m in until.items()]
-            heapq.heapify(heap)
+            self._reheap(group)
         return bool(dirty)
 
     def _rebuild(self, group: str, now: float) -> None:
         """The group's shown lines from scratch: every site's part, at `now`."""
-        lines: list[dict[int, str]] = [{} for _ in GROUPS[group]]
-        first = _FAMILY_INDEX[GROUPS[group][0]]
-        until: dict[int, float] = {}
+        for family in GROUPS[group]:
+            self._lines[_FAMILY_INDEX[family]] = {}
+        self._until[group] = {}
         for site_id, parts in self._parts.items():
             part = parts.get(group)
-            if part is None:
-                continue
-            visible = self._visible_until(group, site_id, part)
-            if now >= visible:
-                continue
-            for index, _, _, line in part[0]:
-                lines[index - first][site_id] = line
-            if visible < math.inf:
-                until[site_id] = visible
-        for offset, family_lines in enumerate(lines):
-            self._lines[first + offset] = family_lines
-        self._until[group] = until
-        self._expiry[group] = heap = [(m, i) for i, m in until.items()]
-        heapq.heapify(heap)
+            if part is not None:
+                self._place(group, site_id, part, now)
+        self._reheap(group)
 
     def _show(self, group: str, site_id: int, now: float) -> None:
         """Put the site's current part of `group` into the shown lines, or take it out."""
@@ -335,16 +323,26 @@ class SiteCollector(Collector):
         until = self._until[group]
         until.pop(site_id, None)
         part = self._parts.get(site_id, {}).get(group)
-        if part is None:
-            return
+        if part is not None and self._place(group, site_id, part, now):
+            heapq.heappush(self._expiry[group], (until[site_id], site_id))
+
+    def _place(self, group: str, site_id: int, part: _Part, now: float) -> bool:
+        """Show `part` if it is visible at `now`, noting when it goes stale; True when
+        that moment is to be watched (the part is shown and not forever)."""
         visible = self._visible_until(group, site_id, part)
         if now >= visible:
-            return
+            return False
         for index, _, _, line in part[0]:
             self._lines[index][site_id] = line
-        if visible < math.inf:
-            until[site_id] = visible
-            heapq.heappush(self._expiry[group], (visible, site_id))
+        if visible == math.inf:
+            return False
+        self._until[group][site_id] = visible
+        return True
+
+    def _reheap(self, group: str) -> None:
+        """The group's heap of stale moments, afresh from the moments watched."""
+        self._expiry[group] = heap = [(m, i) for i, m in self._until[group].items()]
+        heapq.heapify(heap)
 
     def _join(self, group: str) -> bytes:
         text = "".join(
