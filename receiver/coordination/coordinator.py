@@ -32,7 +32,7 @@ from receiver.coordination import leases, registry
 from receiver.coordination.balance import beyond_share, fair_share
 from receiver.coordination.buckets import BUCKETS, POLL
 from receiver.coordination.errors import LeaseLost
-from receiver.coordination.guards import code_revision, refuse_second_sqlite_replica
+from receiver.coordination.guards import code_revision, join, refuse_second_sqlite_replica
 from receiver.coordination.leases import Held
 from receiver.coordination.listener import Listener, conninfo_of
 from receiver.coordination.registry import ReplicaIdentity
@@ -132,12 +132,7 @@ class Coordinator:
 
     def _join(self) -> None:
         with self._sessions() as session:
-            if session.get_bind().dialect.name == "sqlite":
-                # Take the write lock first: of two replicas starting at once, one sees
-                # the other registered.
-                session.connection().exec_driver_sql("BEGIN IMMEDIATE")
-            refuse_second_sqlite_replica(session=session, me=self.id, ttl_s=self.replica_ttl_s)
-            registry.register(session=session, replica=self.replica)
+            join(session=session, replica=self.replica, ttl_s=self.replica_ttl_s)
             leases.ensure_leases(session=session, kind=self.kind, buckets=range(self.total))
             for kind in self.singleton_kinds:
                 leases.ensure_leases(session=session, kind=kind, buckets=[0])

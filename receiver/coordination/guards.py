@@ -9,18 +9,21 @@
 
 from __future__ import annotations
 
+import functools
+
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlmodel import Session
 
 from receiver.coordination.errors import SchemaMismatch, SingleReplicaOnly
-from receiver.coordination.registry import live_replicas
+from receiver.coordination.registry import ReplicaIdentity, live_replicas, register
 from receiver.storage.coordination_tables import Replica
 from receiver.storage.engine import alembic_config, current_revision
 
 
+@functools.cache
 def code_revision() -> str | None:
-    """The newest schema revision this code ships (its migrations' head)."""
+    """The newest schema revision this code ships (its migrations' head; read once)."""
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
@@ -45,6 +48,16 @@ def refuse_second_sqlite_replica(*, session: Session, me: str | None, ttl_s: flo
             "one PostgreSQL (CELLECT_DATABASE_URL=postgresql://…). A replica that crashed "
             f"stops counting {ttl_s:g} s after its last heartbeat."
         )
+
+
+def join(*, session: Session, replica: ReplicaIdentity, ttl_s: float) -> None:
+    """Register `replica` in the session's transaction unless SQLite already has a live
+    replica (`refuse_second_sqlite_replica`). On SQLite the write lock is taken first:
+    of two replicas starting at once, the second sees the first registered."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.connection().exec_driver_sql("BEGIN IMMEDIATE")
+    refuse_second_sqlite_replica(session=session, me=replica.id, ttl_s=ttl_s)
+    register(session=session, replica=replica)
 
 
 def check_schema_revision(engine: Engine, expected: str | None = None) -> str | None:

@@ -24,6 +24,7 @@ from sqlmodel import Session
 from receiver.coordination.guards import (
     check_schema_revision,
     code_revision,
+    join,
     refuse_other_revisions,
     refuse_second_sqlite_replica,
 )
@@ -37,19 +38,14 @@ TTL_S = 15.0
 BEAT_S = 5.0
 
 
-def refuse_beside(session: Session, me: str | None, revision: str | None, ttl_s: float) -> None:
-    """Raise if this replica must not run beside the live ones (see the module docstring)."""
-    refuse_second_sqlite_replica(session=session, me=me, ttl_s=ttl_s)
-    refuse_other_revisions(session=session, me=me, revision=revision, ttl_s=ttl_s)
-
-
 def preflight(engine: Engine, ttl_s: float = TTL_S) -> None:
     """Before migrating: refuse to start beside the live replicas (if the database has a
     registry yet)."""
     if not inspect(engine).has_table(Replica.__tablename__):
         return
     with Session(engine) as session:
-        refuse_beside(session, None, code_revision(), ttl_s)
+        refuse_second_sqlite_replica(session=session, me=None, ttl_s=ttl_s)
+        refuse_other_revisions(session=session, me=None, revision=code_revision(), ttl_s=ttl_s)
 
 
 class Presence:
@@ -64,15 +60,12 @@ class Presence:
         under SQLite's write lock, so two replicas starting at once cannot both pass)."""
         revision = check_schema_revision(self.engine)
         identity = ReplicaIdentity.here(revision)
-        with self.engine.connect() as connection:
-            if connection.dialect.name == "sqlite":
-                connection.exec_driver_sql("BEGIN IMMEDIATE")  # SQLAlchemy's begin comes with it
-            else:
-                connection.begin()
-            with Session(bind=connection) as session:  # joins the connection's transaction
-                refuse_beside(session, identity.id, revision, self.ttl_s)
-                register(session=session, replica=identity)
-            connection.commit()  # the connection's transaction: the session only joined it
+        with Session(self.engine) as session:
+            join(session=session, replica=identity, ttl_s=self.ttl_s)
+            refuse_other_revisions(
+                session=session, me=identity.id, revision=revision, ttl_s=self.ttl_s
+            )
+            session.commit()
         self.identity = identity
         log.info("replica %s registered (schema %s)", identity.id, revision)
         return identity
