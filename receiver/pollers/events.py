@@ -24,11 +24,12 @@ class EventsPoller(Poller):
         fleet = self.context.fleet
         # Sites only webhooks named: the vendor answering their events makes them ours
         # (a 403/404 leaves them untracked: fetch_each skips sites that are not ours).
-        candidates = set(fleet.take_candidates())
+        candidates = fleet.take_candidates()
+        asked = set(candidates)
         failure = await self.context.fetch_each(
-            [*fleet.known_site_ids, *sorted(candidates)],
+            [*fleet.known_site_ids, *candidates],
             self.context.client.availability_events,
-            lambda fetched: self._store(fetched, candidates),
+            lambda fetched: self._store(fetched, asked),
         )
         if failure is not None:
             raise failure
