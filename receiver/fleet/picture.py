@@ -318,8 +318,11 @@ class Fleet:
             else:
                 site.plan = None
         if change.status is ImplementationStatus.IMPLEMENTATION_FAILED:
+            # Learned when it was observed (a poll's request went out then), as the
+            # history and a restart count it — not when the round's write ended.
+            learned = min(change.observed_at, now)
             site.failure_run = self._next_run(
-                site.failure_run, ImplementationFailure(change.start, change.end, now)
+                site.failure_run, ImplementationFailure(change.start, change.end, learned)
             )
 
     def _next_run(self, run: FailureRun | None, failure: ImplementationFailure) -> FailureRun:

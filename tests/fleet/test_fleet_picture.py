@@ -67,10 +67,12 @@ def _event(
     )  # fmt: skip
 
 
-def _change(site_id: int, hours: float, status: S, latest: S | None = None) -> StatusChange:
+def _change(
+    site_id: int, hours: float, status: S, latest: S | None = None, observed: datetime = NOW
+) -> StatusChange:
     start = NOW + timedelta(hours=hours)
     return StatusChange(
-        site_id, start, start + QUARTER, None, status, "webhook", NOW, 0, latest or status
+        site_id, start, start + QUARTER, None, status, "webhook", observed, 0, latest or status
     )
 
 
@@ -154,13 +156,13 @@ def test_failures_within_the_hold_are_one_run_and_a_later_one_starts_another() -
     p = Picture()
     p.fleet.statuses_changed([_change(5, -2, S.IMPLEMENTATION_FAILED)])
     p.clock.advance(30 * 60)
-    p.fleet.statuses_changed([_change(5, -1, S.IMPLEMENTATION_FAILED)])
+    p.fleet.statuses_changed([_change(5, -1, S.IMPLEMENTATION_FAILED, observed=p.clock.now())])
     run = p.site(5).failure_run
     assert run is not None
     assert run.first.entry_start == NOW - timedelta(hours=2)
     assert run.latest.at == NOW + timedelta(minutes=30)
     p.clock.advance(2 * 3600)
-    p.fleet.statuses_changed([_change(5, 2, S.IMPLEMENTATION_FAILED)])
+    p.fleet.statuses_changed([_change(5, 2, S.IMPLEMENTATION_FAILED, observed=p.clock.now())])
     run = p.site(5).failure_run
     assert run is not None
     assert run.first == run.latest
@@ -264,3 +266,16 @@ async def test_the_judged_view_in_slices_is_the_view_and_publishes_every_outlook
         horizon = (p.site(i).horizon_end or NOW) - p.clock.now()
         expected = max(0.0, horizon.total_seconds()) if i % 8 else 0.0
         assert p.sample("cellect_site_schedule_horizon_seconds", site_id=str(i)) == expected
+
+
+def test_a_polled_failure_counts_from_when_it_was_observed_not_from_the_rounds_end() -> None:
+    """A poll observes a failure when its request goes out; the round's write may end
+    minutes later (other sites, retries). The run, its alert's "since" and its hold
+    count from the observation, as the history and a restart do."""
+    p = Picture()
+    observed = p.clock.now()
+    p.clock.advance(20 * 60)  # the rest of the round
+    p.fleet.statuses_changed([_change(5, -1, S.IMPLEMENTATION_FAILED, observed=observed)])
+    run = p.site(5).failure_run
+    assert run is not None
+    assert (run.first.at, run.latest.at) == (observed, observed)
