@@ -30,13 +30,17 @@ from receiver.alerting.notify.notifier import Notifier
 from receiver.alerting.notify.outbox import DeliveryWorker
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import ImplementationStatus
+from receiver.coordination import feed
+from receiver.coordination.coordinator import SINGLETONS, Coordinator
 from receiver.coordination.presence import Presence, preflight
+from receiver.coordination.replica import Replica
 from receiver.fleet.picture import Fleet
 from receiver.ingest.auth import WebhookAuth, load_webhook_secret
 from receiver.ingest.commit import Bounds, GroupCommitter
 from receiver.ingest.endpoint import WebhookReceiver
 from receiver.ingest.framing import WriterUnavailable
 from receiver.ingest.writer import WriterProcess
+from receiver.metrics.leases import ReplicaState
 from receiver.metrics.registry import Metrics, WriterHealth
 from receiver.pollers.base import Poller
 from receiver.pollers.context import PollContext
@@ -136,10 +140,18 @@ class Monitor:
         self.receiver: WebhookReceiver | None = None
         self.webhook_secret: str | None = None
         self.alert_loop = AlertLoop(
-            self.alert_engine, self._judged_view, min_gap_s=settings.alert_min_gap_s
+            self.alert_engine,
+            self._judged_view,
+            min_gap_s=settings.alert_min_gap_s,
+            leads=lambda: self.replica is None or self.replica.leads("alerts"),
         )
         self._exit = AsyncExitStack()
         self.presence = Presence(self.database)
+        # One of several replicas on PostgreSQL (leases, the fleet feed); None on SQLite,
+        # where one monitor does everything.
+        self.replica: Replica | None = None
+        if self.database.dialect.name == "postgresql":
+            self.writer.replica = self.presence.planned.id
 
     # Start-up.
 
@@ -153,7 +165,18 @@ class Monitor:
         try:
             await anyio.to_thread.run_sync(preflight, self.database)
             await anyio.to_thread.run_sync(upgrade, self.database)
-            await anyio.to_thread.run_sync(self.presence.start)
+            identity = await anyio.to_thread.run_sync(self.presence.start)
+            if self.writer.replica is not None:
+                coordinator = Coordinator(
+                    self.database,
+                    replica=identity,
+                    renew_s=self.settings.lease_renew_s,
+                    lease_ttl_s=self.settings.lease_ttl_s,
+                    replica_ttl_s=self.settings.lease_ttl_s,
+                )
+                self.replica = Replica(self.database, identity, coordinator=coordinator)
+                # Before the restore: every change committed after it comes by the feed.
+                await anyio.to_thread.run_sync(self.replica.mark_start)
             stored = await anyio.to_thread.run_sync(self._stored_fleet)
         except BaseException:
             with suppress(Exception):
@@ -163,6 +186,8 @@ class Monitor:
         await writer_starting
         self.fleet.restore(stored)
         self.alert_engine.settled = self.settled
+        if self.replica is not None:
+            await self._join(self.replica)
         self.webhook_secret = await anyio.to_thread.run_sync(
             load_webhook_secret, self.settings, self.database, self.clock
         )
@@ -192,6 +217,34 @@ class Monitor:
         )
         self.metrics.set_alert_thresholds(threshold_values(self.settings))
         self.fleet.set_refresh_token_expiry(self.settings.refresh_token_expires_at)
+
+    async def _join(self, replica: Replica) -> None:
+        """Take this replica's leases (its first round), and follow them: the metrics
+        export the sites of its buckets, the alert engine reads the alert state afresh
+        whenever it comes to lead, the others' changes come into the fleet picture."""
+        metrics = self.metrics
+        replica.on_moved = lambda: metrics.export_only(replica.owns)
+        replica.on_leading = self._leading
+        replica.on_entries = self._apply_feed
+        self.alert_engine.fence = lambda session: replica.fence(session, singleton="alerts")
+        metrics.watch_replica(lambda: _replica_state(replica))
+        metrics.export_only(replica.owns)
+        await replica.start()
+
+    def _leading(self, kind: str, leading: bool) -> None:
+        if kind == "alerts":
+            if leading:
+                self.alert_engine.lead_anew()
+                self.wake_alerts()
+            else:
+                self.metrics.set_alerts_firing({})
+
+    async def _apply_feed(self, entries: list[feed.Entry]) -> None:
+        failed, snapshots = self.fleet.apply_feed(entries)
+        if snapshots:
+            await anyio.to_thread.run_sync(self.metrics.update_sites, snapshots)
+        if failed:
+            self.wake_alerts()
 
     def _stored_fleet(self) -> StoredFleet:
         hold = timedelta(seconds=self.alert_engine.thresholds.failure_hold_s)
@@ -231,7 +284,9 @@ class Monitor:
 
     def _build_pollers(self, client: CellectClient) -> list[Poller]:
         s = self.settings
-        context = PollContext(client, self.database, self.fleet, s.poll_concurrency)
+        context = PollContext(
+            client, self.database, self.fleet, s.poll_concurrency, replica=self.replica
+        )
         common: dict[str, Any] = {
             "clock": self.clock,
             "jitter": s.poll_jitter,
@@ -330,6 +385,8 @@ class Monitor:
         work: list[Coroutine[Any, Any, None]] = [poller.run(stop) for poller in self.pollers]
         if self.settings.clock_url:
             work.append(clock_follower.follow(self.clock, self.settings.clock_url, stop))
+        if self.replica is not None:
+            work.append(self.replica.run(stop))
         work += [
             self.presence.run(stop),
             self._watch_writer(stop),
@@ -353,9 +410,19 @@ class Monitor:
 
     async def close(self) -> None:
         await self.writer.close()
+        if self.replica is not None:  # its work has stopped: the others may take over
+            await self.replica.close()
         await self._exit.aclose()
         await anyio.to_thread.run_sync(self.presence.stop)
         self.database.dispose()
+
+
+def _replica_state(replica: Replica) -> ReplicaState:
+    coordinator, identity = replica.coordinator, replica.coordinator.replica
+    held = {"poll": len(coordinator.buckets)}
+    held.update((kind, int(kind in coordinator.singletons)) for kind in SINGLETONS)
+    changes = dict(coordinator.changes)
+    return ReplicaState(identity.id, identity.host, identity.version, held, changes)
 
 
 async def _wind_down(tasks: list[asyncio.Task[None]], grace_s: float = 5.0) -> None:

@@ -11,7 +11,7 @@ import ipaddress
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, Field, SecretStr, field_validator
+from pydantic import AwareDatetime, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_SQLITE_URL = "sqlite:///cellect-monitor.db"
@@ -127,6 +127,18 @@ class Settings(BaseSettings):
     # Real seconds between two alert cycles when webhooks wake the engine: in a storm
     # of failures the cycles would otherwise follow each other and take CPU from ingest.
     alert_min_gap_s: float = Field(1.0, ge=0, le=60)
+
+    # Several replicas on PostgreSQL (real seconds, the database's clock): a lease lives
+    # this long unrenewed, and each replica renews its leases this often. A crashed
+    # replica's share is taken within about TTL + one renewal.
+    lease_ttl_s: float = Field(15.0, ge=1, le=600)
+    lease_renew_s: float = Field(5.0, ge=0.2, le=200)
+
+    @model_validator(mode="after")
+    def _lease_timing(self) -> Settings:
+        if self.lease_renew_s * 2 > self.lease_ttl_s:
+            raise ValueError("CELLECT_LEASE_RENEW_S must be at most half of CELLECT_LEASE_TTL_S")
+        return self
 
     @field_validator("database_url")
     @classmethod

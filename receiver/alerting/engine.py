@@ -153,6 +153,18 @@ class AlertEngine:
         self.settled: Callable[[], bool] = lambda: True
         self._dirty = True  # a full flush is owed whatever the clock says
         self._flushed_at: datetime | None = None  # the clock at the last full flush
+        # One of several replicas: checks, inside each write, that this replica still
+        # holds the `alerts` lease (receiver.coordination: LeaseLost rolls it back).
+        self.fence: Callable[[Session], None] = lambda session: None
+
+    def lead_anew(self) -> None:
+        """This replica has just become the alert leader (again): what it remembers of
+        the alert state may be another leader's past, so it reads the state afresh, and
+        the alerts firing then may resolve only once `settled()` says so (as after a
+        restart). Pending conditions start their holds over."""
+        self._firing, self._carried = None, None
+        self.pending = Pending()
+        self._dirty, self._flushed_at, self.next_due = True, None, None
 
     # State.
 
@@ -227,6 +239,7 @@ class AlertEngine:
             _new_alert(fp, a) for fp, a in changed.items() if fp not in firing and fp not in known
         ]
         with self._sessions() as session, session.begin():
+            self.fence(session)
             resolved = alerts_store.resolve_alerts(session=session, fingerprints=gone, at=now)
             for fp in upserts:
                 self._upsert(session, fp, changed[fp], now)
@@ -305,6 +318,7 @@ class AlertEngine:
         """
         written = 0
         with self._sessions() as session, session.begin():
+            self.fence(session)
             records = self._candidates(session)
             silences = active_silences(session=session, now=now)
             inhibited_before, inhibited_until = inhibition(session, now, self.timing.group_interval)

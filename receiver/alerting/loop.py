@@ -28,6 +28,7 @@ import anyio.to_thread
 
 from receiver.alerting.engine import AlertEngine
 from receiver.alerting.model import FleetView
+from receiver.coordination.errors import LeaseLost
 from receiver.runtime import waiting
 
 log = logging.getLogger(__name__)
@@ -44,8 +45,13 @@ class AlertLoop:
         view: Callable[[], Awaitable[FleetView]],
         *,
         min_gap_s: float,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self.engine, self.view, self.min_gap_s = engine, view, min_gap_s
+        # One of several replicas: only the holder of the `alerts` lease evaluates and
+        # notifies; the others still take the view (it keeps their exported outlook
+        # current) and stay ready to lead.
+        self.leads = leads
         self.clock = engine.clock
         self.cycles_started = self.cycles_done = 0
         self._wake = asyncio.Event()
@@ -73,8 +79,13 @@ class AlertLoop:
         number, started = self.cycles_started, self.clock.now()
         try:
             view = await self.view()
-            await anyio.to_thread.run_sync(self.engine.evaluate_view, view)
-            await anyio.to_thread.run_sync(self.engine.flush)
+            if self.leads():
+                await anyio.to_thread.run_sync(self.engine.evaluate_view, view)
+                await anyio.to_thread.run_sync(self.engine.flush)
+            self._done_at, self._done_real = started, time.monotonic()
+            self._failed = 0
+        except LeaseLost as exc:  # another replica leads now: not a failure of alerting
+            log.info("alert cycle dropped: %s", exc)
             self._done_at, self._done_real = started, time.monotonic()
             self._failed = 0
         except Exception:  # a bad cycle (database down) must not end alerting

@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 
 import anyio.to_thread
@@ -78,6 +78,8 @@ class Coordinator:
         # (kind, "acquired" | "lost" | "released") → how many times.
         self.changes: Counter[tuple[str, str]] = Counter()
         self.rounds = 0
+        # Called after each round of `run` (what is held may have changed).
+        self.on_round: Callable[[], None] = lambda: None
         postgres = engine.dialect.name == "postgresql"
         self.listener = (
             Listener(conninfo_of(engine.url), self._notified) if listen and postgres else None
@@ -149,6 +151,7 @@ class Coordinator:
             while not stop.is_set():
                 self._wake.clear()  # before the round: a NOTIFY during it means another
                 await self.step()
+                self.on_round()
                 await waiting.first(asyncio.sleep(self.renew_s), stop.wait(), self._wake.wait())
         finally:
             if listening is not None:

@@ -35,8 +35,9 @@ def conninfo_of(url: URL) -> str:
 
 
 class Listener:
-    """Calls `on_notify(payload)` for each NOTIFY on `cellect_leases`, and `on_notify("")`
-    after each (re)connection, when notifications may have been missed."""
+    """Calls `on_notify(payload)` for each NOTIFY on `channel` (`cellect_leases` unless
+    told), and `on_notify("")` after each (re)connection, when notifications may have
+    been missed."""
 
     def __init__(
         self,
@@ -45,7 +46,9 @@ class Listener:
         *,
         retry_s: float = 5.0,
         poll_s: float = 0.5,
+        channel: str = CHANNEL,
     ) -> None:
+        self.channel = channel
         self._conninfo, self._on_notify = conninfo, on_notify
         self._retry_s, self._poll_s = retry_s, poll_s
         self.listening = asyncio.Event()  # set while LISTEN is in effect
@@ -58,7 +61,7 @@ class Listener:
                 await self._listen(stop)
             except (psycopg.Error, OSError) as exc:
                 if not self._failing:
-                    log.warning("LISTEN %s failed (hand-overs wait for rounds): %s", CHANNEL, exc)
+                    log.warning("LISTEN %s failed (it waits for its rounds): %s", self.channel, exc)
                 self._failing = True
             finally:
                 self.listening.clear()
@@ -67,10 +70,10 @@ class Listener:
     async def _listen(self, stop: asyncio.Event) -> None:
         connection = await psycopg.AsyncConnection.connect(self._conninfo, autocommit=True)
         async with connection:
-            await connection.execute(f"LISTEN {CHANNEL}")
+            await connection.execute(f"LISTEN {self.channel}")
             self.listening.set()
             if self._failing:
-                log.info("LISTEN %s recovered", CHANNEL)
+                log.info("LISTEN %s recovered", self.channel)
             self._failing = False
             self._on_notify("")
             while not stop.is_set():

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 
 import anyio.to_thread
 from sqlalchemy import Engine, inspect
@@ -54,12 +55,15 @@ class Presence:
     def __init__(self, engine: Engine, *, ttl_s: float = TTL_S, beat_s: float = BEAT_S) -> None:
         self.engine, self.ttl_s, self.beat_s = engine, ttl_s, beat_s
         self.identity: ReplicaIdentity | None = None
+        # Who this replica will be (made now: the webhook writer starts before the
+        # registration and writes the replica's id into the fleet feed).
+        self.planned = ReplicaIdentity.here(code_revision())
 
     def start(self) -> ReplicaIdentity:
         """Check the schema and the live replicas, then register (one transaction,
         under SQLite's write lock, so two replicas starting at once cannot both pass)."""
         revision = check_schema_revision(self.engine)
-        identity = ReplicaIdentity.here(revision)
+        identity = replace(self.planned, schema_revision=revision)
         with Session(self.engine) as session:
             join(session=session, replica=identity, ttl_s=self.ttl_s)
             refuse_other_revisions(

@@ -32,6 +32,7 @@ from receiver.alerting.model import (
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import AvailabilityStatus, DowntimeType, ImplementationStatus
 from receiver.cellect.models import AvailabilityEvent, SiteInformation, TimeSeriesResult
+from receiver.coordination import feed
 from receiver.fleet.service_health import ServiceHealth
 from receiver.metrics.registry import Metrics
 from receiver.metrics.sites import (
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from receiver.storage.fleet_state import StoredFleet
     from receiver.storage.status import StatusChange
 
+FAILED = ImplementationStatus.IMPLEMENTATION_FAILED
 PLANNED = frozenset({ImplementationStatus.IN_PROGRESS, ImplementationStatus.IMPLEMENTED})
 MAX_PLAN = timedelta(hours=48, minutes=5)  # the vendor's reach, and a little clock skew
 MAX_CANDIDATES = 1_000  # unknown sites waiting to be asked about (the rest: next time)
@@ -246,13 +248,15 @@ class Fleet:
                         site_id, why)  # fmt: skip
         return False
 
-    def portfolio_polled(self, sites: Sequence[SiteInformation]) -> list[SiteSnapshot]:
+    def portfolio_polled(
+        self, sites: Sequence[SiteInformation], at: datetime | None = None
+    ) -> list[SiteSnapshot]:
         """A fresh portfolio: sites in it are live; those missing from it go stale.
         Returns the sites' snapshots for the caller to hand to `metrics.update_sites`
         (the portfolio poller does it in a worker thread: at 10,000 sites rendering
         them on the event loop held it for ~100 ms)."""
         self._portfolio_seen = True
-        now = self.clock.now()
+        now = at or self.clock.now()
         for info in sites:
             known = self._sites.get(info.site_id)
             if known is None:
@@ -262,11 +266,14 @@ class Fleet:
         self._present = {info.site_id for info in sites}
         return [SiteSnapshot.from_information(info, now.timestamp()) for info in sites]
 
-    def availability_polled(self, site_id: int, events: Sequence[AvailabilityEvent]) -> None:
+    def availability_polled(
+        self, site_id: int, events: Sequence[AvailabilityEvent], at: datetime | None = None
+    ) -> None:
+        """The site's events as polled at `at` (default: now)."""
         site = self._sites.get(site_id)
         if site is None:
             return
-        site.availability_at = now = self.clock.now()
+        site.availability_at = now = at or self.clock.now()
         site.unavailable = _open_outage(events, now)
         self.metrics.update_availability([self._availability(site_id, site)], now.timestamp())
         self.metrics.update_planned_outages([_next_planned(site_id, events, now)])
@@ -283,11 +290,40 @@ class Fleet:
         site = self._sites.get(site_id)
         if site is None:
             return
-        site.planned = {(r.start_date, r.end_date): r.implementation_status for r in results}
-        site.plan = None
-        if results:
+        planned = {(r.start_date, r.end_date): r.implementation_status for r in results}
+        self._plan_replaced(site_id, site, planned)
+
+    def _plan_replaced(
+        self, site_id: int, site: _Site, planned: dict[Slot, ImplementationStatus]
+    ) -> None:
+        site.planned, site.plan = planned, None
+        if planned:
             self._scheduled.add(site_id)
         self._publish_outlook([site_id])
+
+    def apply_feed(self, entries: Iterable[feed.Entry]) -> tuple[bool, list[SiteSnapshot]]:
+        """What the other replicas changed (receiver.coordination.feed), applied as if
+        this replica had polled or received it. Returns whether a failure was among it
+        (alerting wakes), and the sites' snapshots of a portfolio in it, if any, for the
+        caller to hand to `metrics.update_sites` (in a worker thread, as the poller does)."""
+        failed, snapshots = False, []
+        for entry in entries:
+            if isinstance(entry, feed.StatusEntry):
+                self.statuses_changed(entry.changes)
+                failed = failed or any(c.status is FAILED for c in entry.changes)
+                if entry.received is not None:
+                    self.service.webhook_accepted_elsewhere(entry.received)
+            elif isinstance(entry, feed.PlanEntry):
+                for site_id, planned in entry.plans.items():
+                    site = self._sites.get(site_id)
+                    if site is not None:
+                        self._plan_replaced(site_id, site, planned)
+            elif isinstance(entry, feed.EventsEntry):
+                for site_id, events in entry.events.items():
+                    self.availability_polled(site_id, events, entry.at)
+            else:
+                snapshots = self.portfolio_polled(entry.sites, entry.at)
+        return failed, snapshots
 
     def statuses_changed(
         self, changes: Iterable[StatusChange], now: datetime | None = None

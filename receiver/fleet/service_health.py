@@ -131,6 +131,13 @@ class ServiceHealth:
             self._webhook_accepted_at = self.clock.now()
             self.metrics.set_webhook_last_accepted(self._webhook_accepted_at.timestamp())
 
+    def webhook_accepted_elsewhere(self, at: datetime) -> None:
+        """Another replica accepted a delivery at `at` (the fleet feed): webhooks are not
+        silent, whichever replica the balancer sent them to. This replica's own series
+        (`cellect_webhook_last_accepted_timestamp_seconds`) stays its own."""
+        if self._webhook_accepted_at is None or at > self._webhook_accepted_at:
+            self._webhook_accepted_at = at
+
     def restore(self, *, last_webhook_at: datetime | None) -> None:
         """What the database knows of the service before this start: the last delivery
         accepted (a silence does not start over with every restart)."""

@@ -78,6 +78,9 @@ class WriterProcess:
 
     def __init__(self, database_url: str) -> None:
         self._database_url = database_url
+        # One of several replicas: its id, for the fleet feed rows each batch writes
+        # (set before `start`); None: the only monitor, nothing to tell.
+        self.replica: str | None = None
         self._child: _Child | None = None
         self._starting = asyncio.Lock()  # one restart at a time
         self.restarts = 0
@@ -124,7 +127,7 @@ class WriterProcess:
             theirs.close()
         try:
             ours.settimeout(START_TIMEOUT_S)
-            send(ours, self._database_url)
+            send(ours, (self._database_url, self.replica))
             answer = recv(ours)
         except (EOFError, OSError) as exc:
             answer = WriterFailure(f"no answer ({type(exc).__name__})")

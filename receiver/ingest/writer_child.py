@@ -3,7 +3,9 @@
 `python -m receiver.ingest.writer_child --fd N --parent-pid P` (started by
 `receiver.ingest.writer.WriterProcess`, never by hand). It parses each delivery again
 (the monitor validated it; parsing is deterministic and cheaper for the event loop than
-pickling parsed objects), stores the batch with `store_webhook_batch` and answers one
+pickling parsed objects), stores the batch with `store_webhook_batch` (one of several
+replicas: with its status changes in the fleet feed, in the same transaction) and
+answers one
 `BatchOutcome` per delivery, or a `WriterFailure`. A batch the database refuses is
 stored delivery by delivery, so that one delivery never fails its neighbours; a
 delivery the database refuses alone is refused (422), not retried forever.
@@ -22,23 +24,28 @@ import logging
 import signal
 import socket
 from collections.abc import Callable
+from datetime import datetime
 
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlmodel import Session
 
 from receiver.cellect.webhook import PayloadError, parse_status_webhook
+from receiver.coordination import feed
 from receiver.ingest.framing import Wire, WriterFailure, recv, send
 from receiver.storage.checkpoint import Checkpointer
 from receiver.storage.deliveries import BatchOutcome, IncomingDelivery, store_webhook_batch
+from receiver.storage.status.model import StatusChange
 
 log = logging.getLogger(__name__)
+Tell = Callable[[Session, list[StatusChange], datetime | None], None]
 
 
 def _serve(sock: socket.socket) -> None:
     from receiver.storage.engine import create_engine_for, session_factory
 
     try:
-        engine = create_engine_for(recv(sock))
+        url, replica = recv(sock)
+        engine = create_engine_for(url)
         checkpointer = Checkpointer.for_engine(engine)
         with engine.connect():
             pass  # reachable, or the monitor learns now why not
@@ -55,7 +62,7 @@ def _serve(sock: socket.socket) -> None:
         except (EOFError, OSError):  # the monitor closed the socket, or died
             break
         try:
-            answer = _store_wire(sessions, wire, in_doubt)
+            answer = _store_wire(sessions, wire, in_doubt, _teller(replica))
         except Exception as exc:
             log.exception("storing a webhook batch failed")
             answer = _failure(exc)
@@ -71,8 +78,25 @@ def _serve(sock: socket.socket) -> None:
 Answer = list[BatchOutcome | WriterFailure] | WriterFailure
 
 
+def _teller(replica: str | None) -> Tell | None:
+    """One of several replicas (`replica`: its id) tells the others the status changes
+    each batch made, in the batch's own transaction (receiver.coordination.feed)."""
+    if replica is None:
+        return None
+
+    def tell(session: Session, changes: list[StatusChange], received: datetime | None) -> None:
+        if changes or received is not None:
+            body = feed.status_body(changes, received)
+            feed.publish(session=session, replica=replica, kind="status", body=body)
+
+    return tell
+
+
 def _store_wire(
-    sessions: Callable[[], Session], wire: list[Wire], in_doubt: frozenset[str]
+    sessions: Callable[[], Session],
+    wire: list[Wire],
+    in_doubt: frozenset[str],
+    tell: Tell | None = None,
 ) -> Answer:
     """Parse (the monitor validated each body; one that does not parse here is refused
     alone) and store the batch."""
@@ -83,19 +107,24 @@ def _store_wire(
         except (ValueError, PayloadError) as exc:
             parsed.append(WriterFailure(f"unparsable delivery: {type(exc).__name__}", True))
     good = [p for p in parsed if isinstance(p, IncomingDelivery)]
-    stored = iter(_store(sessions, good, in_doubt) if good else [])
+    stored = iter(_store(sessions, good, in_doubt, tell) if good else [])
     return [p if isinstance(p, WriterFailure) else next(stored) for p in parsed]
 
 
 def _store(
-    sessions: Callable[[], Session], deliveries: list[IncomingDelivery], in_doubt: frozenset[str]
+    sessions: Callable[[], Session],
+    deliveries: list[IncomingDelivery],
+    in_doubt: frozenset[str],
+    tell: Tell | None = None,
 ) -> list[BatchOutcome | WriterFailure]:
     """The batch in one transaction; if it fails, each delivery in a transaction of its
     own, so that one delivery the database refuses never fails its neighbours."""
     try:
         with sessions() as session:
             return list(
-                store_webhook_batch(session=session, deliveries=deliveries, in_doubt=in_doubt)
+                store_webhook_batch(
+                    session=session, deliveries=deliveries, in_doubt=in_doubt, tell=tell
+                )
             )
     except Exception as exc:
         if len(deliveries) == 1:
@@ -111,7 +140,7 @@ def _store(
         try:
             with sessions() as session:
                 answers += store_webhook_batch(
-                    session=session, deliveries=[delivery], in_doubt=in_doubt
+                    session=session, deliveries=[delivery], in_doubt=in_doubt, tell=tell
                 )
         except Exception as exc:
             log.exception("storing a webhook delivery failed")

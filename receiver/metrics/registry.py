@@ -24,6 +24,7 @@ from starlette.responses import Response
 from receiver.alerting.catalogue import THRESHOLD_METRIC, builtin_pairs
 from receiver.cellect.enums import ImplementationStatus
 from receiver.metrics.exposition import fast_render
+from receiver.metrics.leases import ReplicaCollector, ReplicaState
 from receiver.metrics.schedules import ScheduleCounters
 from receiver.metrics.sites import (
     Availability,
@@ -262,6 +263,10 @@ class Metrics:
     def watch_writer(self, health: WriterHealth) -> None:
         self.registry.register(health)
 
+    def watch_replica(self, state: Callable[[], ReplicaState]) -> None:
+        """Export this replica's coordination (receiver.metrics.leases), read at scrape."""
+        self.registry.register(ReplicaCollector(state))
+
     def observe_webhook(self, outcome: str, seconds: float) -> None:
         """One webhook delivery handled with `outcome` (one of WEBHOOK_OUTCOMES)."""
         child = self._webhook_outcomes.get(outcome) or self.webhook_requests.labels(outcome)
@@ -357,6 +362,12 @@ class Metrics:
         self, default: tuple[float, float], per_site: Mapping[int, tuple[float, float]]
     ) -> None:
         self.sites.set_thresholds(default, per_site)
+
+    def export_only(self, shown: Callable[[int], bool] | None) -> None:
+        """Export the series of the sites `shown` says only (one of several replicas:
+        the sites of its buckets); None: every site. Call again when its answers change."""
+        self.sites.show_only(shown)
+        self.schedules.show_only(shown)
 
 
 def render_metrics(metrics: Metrics) -> bytes:

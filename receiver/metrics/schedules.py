@@ -9,7 +9,7 @@ changed since the last one and re-joins the cached lines (and only if anything c
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -45,6 +45,13 @@ class ScheduleCounters(Collector):
         self._lines: dict[int, tuple[str, str]] = {}  # site → (entries lines, failures line)
         self._dirty: set[int] = set()  # sites counted since their lines were last rendered
         self._cache: bytes | None = None
+        self._shown: Callable[[int], bool] | None = None  # None: every site
+
+    def show_only(self, shown: Callable[[int], bool] | None) -> None:
+        """Export only the sites `shown` says (see SiteCollector.show_only)."""
+        with self._lock:
+            self._shown = shown
+            self._cache = None
 
     def ensure_site(self, site_id: int) -> None:
         """Create the site's series at 0 so a first failure is visible as an increase."""
@@ -68,8 +75,12 @@ class ScheduleCounters(Collector):
                 self._render_site(site_id)
             self._dirty.clear()
             if self._cache is None:
-                entries = family_text(ENTRIES, (e for e, _ in self._lines.values()))
-                failures = family_text(FAILURES, (f for _, f in self._lines.values()))
+                shown = self._shown
+                lines = [
+                    pair for site_id, pair in self._lines.items() if shown is None or shown(site_id)
+                ]
+                entries = family_text(ENTRIES, (e for e, _ in lines))
+                failures = family_text(FAILURES, (f for _, f in lines))
                 self._cache = (entries + failures).encode("utf-8")
             return self._cache
 
@@ -78,7 +89,10 @@ class ScheduleCounters(Collector):
             return
         entries, failures = self._families()
         with self._lock:
+            shown = self._shown
             for site_id, counts in self._counts.items():
+                if shown is not None and not shown(site_id):
+                    continue
                 for status, value in counts.items():
                     entries.add_metric((str(site_id), status_label(status)), value)
                 failed = counts[ImplementationStatus.IMPLEMENTATION_FAILED]

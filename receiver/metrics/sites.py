@@ -199,6 +199,14 @@ class SiteCollector(Collector):
         self._expiry: dict[str, list[tuple[float, int]]] = {group: [] for group in GROUPS}
         self._dirty: dict[str, set[int]] = {group: set() for group in GROUPS}
         self._cache: dict[str, bytes] = {}
+        self._shown: Callable[[int], bool] | None = None  # None: every site
+
+    def show_only(self, shown: Callable[[int], bool] | None) -> None:
+        """Export only the sites `shown` says (a replica: those of its buckets; None:
+        all). Call again whenever its answers change: every group is joined anew."""
+        with self._lock:
+            self._shown = shown
+            self._cache.clear()
 
     def update_sites(self, snapshots: Iterable[SiteSnapshot]) -> None:
         """Record a completed portfolio poll; sites missing from it drop out of SoC/power.
@@ -345,8 +353,9 @@ class SiteCollector(Collector):
         heapq.heapify(heap)
 
     def _join(self, group: str) -> bytes:
+        shown = self._shown
         text = "".join(
-            family_text(f, self._lines[_FAMILY_INDEX[f]].values()) for f in GROUPS[group]
+            family_text(f, _only(self._lines[_FAMILY_INDEX[f]], shown)) for f in GROUPS[group]
         )
         return text.encode("utf-8")
 
@@ -384,11 +393,21 @@ class SiteCollector(Collector):
     def _visible(self, group: str, now: float) -> list[_Part]:
         """The group's parts to show at `now` (collect(): a walk of every site)."""
         shown: list[_Part] = []
+        exported = self._shown
         for site_id, parts in self._parts.items():
+            if exported is not None and not exported(site_id):
+                continue
             part = parts.get(group)
             if part is not None and now < self._visible_until(group, site_id, part):
                 shown.append(part)
         return shown
+
+
+def _only(lines: dict[int, str], shown: Callable[[int], bool] | None) -> Iterable[str]:
+    """The lines of the sites `shown` (all of them when None)."""
+    if shown is None:
+        return lines.values()
+    return [line for site_id, line in lines.items() if shown(site_id)]
 
 
 def _availability(a: Availability, expires: float) -> _Part:

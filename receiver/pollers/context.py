@@ -10,21 +10,25 @@ full garbage collection walking them: docs/performance.md).
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import anyio.to_thread
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
 from receiver.cellect.errors import CellectApiError
+from receiver.coordination.errors import LeaseLost
+from receiver.coordination.replica import Replica
 from receiver.fleet.picture import Fleet
 from receiver.storage.engine import session_factory
 from receiver.storage.fleet_state import StoredFleet, load_fleet
 from receiver.vendor.client import CellectClient, RequestNotSent
 
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 GONE = frozenset({403, 404})
 CHUNK = 500  # sites a per-site round stores (and publishes) at a time
@@ -37,13 +41,41 @@ class PollContext:
     fleet: Fleet
     concurrency: int = 16
     chunk: int = CHUNK
+    # One of several replicas (PostgreSQL): it polls only the sites of its buckets, fences
+    # its writes by their leases and tells the others what it learned (the fleet feed).
+    # None: the only monitor, which polls everything.
+    replica: Replica | None = None
 
-    async def write(self, work: Callable[[Session], T]) -> T:
-        """Run `work(session)` in a worker thread and commit it as one transaction."""
+    def mine(self, site_ids: Iterable[int]) -> list[int]:
+        """Those of `site_ids` this monitor polls."""
+        return list(site_ids) if self.replica is None else self.replica.mine(site_ids)
+
+    def leads(self, kind: str) -> bool:
+        """Whether this monitor does the singleton job `kind` (always, alone)."""
+        return self.replica is None or self.replica.leads(kind)
+
+    async def write(
+        self,
+        work: Callable[[Session], T],
+        *,
+        sites: Iterable[int] = (),
+        singleton: str | None = None,
+        feed: Callable[[T], list[tuple[str, dict[str, Any]]]] | None = None,
+    ) -> T:
+        """Run `work(session)` in a worker thread and commit it as one transaction.
+
+        One of several replicas: the write is fenced by the leases of `sites`' buckets
+        and of `singleton` (`LeaseLost`, nothing written, when one is no longer held),
+        and the feed entries `feed(result)` go out in the same transaction."""
+        replica = self.replica
 
         def run() -> T:
             with session_factory(self.engine)() as session:
                 result = work(session)
+                if replica is not None:
+                    for kind, body in feed(result) if feed is not None else ():
+                        replica.publish(session, kind, body)
+                    replica.fence(session, sites=sites, singleton=singleton)
                 session.commit()
                 return result
 
@@ -58,6 +90,9 @@ class PollContext:
         """Fetch every site with at most `concurrency` requests in flight, and hand what
         came back to `store`, `self.chunk` sites at a time (one call at a time, in the order
         the chunks filled; the last one may be smaller, and none is empty).
+
+        One of several replicas fetches only the sites of its buckets, and stores only
+        those it still holds when their chunk is stored.
 
         A site the API no longer serves to us (403/404: removed from the portfolio,
         handed to another partner) is skipped rather than failing every round.
@@ -74,14 +109,19 @@ class PollContext:
         # `concurrency` workers take the next site from one iterator: a task per site
         # (20,000 tasks, coroutines and contexts alive at once for two per-site rounds
         # over 10,000 sites) cost memory and garbage-collector walks for nothing.
-        pending = iter(site_ids)
+        pending = iter(self.mine(site_ids))
 
         async def spill() -> None:
             nonlocal fetched
             batch, fetched = fetched, {}
+            if self.replica is not None:  # buckets may have moved since the round began
+                batch = {s: v for s, v in batch.items() if self.replica.owns(s)}
             if batch:
                 async with storing:  # a worker waiting here is backpressure on the fetches
-                    await store(batch)
+                    try:
+                        await store(batch)
+                    except LeaseLost as exc:  # their new owner polls them: nothing lost
+                        log.info("a poll's chunk was dropped, its lease moved: %s", exc)
 
         async def worker() -> None:
             for site_id in pending:

@@ -7,6 +7,7 @@ from typing import Any
 from sqlmodel import Session
 
 from receiver.cellect.models import AvailabilityEvent
+from receiver.coordination import feed
 from receiver.pollers.base import Poller
 from receiver.pollers.context import PollContext, newly_tracked
 from receiver.storage.events import upsert_availability_events
@@ -47,7 +48,10 @@ class EventsPoller(Poller):
                 )
             return newly_tracked(session, fleet, seen_at, confirmed)
 
-        stored = await self.context.write(store)
+        def tell(_: StoredFleet | None) -> list[tuple[str, dict[str, Any]]]:
+            return [("events", feed.events_body(seen_at, fetched))]
+
+        stored = await self.context.write(store, sites=fetched, feed=tell)
         if stored is not None:
             fleet.restore(stored, also=confirmed)
         for site_id, events in fetched.items():

@@ -7,6 +7,7 @@ from typing import Any
 import anyio.to_thread
 from sqlmodel import Session
 
+from receiver.coordination import feed
 from receiver.pollers.base import Poller
 from receiver.pollers.context import PollContext, newly_tracked
 from receiver.storage.fleet_state import StoredFleet
@@ -21,6 +22,8 @@ class PortfolioPoller(Poller):
         self.context = context
 
     async def poll(self) -> None:
+        if not self.context.leads("portfolio"):
+            return  # another replica makes the one call for all sites (the feed tells us)
         sites = await self.context.client.portfolio_overview()
         seen_at = self.clock.now()
         fleet = self.context.fleet
@@ -36,7 +39,10 @@ class PortfolioPoller(Poller):
             record_measurements(session=session, sites=sites, measured_at=seen_at)
             return newly_tracked(session, fleet, seen_at, new)
 
-        stored = await self.context.write(store)
+        def tell(_: StoredFleet | None) -> list[tuple[str, dict[str, Any]]]:
+            return [("portfolio", feed.portfolio_body(seen_at, sites))]
+
+        stored = await self.context.write(store, singleton="portfolio", feed=tell)
         if stored is not None:
             fleet.restore(stored)
         snapshots = fleet.portfolio_polled(sites)

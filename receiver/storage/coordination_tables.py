@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, String
+from sqlalchemy import BigInteger, Index, String, Text
 from sqlmodel import Field, SQLModel
 
+from receiver.storage.tables import BigId
 from receiver.storage.types import UtcDateTime
 
 
@@ -43,3 +44,22 @@ class Lease(SQLModel, table=True):
     epoch: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
     expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     acquired_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class FeedRow(SQLModel, table=True):
+    """One change of the fleet picture a replica made, for the other replicas to apply
+    (receiver.coordination.feed): written in the transaction of the change itself, read
+    in commit order by `xid` (PostgreSQL's transaction id; on SQLite, with one replica,
+    nothing is written here). Pruned after a while by retention."""
+
+    __tablename__ = "fleet_feed"
+    __table_args__ = (
+        Index("ix_fleet_feed_xid_id", "xid", "id"),
+        Index("ix_fleet_feed_at", "at"),
+    )
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    xid: int | None = Field(default=None, sa_type=BigInteger)  # the writer's transaction
+    replica: str = Field(sa_type=String(64))
+    kind: str = Field(sa_type=String(16))
+    body: str = Field(sa_type=Text)
+    at: datetime | None = Field(default=None, sa_type=UtcDateTime)  # the database's clock

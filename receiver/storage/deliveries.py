@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -104,12 +104,16 @@ def store_webhook_batch(
     deliveries: Sequence[IncomingDelivery],
     lean: bool | None = None,
     in_doubt: Collection[str] = (),
+    tell: Callable[[Session, list[StatusChange], datetime | None], None] | None = None,
 ) -> list[BatchOutcome]:
     """Store and apply a batch of deliveries, committing once; one outcome per delivery.
 
     `lean` (default: on SQLite) sends the statements through the sqlite3 connection
     (receiver.storage.status.sqlite); otherwise through SQLAlchemy Core. Same rows
-    either way. A duplicate whose digest is `in_doubt` (its first delivery's answer was
+    either way. `tell(session, changes, received)`, if given, runs before the commit
+    with the batch's new status changes and when its newest new delivery was received
+    (None: only duplicates): one of several replicas writes them to the fleet feed in
+    the same transaction. A duplicate whose digest is `in_doubt` (its first delivery's answer was
     lost: the monitor never learned what it changed) carries the changes that first
     delivery recorded, so that the monitor learns them now.
     """
@@ -128,6 +132,9 @@ def store_webhook_batch(
     fresh = [(deliveries[i], o) for i, o in enumerate(outcomes) if not o.duplicate]
     for outcome, change in _apply(session, writer, fresh):
         outcome.changes.append(change)
+    if tell is not None:
+        received = max((d.received_at for d, _ in fresh), default=None)
+        tell(session, [c for o in outcomes for c in o.changes], received)
     doubted = {o.digest: o for o in outcomes if o.duplicate and o.digest in in_doubt}
     if doubted:
         for digest, changes in recorded_changes(session=session, digests=list(doubted)).items():

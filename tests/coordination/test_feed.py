@@ -1,0 +1,159 @@
+"""The fleet feed on a real PostgreSQL: rows come in commit order, never skipped, never
+those of a transaction rolled back, never the reader's own; every kind round-trips."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import Engine, text
+from sqlmodel import Session
+
+from receiver.cellect.enums import ImplementationStatus
+from receiver.cellect.models import AvailabilityEvent, SiteInformation, TimeSeriesResult
+from receiver.coordination import feed
+from receiver.storage.engine import create_engine_for, upgrade
+from receiver.storage.status.model import StatusChange
+
+T0 = datetime(2026, 12, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+@pytest.fixture
+def pg(postgres_url: str) -> Iterator[Engine]:
+    engine = create_engine_for(postgres_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+def _change(site: int, status: ImplementationStatus, minutes: int = 0) -> StatusChange:
+    start = T0 + timedelta(minutes=15 * minutes)
+    return StatusChange(
+        site_id=site,
+        start=start,
+        end=start + timedelta(minutes=15),
+        previous=None
+        if status is ImplementationStatus.IN_PROGRESS
+        else ImplementationStatus.IN_PROGRESS,
+        status=status,
+        source="webhook",
+        observed_at=T0,
+        generation=1,
+        latest=status,
+    )
+
+
+def _publish(session: Session, replica: str, site: int) -> None:
+    body = feed.status_body([_change(site, ImplementationStatus.IMPLEMENTATION_FAILED)], T0)
+    feed.publish(session=session, replica=replica, kind="status", body=body)
+
+
+def _read(
+    engine: Engine, cursor: feed.Cursor, skip: str = "reader"
+) -> tuple[list[int], feed.Cursor]:
+    with Session(engine) as session:
+        entries, cursor, _ = feed.read(session=session, cursor=cursor, skip=skip)
+    sites = [c.site_id for e in entries if isinstance(e, feed.StatusEntry) for c in e.changes]
+    return sites, cursor
+
+
+def test_a_row_committed_late_is_not_skipped(pg: Engine) -> None:
+    """A transaction that began first and commits last holds later rows back until it
+    ends, then both come in transaction order: an id-based cursor would have skipped it."""
+    with Session(pg) as session:
+        cursor = feed.start_cursor(session)
+    slow = Session(pg)
+    try:
+        _publish(slow, "a", 1)  # the slow transaction has its xid now, uncommitted
+        with Session(pg) as fast:
+            _publish(fast, "b", 2)
+            fast.commit()
+        seen, cursor = _read(pg, cursor)
+        assert seen == []  # row 2 is committed, but an older transaction is still open
+        slow.commit()
+    finally:
+        slow.close()
+    seen, cursor = _read(pg, cursor)
+    assert seen == [1, 2]
+    assert _read(pg, cursor)[0] == []
+
+
+def test_rolled_back_rows_never_appear_and_own_rows_are_skipped(pg: Engine) -> None:
+    with Session(pg) as session:
+        cursor = feed.start_cursor(session)
+    with Session(pg) as session:
+        _publish(session, "a", 1)
+        session.rollback()
+    with Session(pg) as session:
+        _publish(session, "reader", 2)
+        _publish(session, "a", 3)
+        session.commit()
+    seen, _ = _read(pg, cursor, skip="reader")
+    assert seen == [3]
+
+
+def test_prune_keeps_recent_rows(pg: Engine) -> None:
+    with Session(pg) as session:
+        _publish(session, "a", 1)
+        _publish(session, "a", 2)
+        session.commit()
+    with Session(pg) as session:
+        session.execute(
+            text(
+                "UPDATE fleet_feed SET at = at - interval '2 hours'"
+                " WHERE id = (SELECT min(id) FROM fleet_feed)"
+            )
+        )
+        session.commit()
+    with Session(pg) as session:
+        assert feed.prune(session=session, keep=timedelta(minutes=30)) == 1
+        session.commit()
+    seen, _ = _read(pg, (0, 0))
+    assert seen == [2]
+
+
+def test_every_kind_round_trips(pg: Engine) -> None:
+    changes = [
+        _change(7, ImplementationStatus.IN_PROGRESS),
+        _change(7, ImplementationStatus.IMPLEMENTED, 1),
+    ]
+    result = TimeSeriesResult.model_validate(
+        {"startDate": "2026-12-01T13:00:00Z", "endDate": "2026-12-01T13:15:00Z",
+         "essPowerAC": -20.5, "implementationStatus": 2}
+    )  # fmt: skip
+    event = AvailabilityEvent.model_validate(
+        {"eventId": 4, "siteId": 7, "siteName": "Weiher", "country": "DE", "latitude": 48.1,
+         "longitude": 11.5, "startDate": "2026-12-01T11:00:00Z", "endDate": None,
+         "availabilityStatus": 2, "type": "Unplanned", "reason": 4, "source": 4}
+    )  # fmt: skip
+    site = SiteInformation.model_validate(
+        {"siteId": 7, "siteName": "Weiher", "country": "DE", "latitude": 48.1,
+         "longitude": 11.5, "essInstalledEnergyCapacity": 100.0, "essSoC": 42.0,
+         "essPower": -3.0, "essPowerACRatedCharge": 50.0, "essPowerACRatedDischarge": 50.0}
+    )  # fmt: skip
+    with Session(pg) as session:
+        cursor = feed.start_cursor(session)
+        for kind, body in [
+            ("status", feed.status_body(changes, None)),
+            ("plan", feed.plan_body({7: [result]})),
+            ("events", feed.events_body(T0, {7: [event]})),
+            ("portfolio", feed.portfolio_body(T0, [site])),
+        ]:
+            feed.publish(session=session, replica="a", kind=kind, body=body)
+        session.commit()
+    with Session(pg) as session:
+        entries, _, more = feed.read(session=session, cursor=cursor, skip="b")
+    assert not more
+    status, plan, events, portfolio = entries
+    assert isinstance(status, feed.StatusEntry)
+    assert status.changes == changes
+    assert status.received is None
+    assert isinstance(plan, feed.PlanEntry)
+    assert plan.plans == {7: {(result.start_date, result.end_date): result.implementation_status}}
+    assert isinstance(events, feed.EventsEntry)
+    assert events.events == {7: [event]}
+    assert events.at == T0
+    assert isinstance(portfolio, feed.PortfolioEntry)
+    assert portfolio.sites == [site]
+    assert feed.sites_of(entries) == {7}

@@ -1,0 +1,192 @@
+"""Three replicas on one PostgreSQL, held to the emulator's truth through kill -9.
+
+A standalone emulator (`cellect-monitor emulator`, 60 sites, demo trader) runs at
+SPEED× real time; three `cellect-monitor run` share one fresh PostgreSQL database, follow
+the emulator's clock, poll it (each the buckets it leases) and take its webhooks from a
+tee that hands each delivery to the replicas in turn (trying the next when one does not
+take the connection, as a balancer with redispatch does). Alerts go to a loopback JSON
+sink. Leases are short here (CELLECT_LEASE_TTL_S 3 s, renewed every second) so that a
+crashed replica's share moves within a few seconds, which at this speed is tens of
+emulated minutes — less than the failure hold (two hours here).
+
+Four boxes are cut off (their entries fail); mid-way the alert leader and another
+replica are killed with -9 together, and started again later. Then:
+
+- every delivery a replica acknowledged is stored;
+- every ImplementationFailed the boxes recorded is in the history, and alerted: each
+  falls in a firing period of its site's alert, and no site was told firing twice —
+  whichever replica received its webhook, polled it, or led the alerts at the time;
+- the three replicas end up sharing the 256 buckets (nothing held twice, nothing
+  left), one of them leading each singleton job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from receiver.web.app import WEBHOOK_PATH
+from tests.support.product import Product, free_port
+from tests.support.sinks import HttpSink
+from tests.support.soak import (
+    TOKEN,
+    EmulatorProcess,
+    Tee,
+    answers,
+    at_moment,
+    delivery_digest,
+    failures_in_truth,
+    stored_history,
+    told_periods,
+    until,
+)
+from tests.support.stack import served
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+SPEED = 300.0  # five emulated minutes a real second
+SECRET = "replicas-webhook-secret-0001"
+SITES = 60
+CUT_OFF = (3, 17, 41, 58)
+HOLD = timedelta(hours=2)  # CELLECT_FAILURE_HOLD_S: longer than a lease moving
+World = tuple[EmulatorProcess, list[Product], Tee, HttpSink]
+
+
+@asynccontextmanager
+async def replicas_world(database_url: str, workdir: Path) -> AsyncIterator[World]:
+    ports = [free_port() for _ in range(3)]
+    urls = [f"http://127.0.0.1:{port}" for port in ports]
+    tee = Tee(urls[0], urls[1:])
+    with HttpSink() as sink:
+        async with served(tee.app()) as tee_url:
+            emulator = EmulatorProcess(
+                workdir, f"{tee_url}{WEBHOOK_PATH}?token={SECRET}", sites=SITES, speed=SPEED
+            )
+            monitors = []
+            for index, port in enumerate(ports):
+                home = workdir / f"replica-{index}"
+                home.mkdir()
+                monitors.append(
+                    Product(
+                        home,
+                        port=port,
+                        CELLECT_DATABASE_URL=database_url,
+                        CELLECT_WEBHOOK_SECRET=SECRET,
+                        CELLECT_API_URL=emulator.url,
+                        CELLECT_TOKEN_URL=emulator.url,
+                        CELLECT_REFRESH_TOKEN=TOKEN,
+                        CELLECT_CLOCK_URL=f"{emulator.url}/_emulator/clock",
+                        CELLECT_APPRISE_URLS=f"json://127.0.0.1:{sink.port}/alerts",
+                        CELLECT_PORTFOLIO_INTERVAL_S="600",
+                        CELLECT_EVENTS_INTERVAL_S="600",
+                        CELLECT_EX_ANTE_INTERVAL_S="1200",
+                        CELLECT_EX_POST_INTERVAL_S="1200",
+                        CELLECT_REPEAT_INTERVAL_S="100000000",
+                        CELLECT_STALE_AFTER_S="86400",
+                        CELLECT_HTTP_TIMEOUT_S="5",
+                        CELLECT_FAILURE_HOLD_S=str(HOLD.total_seconds()),
+                        CELLECT_LEASE_TTL_S="3",
+                        CELLECT_LEASE_RENEW_S="1",
+                    )
+                )
+            try:
+                await until(lambda: answers(emulator.url), "the emulator to answer")
+                await asyncio.gather(*(m.start() for m in monitors))
+                yield emulator, monitors, tee, sink
+            finally:
+                for monitor in monitors:
+                    await asyncio.to_thread(monitor.stop)
+                await asyncio.to_thread(emulator.stop)
+
+
+async def _held(monitor: Product) -> dict[str, float]:
+    """What the replica says it holds: kind → leases (its /metrics)."""
+    async with httpx.AsyncClient(base_url=monitor.url, timeout=10) as http:
+        text = (await http.get("/metrics")).text
+    found = re.findall(r'^cellect_leases_held\{kind="(\w+)"\} (\S+)$', text, re.MULTILINE)
+    return {kind: float(value) for kind, value in found}
+
+
+async def _leader(monitors: list[Product]) -> Product:
+    for monitor in monitors:
+        if (await _held(monitor)).get("alerts") == 1.0:
+            return monitor
+    raise AssertionError("no replica leads the alerts")
+
+
+async def _shared(monitors: list[Product]) -> bool:
+    """The replicas hold every bucket once between them, and one leads each singleton."""
+    held = [await _held(m) for m in monitors]
+    return (
+        sum(h.get("poll", 0) for h in held) == 256
+        and all(h.get("poll", 0) > 0 for h in held)
+        and sum(h.get("alerts", 0) for h in held) == 1
+        and sum(h.get("portfolio", 0) for h in held) == 1
+    )
+
+
+async def test_three_replicas_lose_nothing_and_alert_each_failure_once_through_kill_9(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """See the module docstring."""
+    async with replicas_world(postgres_url, tmp_path) as (emulator, monitors, tee, sink):
+        await until(lambda: _shared(monitors), "the replicas to share the leases", within=30)
+        t0 = await emulator.now()
+
+        def at(hours: float) -> datetime:
+            return t0 + timedelta(hours=hours)
+
+        await at_moment(emulator, monitors, at(0.5))
+        for site in CUT_OFF:
+            await emulator.control("POST", f"/sites/{site}/box", {"online": False})
+        await at_moment(emulator, monitors, at(1.5))
+        leader = await _leader(monitors)
+        other = next(m for m in monitors if m is not leader)
+        leader.kill()
+        other.kill()
+        survivor = [m for m in monitors if m not in (leader, other)]
+        await until(lambda: _shared(survivor), "the survivor to take everything", within=30)
+        await at_moment(emulator, survivor, at(2.5))
+        await asyncio.gather(leader.start(), other.start())
+        await until(lambda: _shared(monitors), "the replicas to share again", within=30)
+        await at_moment(emulator, monitors, at(3.0))
+        for site in CUT_OFF:
+            await emulator.control("POST", f"/sites/{site}/box", {"online": True})
+        await at_moment(emulator, monitors, at(5.5))
+
+        truth = await failures_in_truth(emulator, t0 - timedelta(hours=1), at(5.5), CUT_OFF)
+        assert truth, "the cut-off boxes failed entries"
+        for monitor in monitors:
+            assert monitor.process is not None
+            assert monitor.process.poll() is None, f"a replica died:\n{monitor.tail()}"
+
+    digests, learned = stored_history(postgres_url)
+    acknowledged = [body for body, status in tee.answers if status == 200]
+    assert acknowledged
+    lost = [b for b in acknowledged if delivery_digest(b) not in digests]
+    assert lost == []
+    for monitor in monitors:
+        assert "Exception in ASGI application" not in monitor.output(), monitor.tail(80)
+
+    missing = sorted(truth - set(learned))
+    assert missing == [], f"failures the boxes recorded, not in the history (t0 {t0})"
+    periods = told_periods(sink)  # asserts that no site was told firing twice
+    slack = timedelta(minutes=30)  # a lease moving (~4 real s) is ~40 emulated minutes
+    for failure in sorted(truth):
+        site_id, learned_at = failure[0], learned[failure]
+        covering = [
+            p
+            for p in periods
+            if p.site_id == site_id
+            and p.since <= learned_at + slack
+            and (p.resolved is None or p.resolved >= learned_at + HOLD - slack)
+        ]
+        assert covering, f"failure {failure} learned at {learned_at} never alerted: {periods}"
+    assert {p.site_id for p in periods} <= set(CUT_OFF)
