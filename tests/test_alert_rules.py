@@ -30,6 +30,7 @@ README = ROOT / "README.md"
 PROMETHEUS_CONFIGS = [
     ROOT / "prometheus" / "prometheus.yml",
     ROOT / "prometheus" / "prometheus.local.yml",
+    ROOT / "prometheus" / "prometheus.replicas.yml",
 ]
 
 
@@ -81,7 +82,11 @@ RULE_GAUGES = frozenset(
 )
 # Prometheus' own series about the scrape (MonitorDown).
 PROMETHEUS_SERIES = frozenset({"up"})
-KNOWN_METRICS = DESIGN_METRICS | RULE_GAUGES | PROMETHEUS_SERIES
+# Each replica's leases and identity (docs/metrics.md, "Several replicas: who exports what").
+REPLICA_SERIES = frozenset(
+    {"cellect_leases_held", "cellect_lease_changes_total", "cellect_replica_info"}
+)
+KNOWN_METRICS = DESIGN_METRICS | RULE_GAUGES | PROMETHEUS_SERIES | REPLICA_SERIES
 KNOWN_LABELS = frozenset(
     {
         "site_id",
@@ -103,6 +108,11 @@ KNOWN_LABELS = frozenset(
         "downtime",
         "job",
         "instance",
+        "kind",
+        "change",
+        "replica_id",
+        "host",
+        "version",
     }
 )
 # Every site rule ends in this join, which names the site from whichever replica exports
