@@ -30,6 +30,7 @@ README = ROOT / "README.md"
 PROMETHEUS_CONFIGS = [
     ROOT / "prometheus" / "prometheus.yml",
     ROOT / "prometheus" / "prometheus.local.yml",
+    ROOT / "prometheus" / "prometheus.replicas.yml",
 ]
 
 
@@ -81,7 +82,11 @@ RULE_GAUGES = frozenset(
 )
 # Prometheus' own series about the scrape (MonitorDown).
 PROMETHEUS_SERIES = frozenset({"up"})
-KNOWN_METRICS = DESIGN_METRICS | RULE_GAUGES | PROMETHEUS_SERIES
+# Each replica's leases and identity (docs/metrics.md, "Several replicas: who exports what").
+REPLICA_SERIES = frozenset(
+    {"cellect_leases_held", "cellect_lease_changes_total", "cellect_replica_info"}
+)
+KNOWN_METRICS = DESIGN_METRICS | RULE_GAUGES | PROMETHEUS_SERIES | REPLICA_SERIES
 KNOWN_LABELS = frozenset(
     {
         "site_id",
@@ -103,14 +108,32 @@ KNOWN_LABELS = frozenset(
         "downtime",
         "job",
         "instance",
+        "kind",
+        "change",
+        "replica_id",
+        "host",
+        "version",
     }
 )
-# Every site rule ends in this join, which names the site (see the rules file's header).
+# Every site rule ends in this join, which names the site from whichever replica exports
+# it, or from the past 2 minutes in a bucket move's gap (see the rules file's header).
 SITE_NAME_JOIN = (
-    "* on (job, instance, site_id) group_left (site_name) (cellect_site_info or on (job, "
-    "instance, site_id) group by (job, instance, site_id) "
-    "(cellect_schedule_implementation_failures_total))"
+    "* on (job, site_id) group_left (site_name) ( "
+    "group by (job, site_id, site_name) (cellect_site_info) "
+    "or on (job, site_id) group by (job, site_id) (cellect_schedule_implementation_failures_total) "
+    "or on (job, site_id) group by (job, site_id, site_name) "
+    "(last_over_time(cellect_site_info[2m])) "
+    "or on (job, site_id) group by (job, site_id) "
+    "(last_over_time(cellect_schedule_implementation_failures_total[2m])) )"
 )
+# A site rule's second half counts only for a site that no replica exports right now.
+SITE_EXPORTED_NOW = (
+    "unless on (job, site_id) (cellect_site_info or cellect_schedule_implementation_failures_total)"
+)
+# Service rules judge one replica (the alert carries `instance`) or the deployment (`job`
+# only); the rules file says why for each. Site rules are one alert per site.
+PER_REPLICA = frozenset({"ApiDown", "AuthFailing", "MonitorDown"})
+PER_DEPLOYMENT = frozenset({"RefreshTokenExpiring", "WebhookSilence"})
 
 _KEYWORDS = frozenset(
     {"and", "or", "unless", "bool", "inf", "nan", "offset", "group_left", "group_right"}
@@ -266,6 +289,146 @@ def test_site_rules_name_the_site(rule: dict[str, Any]) -> None:
         assert "site_id" in rule["annotations"]["description"]
     else:
         assert "site_name" not in expr
+
+
+_LAST_OVER_TIME = re.compile(r"last_over_time\(\s*([a-zA-Z_:][\w:]*)(\{[^}]*\})?\[2m\]\)")
+
+
+def _site_series(expr: str) -> set[str]:
+    """The metrics of a site rule's condition, the naming join and the "exported now"
+    check left out."""
+    condition = expr.split(SITE_NAME_JOIN)[0].replace(SITE_EXPORTED_NOW, "")
+    metrics, _ = promql_names(condition)
+    return metrics - {THRESHOLD_METRIC}
+
+
+@pytest.mark.parametrize(
+    "rule",
+    [r for r in load_rules() if spec(r["alert"]).scope is Scope.SITE],
+    ids=lambda rule: f"{rule['alert']}-{rule['labels']['severity']}",
+)
+def test_site_rules_hold_over_a_bucket_move(rule: dict[str, Any]) -> None:
+    """A site rule never matches a site's series `on (instance)` (one alert per site,
+    whichever replica exports it); it aggregates every site series without `instance`;
+    and it judges the condition again on each site series' last value of the past 2
+    minutes for a site no replica exports now, so a move's gap does not resolve it."""
+    expr = one_line(rule["expr"])
+    assert "instance" not in expr.replace("without (instance", ""), expr
+    assert SITE_EXPORTED_NOW in expr
+    bridged = {m.group(1) for m in _LAST_OVER_TIME.finditer(expr.split(SITE_NAME_JOIN)[0])}
+    site_series = _site_series(expr)
+    assert site_series, expr
+    # Every site series of the condition is read now and over the past 2 minutes, and
+    # nothing else is bridged (a threshold every replica exports needs no bridge).
+    assert bridged == site_series, (bridged, site_series)
+    for metric in site_series:
+        assert re.search(rf"(max|min) without \(instance(, type)?\) \({metric}\b", expr), metric
+
+
+@pytest.mark.parametrize("rule", load_rules(), ids=lambda rule: str(rule.get("alert")))
+def test_service_rules_judge_a_replica_or_the_deployment(rule: dict[str, Any]) -> None:
+    """A service rule is either a replica's (it matches on, or keeps, `instance`) or the
+    deployment's (it aggregates `by (job)` and never names `instance`), as PER_REPLICA and
+    PER_DEPLOYMENT say; per-deployment thresholds are read `max by (job)`."""
+    name, expr = rule["alert"], one_line(rule["expr"])
+    if spec(name).scope is Scope.SITE:
+        return
+    assert name in PER_REPLICA | PER_DEPLOYMENT, name
+    if name in PER_DEPLOYMENT:
+        assert "instance" not in expr, expr
+        assert "by (job)" in expr, expr
+        if spec(name).exported_threshold:
+            assert f'max by (job) ({THRESHOLD_METRIC}{{rule="{name}"}})' in expr
+    elif "(job" in expr:
+        assert "(job, instance" in expr, expr
+
+
+def _three_replica_cases() -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(test, alert case) of the promtool tests whose series come from three instances of
+    one job."""
+    document = yaml.safe_load(RULE_TESTS.read_text())
+    found = []
+    for test in document["tests"]:
+        series = [s["series"] for s in test["input_series"]]
+        instances = {m for s in series for m in re.findall(r'instance="([^"]+)"', s)}
+        if len(instances) == 3 and all('job="cellect-monitor"' in s for s in series):
+            found += [(test, case) for case in test["alert_rule_test"]]
+    return found
+
+
+@pytest.mark.parametrize("alert", sorted(s.name for s in CATALOGUE))
+def test_every_rule_is_tested_with_three_replicas(alert: str) -> None:
+    """Each alert has a promtool case with three replicas of one job where it fires with
+    exactly the labels its scope gives: a site alert once per site, with `job` but no
+    `instance`, in a test where the site's series move between instances (stale on one,
+    then exported by another); a service alert with `instance` when it is a replica's and
+    without when it is the deployment's."""
+    cases = [(t, c) for t, c in _three_replica_cases() if c["alertname"] == alert]
+    firing = [(t, c) for t, c in cases if c.get("exp_alerts")]
+    assert firing, f"{alert} is never expected to fire with three replicas"
+    per_site = []
+    for test, case in firing:
+        labels = [a["exp_labels"] for a in case["exp_alerts"]]
+        assert all(label["job"] == "cellect-monitor" for label in labels)
+        if spec(alert).scope is Scope.SITE:
+            # (DataStale also fires without a site: for the deployment, without instance.)
+            assert all("instance" not in label for label in labels), case
+            sites = [
+                (label["site_id"], label["severity"]) for label in labels if "site_id" in label
+            ]
+            assert len(sites) == len(set(sites)), case
+            if sites:
+                values = " ".join(s["values"] for s in test["input_series"])
+                assert "stale" in values, test["name"]
+            per_site += sites
+        else:
+            assert all(("instance" in label) is (alert in PER_REPLICA) for label in labels)
+    assert per_site or spec(alert).scope is Scope.SERVICE, alert
+
+
+@pytest.mark.parametrize("site_rule", sorted(s.name for s in CATALOGUE if s.scope is Scope.SITE))
+def test_site_rules_are_checked_through_a_moves_gap(site_rule: str) -> None:
+    """Each site alert is expected firing at an evaluation where none of the three
+    replicas exports its site (every instance's series of it stale or not started), or
+    right at the end of a hold (`for`) that such an evaluation interrupted: the gap
+    neither resolves it nor restarts its hold."""
+    hold = spec(site_rule).for_s
+    checked = 0
+    for test, case in _three_replica_cases():
+        if case["alertname"] != site_rule or not case.get("exp_alerts"):
+            continue
+        step = seconds(str(test["interval"]))
+        now = int(seconds(str(case["eval_time"])) / step)
+        first = now - int(hold / step) if hold else now  # the steps the alert had to hold
+        for expected in case["exp_alerts"]:
+            site = expected["exp_labels"].get("site_id")
+            of_site = [
+                s["values"].split()
+                for s in test["input_series"]
+                if site is not None and f'site_id="{site}"' in s["series"]
+            ]
+            gaps = [
+                minute
+                for minute in range(first, now + 1)
+                if of_site and not any(_exported_at(values, minute) for values in of_site)
+            ]
+            checked += bool(gaps)
+    assert checked, f"{site_rule} is never checked through a time no replica exports its site"
+
+
+def _exported_at(values: list[str], step: int) -> bool:
+    """Whether a promtool series (its value words) has a sample, not a stale marker or a
+    gap, at `step`."""
+    expanded: list[str] = []
+    for word in values:
+        match = re.fullmatch(r"(_|stale|[-+.\de]+)(?:([-+][.\de]+))?x(\d+)", word)
+        if match is None:
+            expanded.append(word)
+        elif match.group(1) in ("_", "stale"):
+            expanded += [match.group(1)] * int(match.group(3))
+        else:
+            expanded += ["v"] * (int(match.group(3)) + 1)
+    return step < len(expanded) and expanded[step] not in ("_", "stale")
 
 
 def test_every_runbook_section_exists() -> None:

@@ -13,6 +13,7 @@ import argparse
 import ipaddress
 import json
 import os
+import posixpath
 import re
 import shlex
 import signal
@@ -31,6 +32,7 @@ import pytest
 import yaml
 
 from receiver.cli import build_parser
+from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"
@@ -248,3 +250,174 @@ def test_the_compose_command_serves_the_readme_curls_in_real_time(
         }
         response = httpx.request(curl.method, target, json=body, headers=headers, timeout=10)
         assert response.is_success, (curl, response.status_code, response.text)
+
+
+# --- the `replicas` profile: several monitors on one PostgreSQL, behind HAProxy ------------
+
+REPLICAS = ("monitor-1", "monitor-2")
+REPLICA_PROFILE = {"postgres", "emulator", *REPLICAS, "balancer", "prometheus-replicas"}
+HAPROXY_CONFIG = ROOT / "deploy" / "haproxy.cfg"
+REPLICAS_PROMETHEUS = ROOT / "prometheus" / "prometheus.replicas.yml"
+
+
+def _services() -> dict[str, Any]:
+    services: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())["services"]
+    return services
+
+
+def _argv(service: dict[str, Any]) -> list[str]:
+    command = service["command"]
+    return shlex.split(command) if isinstance(command, str) else [str(a) for a in command]
+
+
+def _replica_port() -> int:
+    """The port a replica listens on in its container: no --port, so the image's."""
+    args = build_parser().parse_args(_argv(_services()[REPLICAS[0]]))
+    return args.port if args.port is not None else int(_image_env()["CELLECT_PORT"])
+
+
+def _host_port(spec: str) -> tuple[str, int, int]:
+    address, host_port, container_port = str(spec).rsplit(":", 2)
+    return address, int(host_port), int(container_port)
+
+
+def _haproxy_servers() -> list[tuple[str, str, int]]:
+    """(name, host, port) of every `server` line of deploy/haproxy.cfg."""
+    found = re.findall(r"^\s*server\s+(\S+)\s+([^\s:]+):(\d+)", HAPROXY_CONFIG.read_text(), re.M)
+    return [(name, host, int(port)) for name, host, port in found]
+
+
+def _haproxy_bind_port() -> int:
+    (port,) = re.findall(r"^\s*bind\s+\S*:(\d+)\s*$", HAPROXY_CONFIG.read_text(), re.M)
+    return int(port)
+
+
+def test_the_replicas_profile_starts_only_when_asked() -> None:
+    """The profile's services (PostgreSQL, the emulator, two monitors, the balancer and a
+    Prometheus) carry the profile `replicas`: `docker compose up` alone starts none."""
+    profiled = {name for name, s in _services().items() if "replicas" in s.get("profiles", [])}
+    assert profiled == REPLICA_PROFILE
+
+
+def test_the_replicas_run_the_monitor_on_one_database_and_one_secret() -> None:
+    """Both replicas run `cellect-monitor run` (no embedded emulator) with the same
+    settings: the same PostgreSQL URL, naming the profile's PostgreSQL service and its
+    database, and the same webhook secret and Cellect account."""
+    services = _services()
+    environments = [services[name]["environment"] for name in REPLICAS]
+    for name in REPLICAS:
+        args = build_parser().parse_args(_argv(services[name]))
+        assert args.command == "run"
+        assert not args.emulator
+        assert args.database_url is None  # CELLECT_DATABASE_URL decides
+    assert environments[0] == environments[1]
+    environment = environments[0]
+    url = urlsplit(environment["CELLECT_DATABASE_URL"])
+    assert url.scheme.startswith("postgresql")
+    postgres = services["postgres"]["environment"]
+    assert url.hostname == "postgres"
+    assert (url.username, url.password) == (
+        postgres["POSTGRES_USER"],
+        postgres["POSTGRES_PASSWORD"],
+    )
+    assert url.path == "/" + postgres["POSTGRES_DB"]
+    assert environment["CELLECT_WEBHOOK_SECRET"]
+
+
+def test_the_replicas_poll_the_standalone_emulator_with_its_token() -> None:
+    """The replicas' API and token URLs name the emulator service on the port its command
+    listens on (every interface of its container), with the refresh token it issues; its
+    control API is published on the host's loopback only."""
+    services = _services()
+    emulator = build_parser().parse_args(_argv(services["emulator"]))
+    assert emulator.command == "emulator"
+    assert ipaddress.ip_address(emulator.host).is_unspecified
+    environment = services[REPLICAS[0]]["environment"]
+    for variable in ("CELLECT_API_URL", "CELLECT_TOKEN_URL"):
+        url = urlsplit(environment[variable])
+        assert (url.hostname, url.port) == ("emulator", emulator.port), variable
+    assert environment["CELLECT_REFRESH_TOKEN"] == emulator.refresh_token
+    published = [_host_port(spec) for spec in services["emulator"]["ports"]]
+    assert [(a, c) for a, _, c in published] == [("127.0.0.1", emulator.port)]
+
+
+def test_webhooks_reach_the_replicas_through_the_balancer_with_their_secret() -> None:
+    """The emulator sends its webhooks to the balancer's frontend, with the replicas'
+    secret as the URL's token; the balancer is published on loopback and is the one proxy
+    whose X-Forwarded-For the replicas believe (its fixed address on the profile's network)."""
+    services = _services()
+    emulator = build_parser().parse_args(_argv(services["emulator"]))
+    hook = urlsplit(emulator.webhook_url)
+    assert (hook.hostname, hook.port, hook.path) == (
+        "balancer",
+        _haproxy_bind_port(),
+        "/webhooks/time-series",
+    )
+    environment = services[REPLICAS[0]]["environment"]
+    assert f"token={environment['CELLECT_WEBHOOK_SECRET']}" == hook.query
+    balancer = services["balancer"]
+    published = [_host_port(spec) for spec in balancer["ports"]]
+    assert [(a, c) for a, _, c in published] == [("127.0.0.1", _haproxy_bind_port())]
+    address = balancer["networks"]["replicas"]["ipv4_address"]
+    assert environment["CELLECT_FORWARDED_ALLOW_IPS"] == address
+    subnet = yaml.safe_load(COMPOSE.read_text())["networks"]["replicas"]["ipam"]["config"][0]
+    assert ipaddress.ip_address(address) in ipaddress.ip_network(subnet["subnet"])
+
+
+def test_the_balancer_config_names_both_replicas() -> None:
+    """The balancer mounts deploy/haproxy.cfg, whose backend names each replica service
+    on the port it listens on, health-checked on /healthz."""
+    balancer = _services()["balancer"]
+    mounted = {target: (ROOT / source).resolve() for source, target in _bind_mounts(balancer)}
+    assert mounted == {"/usr/local/etc/haproxy/haproxy.cfg": HAPROXY_CONFIG.resolve()}
+    servers = _haproxy_servers()
+    assert sorted(host for _, host, _ in servers) == sorted(REPLICAS)
+    assert {port for _, _, port in servers} == {_replica_port()}
+    assert "option httpchk GET /healthz" in HAPROXY_CONFIG.read_text()
+
+
+def test_haproxy_accepts_the_balancer_config() -> None:
+    """`haproxy -c` accepts deploy/haproxy.cfg (names it cannot resolve here are warnings)."""
+    haproxy = require_tool("haproxy", "haproxy")
+    result = subprocess.run(
+        [haproxy, "-c", "-f", str(HAPROXY_CONFIG)], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_replicas_prometheus_scrapes_both_under_one_job() -> None:
+    """The profile's Prometheus reads prometheus/prometheus.replicas.yml, which scrapes both
+    replicas directly (not through the balancer) on their port, under the job MonitorDown
+    names, and loads the alert rules."""
+    service = _services()["prometheus-replicas"]
+    flags = dict(arg.split("=", 1) for arg in _argv(service) if "=" in arg)
+    config_in_container = flags["--config.file"]
+    assert _on_host(service, config_in_container) == REPLICAS_PROMETHEUS
+    config = yaml.safe_load(REPLICAS_PROMETHEUS.read_text())
+    (job,) = config["scrape_configs"]
+    assert job["job_name"] == "cellect-monitor"
+    targets = [t for static in job["static_configs"] for t in static["targets"]]
+    assert sorted(targets) == sorted(f"{name}:{_replica_port()}" for name in REPLICAS)
+    (rule_file,) = config["rule_files"]
+    in_container = posixpath.normpath(
+        posixpath.join(posixpath.dirname(config_in_container), rule_file)
+    )
+    assert _on_host(service, in_container) == (ROOT / "alerts" / "cellect.rules.yml").resolve()
+
+
+def _bind_mounts(service: dict[str, Any]) -> list[tuple[str, str]]:
+    """(repository path, container path) of a service's bind mounts (short syntax)."""
+    mounts = []
+    for volume in service.get("volumes", []):
+        source, target = str(volume).split(":")[:2]
+        if source.startswith("."):
+            mounts.append((source, target))
+    return mounts
+
+
+def _on_host(service: dict[str, Any], container_path: str) -> Path | None:
+    """The repository file a container path of the service is mounted from, if any."""
+    for source, target in _bind_mounts(service):
+        if container_path.startswith(target.rstrip("/") + "/"):
+            return (ROOT / source / posixpath.relpath(container_path, target)).resolve()
+    return None

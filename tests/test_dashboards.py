@@ -133,3 +133,88 @@ def test_panel_titles_are_unique_within_a_dashboard(path: Path) -> None:
     by its title."""
     titles = [panel["title"] for panel in json.loads(path.read_text())["panels"]]
     assert len(titles) == len(set(titles))
+
+
+# --- One replica or several (docs/metrics.md, "Several replicas: who exports what") --------
+
+# Site gauges come from one replica at a time (the bucket's owner), from two for a moment
+# while a bucket moves: a panel reads them aggregated over `instance`. Counters are summed
+# (each replica's increase is its own part), so they may appear bare inside increase().
+SITE_GAUGE = re.compile(r"\bcellect_site_\w+")
+WITHOUT_INSTANCE = re.compile(r"(?:max|min) without \(instance\) \($")
+# Service series are each replica's own: joined per replica, never across replicas.
+PER_REPLICA_JOINS = ("on (poller)", "on (job, poller)", "on (instance, poller)")
+
+
+def _unaggregated_site_gauges(expr: str) -> list[str]:
+    """The site gauges of `expr` not read through `max/min without (instance) (…)`."""
+    return [
+        match.group(0)
+        for match in SITE_GAUGE.finditer(expr)
+        if not WITHOUT_INSTANCE.search(expr[: match.start()])
+    ]
+
+
+def test_unaggregated_site_gauges_are_found() -> None:
+    """The check below sees a bare site gauge and accepts an aggregated one."""
+    assert _unaggregated_site_gauges("count(cellect_site_info)") == ["cellect_site_info"]
+    assert _unaggregated_site_gauges("count(max without (instance) (cellect_site_info))") == []
+    aggregated_then_bare = "max without (instance) (cellect_site_info) * cellect_site_power_watts"
+    assert _unaggregated_site_gauges(aggregated_then_bare) == ["cellect_site_power_watts"]
+
+
+@pytest.mark.parametrize(("name", "panel"), _params())
+def test_site_gauges_are_one_series_per_site_whichever_replica_exports(
+    name: str, panel: dict[str, Any]
+) -> None:
+    """Every site gauge a panel reads is aggregated `without (instance)`: a site exported by
+    two replicas while its bucket moves is one site (no double count, no many-to-many join),
+    and its series continues across the move instead of changing its labels."""
+    for target in panel["targets"]:
+        assert _unaggregated_site_gauges(target["expr"]) == [], (name, target["expr"])
+
+
+@pytest.mark.parametrize(("name", "panel"), _params())
+def test_service_series_are_joined_within_a_replica(name: str, panel: dict[str, Any]) -> None:
+    """A panel joining two service series of the pollers matches them per replica
+    (`on (job, instance, poller)`), so two replicas' pollers never meet; the built-in
+    engine's alerts (on the alert leader, 0 elsewhere) are never summed over replicas."""
+    for target in panel["targets"]:
+        expr = target["expr"]
+        assert not any(join in expr for join in PER_REPLICA_JOINS), (name, expr)
+        if "cellect_alerts_firing" in expr:
+            assert expr.count("cellect_alerts_firing") == expr.count(
+                "max without (instance) (cellect_alerts_firing)"
+            ), (name, expr)
+
+
+def _service_panel(title: str) -> dict[str, Any]:
+    (panel,) = [p for n, p in PANELS if n == f"cellect-service: {title}"]
+    return panel
+
+
+def test_the_replicas_panel_shows_each_replica_and_what_it_holds() -> None:
+    """The service dashboard's Replicas table has one row per instance: its identity
+    (cellect_replica_info), its poll buckets, portfolio and alerts leases, and its lease
+    changes over the range — every query instant, per instance, merged into one table."""
+    panel = _service_panel("Replicas")
+    assert panel["type"] == "table"
+    exprs = [t["expr"] for t in panel["targets"]]
+    assert any("cellect_replica_info" in e for e in exprs)
+    for kind in ("poll", "portfolio", "alerts"):
+        assert f'sum by (instance) (cellect_leases_held{{kind="{kind}"}})' in exprs
+    assert "sum by (instance) (increase(cellect_lease_changes_total[$__range]))" in exprs
+    assert all(t["instant"] and t["format"] == "table" for t in panel["targets"])
+    assert panel["transformations"][0]["id"] == "merge"
+
+
+def test_leases_and_their_changes_are_drawn_per_replica_and_kind() -> None:
+    """Leases held and lease changes over time: one series per instance and kind (and
+    change), named so in the legend."""
+    held = _service_panel("Leases held by replica")["targets"]
+    assert [t["expr"] for t in held] == ["sum by (instance, kind) (cellect_leases_held)"]
+    assert held[0]["legendFormat"] == "{{instance}} {{kind}}"
+    (changes,) = _service_panel("Lease changes")["targets"]
+    assert "by (instance, kind, change)" in changes["expr"]
+    assert "rate(cellect_lease_changes_total[$__rate_interval])" in changes["expr"]
+    assert changes["legendFormat"] == "{{instance}} {{kind}} {{change}}"

@@ -221,6 +221,9 @@ def _announce_maintenance(demo: Demo) -> None:
 # Panel queries with no data in this scenario although the dashboards are right: the
 # emulator publishes an event's end only once it has ended, so no planned end is known.
 NO_DATA_HERE = {"cellect-portfolio: Upcoming planned outages [C]"}
+# The replicas' panels read the lease and identity series (docs/metrics.md, "Several
+# replicas"): empty while the monitor exports none of them, and held to data once it does.
+REPLICA_PANELS = {"Replicas", "Leases held by replica", "Lease changes"}
 
 
 def test_every_dashboard_panel_has_a_query() -> None:
@@ -233,6 +236,8 @@ def test_every_dashboard_panel_returns_data(failing: Demo) -> None:
     queries = panel_queries(DASHBOARDS, {"site": "2"})
     assert len(queries) > 30
     queries = [q for q in queries if q.id not in NO_DATA_HERE]
+    if not failing.api.query("cellect_replica_info"):
+        queries = [q for q in queries if q.panel not in REPLICA_PANELS]
     empty = [q.id + ": " + q.expr for q in queries if not failing.api.query(q.expr)]
     assert empty == [], "\n".join(empty)
 
