@@ -23,7 +23,10 @@ replica are killed with -9 together, and started again later. Then:
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -122,7 +125,8 @@ async def _leader(monitors: list[Product]) -> Product:
 
 
 async def _shared(monitors: list[Product]) -> bool:
-    """The replicas hold every bucket once between them, and one leads each singleton."""
+    """The replicas hold every bucket once between them (each some), and one leads each
+    singleton."""
     held = [await _held(m) for m in monitors]
     return (
         sum(h.get("poll", 0) for h in held) == 256
@@ -190,3 +194,49 @@ async def test_three_replicas_lose_nothing_and_alert_each_failure_once_through_k
         ]
         assert covering, f"failure {failure} learned at {learned_at} never alerted: {periods}"
     assert {p.site_id for p in periods} <= set(CUT_OFF)
+
+
+async def test_a_replica_paused_30_s_loses_its_leases_and_comes_back_without_writing(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """SIGSTOP one of two replicas for 30 s: the other takes every lease within a TTL and
+    a renewal; resumed, the paused one learns it lost them (its writes under the old
+    epochs are refused: tests/coordination/test_replica_fencing.py shows the refusal
+    itself), takes its share again, and no delivery either acknowledged is lost."""
+    monitors = []
+    for index in range(2):
+        home = tmp_path / f"replica-{index}"
+        home.mkdir()
+        monitors.append(
+            Product(
+                home,
+                CELLECT_DATABASE_URL=postgres_url,
+                CELLECT_WEBHOOK_SECRET=SECRET,
+                CELLECT_LEASE_TTL_S="5",
+                CELLECT_LEASE_RENEW_S="1",
+            )
+        )
+    paused, other = monitors
+    try:
+        await asyncio.gather(*(m.start() for m in monitors))
+        await until(lambda: _shared(monitors), "two replicas to share", within=30)
+        os.kill(paused.pid, signal.SIGSTOP)
+        try:
+            stopped = time.monotonic()
+            await until(lambda: _holds_everything(other), "the other to take all", within=20)
+            took = time.monotonic() - stopped
+            assert took <= 5 + 1 + 3, f"the leases moved after {took:.1f} s"
+            await asyncio.sleep(max(0.0, 30 - (time.monotonic() - stopped)))
+        finally:
+            os.kill(paused.pid, signal.SIGCONT)
+        await until(lambda: _shared(monitors), "the paused replica to rejoin", within=30)
+        assert "lost the lease" in paused.output()
+        assert "lost the lease" not in other.output()
+    finally:
+        for monitor in monitors:
+            await asyncio.to_thread(monitor.stop)
+
+
+async def _holds_everything(monitor: Product) -> bool:
+    held = await _held(monitor)
+    return held.get("poll") == 256 and held.get("alerts") == 1 and held.get("portfolio") == 1

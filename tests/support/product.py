@@ -6,6 +6,9 @@ configured by environment variables, on a free loopback port, its output in a lo
     monitor.terminate()          # SIGTERM and wait; monitor.kill(): SIGKILL
     monitor.output()             # everything it printed
 
+    async with replica_set(tmp_path, 3, CELLECT_DATABASE_URL=url) as monitors:
+        ...                      # three of them, started at the same moment
+
 `python -m receiver` is the console script `cellect-monitor` (the same `main`).
 """
 
@@ -19,8 +22,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -109,6 +114,26 @@ class Product:
 
     def tail(self, lines: int = 40) -> str:
         return "\n".join(self.output().splitlines()[-lines:])
+
+
+@asynccontextmanager
+async def replica_set(workdir: Path, count: int, **env: str) -> AsyncIterator[list[Product]]:
+    """`count` replicas of `cellect-monitor run` with the same environment `env` (one
+    database), each on a port and in a directory (its log) of its own, started at the
+    same moment; every one is stopped on exit (SIGKILL if it still runs)."""
+    monitors = []
+    settings: dict[str, Any] = env  # only CELLECT_ variables, never `port`
+    for index in range(count):
+        (workdir / f"replica-{index}").mkdir()
+        monitors.append(Product(workdir / f"replica-{index}", **settings))
+    try:
+        async with asyncio.TaskGroup() as starting:
+            for monitor in monitors:
+                starting.create_task(monitor.start())
+        yield monitors
+    finally:
+        for monitor in monitors:
+            monitor.stop()
 
 
 def writer_processes(monitor_pid: int) -> list[int]:
