@@ -38,6 +38,7 @@ from receiver.cellect.models import AvailabilityEvent, ScheduleEntry, SiteInform
 from receiver.emulator.box import Box
 from receiver.emulator.faults import Faults
 from receiver.emulator.portfolio import MAIN_PARTNER, Portfolio, demo_portfolio
+from receiver.emulator.request_log import RequestLog
 from receiver.emulator.state import Outage, SiteSpec, StatusChange, Subscription
 from receiver.emulator.tokens import TokenService
 from receiver.emulator.trader import DemoTrader
@@ -73,6 +74,7 @@ class Emulator:
         self.specs: dict[int, SiteSpec] = self.portfolio.sites
         self.tokens = TokenService(self.clock, rng=random.Random(f"{seed}:tokens"))
         self.faults = Faults(seed=seed)
+        self.requests = RequestLog()  # per-site reads served (GET /_emulator/requests)
         self.demo_trader = demo_trader
         self._post_ids = itertools.count(1)
         self._subscription_ids = itertools.count(1)

@@ -228,6 +228,18 @@ class Control:
     async def get_webhook_faults(self, request: Request) -> Response:
         return JSONResponse(dataclasses.asdict(self.emulator.sender.faults))
 
+    async def list_requests(self, request: Request) -> Response:
+        """The per-site reads served: `{resource: {siteId: [moments]}}` (request_log.py)."""
+        view = self.emulator.requests.view()
+        return JSONResponse(
+            {
+                resource: {
+                    site: [format_timestamp(m) for m in reads] for site, reads in by_site.items()
+                }
+                for resource, by_site in view.items()
+            }
+        )
+
 
 def control_routes(emulator: Emulator) -> list[BaseRoute]:
     """The `/_emulator` routes (mounted by receiver.emulator.app)."""
@@ -252,6 +264,7 @@ def control_routes(emulator: Emulator) -> list[BaseRoute]:
         route("/faults", c.clear_faults, "DELETE"),
         route("/webhook-faults", c.set_webhook_faults, "POST"),
         route("/webhook-faults", c.get_webhook_faults, "GET"),
+        route("/requests", c.list_requests, "GET"),
         route("/sites", sites.list_sites, "GET"),
         route("/sites/{site_id:int}/box", sites.set_box, "POST"),
         route("/sites/{site_id:int}/outages", sites.start_outage, "POST"),

@@ -144,6 +144,7 @@ class Resources:
         if window is None:
             return violation_response(violations)
         entries = emulator.box(site_id).entries_between(window.start, window.end)
+        emulator.requests.served(site_id, symbol.value, emulator.clock.now())
         return JSONResponse({"results": [_result(entry) for entry in entries]})
 
     async def site_master(self, request: Request) -> Response:
@@ -177,4 +178,5 @@ class Resources:
         symbol_of(request, EVENTS)
         owned_site(emulator, partner, site_id, foreign=errors.InvalidSiteOwnership)
         events = emulator.availability_events(site_id)
+        emulator.requests.served(site_id, "events", emulator.clock.now())
         return JSONResponse([event.wire() for event in events])

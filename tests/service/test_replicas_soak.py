@@ -1,10 +1,10 @@
 """Three replicas on one PostgreSQL, held to the emulator's truth through kill -9.
 
-A standalone emulator (`cellect-monitor emulator`, 60 sites, demo trader) runs at
+A standalone emulator (`cellect-monitor emulator`, 200 sites, demo trader) runs at
 SPEED× real time; three `cellect-monitor run` share one fresh PostgreSQL database, follow
-the emulator's clock, poll it (each the buckets it leases) and take its webhooks from a
-tee that hands each delivery to the replicas in turn (trying the next when one does not
-take the connection, as a balancer with redispatch does). Alerts go to a loopback JSON
+the emulator's clock, poll it (each the buckets it leases) and take its webhooks
+through HAProxy (tests/support/balancer.py: round robin, health checks, redispatch),
+behind a tee that records every answer the emulator got. Alerts go to a loopback JSON
 sink. Leases are short here (CELLECT_LEASE_TTL_S 3 s, renewed every second) so that a
 crashed replica's share moves within a few seconds, which at this speed is tens of
 emulated minutes — less than the failure hold (two hours here).
@@ -36,12 +36,14 @@ import httpx
 import pytest
 
 from receiver.web.app import WEBHOOK_PATH
+from tests.support.balancer import Balancer
 from tests.support.product import Product, free_port
 from tests.support.sinks import HttpSink
 from tests.support.soak import (
     TOKEN,
     EmulatorProcess,
     Tee,
+    advance_to_work,
     answers,
     at_moment,
     delivery_digest,
@@ -51,23 +53,27 @@ from tests.support.soak import (
     until,
 )
 from tests.support.stack import served
+from tests.support.tools import require_tool
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 SPEED = 300.0  # five emulated minutes a real second
 SECRET = "replicas-webhook-secret-0001"
-SITES = 60
-CUT_OFF = (3, 17, 41, 58)
+SITES = 200
+CUT_OFF = (3, 17, 101, 188)
+MOVE = timedelta(seconds=(3 + 1) * SPEED)  # a lease moving: TTL and a renewal, real time
+# Emulated seconds; six and eight real seconds, longer than a round takes here.
+INTERVALS = {"events": 1800, "ExPostInformationEssPowerAC": 2400}
 HOLD = timedelta(hours=2)  # CELLECT_FAILURE_HOLD_S: longer than a lease moving
-World = tuple[EmulatorProcess, list[Product], Tee, HttpSink]
+World = tuple[EmulatorProcess, list[Product], Tee, HttpSink, datetime]
 
 
 @asynccontextmanager
 async def replicas_world(database_url: str, workdir: Path) -> AsyncIterator[World]:
+    require_tool("haproxy", package="haproxy")
     ports = [free_port() for _ in range(3)]
-    urls = [f"http://127.0.0.1:{port}" for port in ports]
-    tee = Tee(urls[0], urls[1:])
-    with HttpSink() as sink:
+    with Balancer(workdir, ports) as balancer, HttpSink() as sink:
+        tee = Tee(balancer.url)
         async with served(tee.app()) as tee_url:
             emulator = EmulatorProcess(
                 workdir, f"{tee_url}{WEBHOOK_PATH}?token={SECRET}", sites=SITES, speed=SPEED
@@ -87,10 +93,10 @@ async def replicas_world(database_url: str, workdir: Path) -> AsyncIterator[Worl
                         CELLECT_REFRESH_TOKEN=TOKEN,
                         CELLECT_CLOCK_URL=f"{emulator.url}/_emulator/clock",
                         CELLECT_APPRISE_URLS=f"json://127.0.0.1:{sink.port}/alerts",
-                        CELLECT_PORTFOLIO_INTERVAL_S="600",
-                        CELLECT_EVENTS_INTERVAL_S="600",
-                        CELLECT_EX_ANTE_INTERVAL_S="1200",
-                        CELLECT_EX_POST_INTERVAL_S="1200",
+                        CELLECT_PORTFOLIO_INTERVAL_S=str(INTERVALS["events"]),
+                        CELLECT_EVENTS_INTERVAL_S=str(INTERVALS["events"]),
+                        CELLECT_EX_ANTE_INTERVAL_S=str(INTERVALS["ExPostInformationEssPowerAC"]),
+                        CELLECT_EX_POST_INTERVAL_S=str(INTERVALS["ExPostInformationEssPowerAC"]),
                         CELLECT_REPEAT_INTERVAL_S="100000000",
                         CELLECT_STALE_AFTER_S="86400",
                         CELLECT_HTTP_TIMEOUT_S="5",
@@ -101,8 +107,12 @@ async def replicas_world(database_url: str, workdir: Path) -> AsyncIterator[Worl
                 )
             try:
                 await until(lambda: answers(emulator.url), "the emulator to answer")
+                # The boxes' next work starts two emulated hours from now (the monitors
+                # take some of that to start).
+                work = await advance_to_work(emulator, CUT_OFF[0], lead=timedelta(hours=2))
                 await asyncio.gather(*(m.start() for m in monitors))
-                yield emulator, monitors, tee, sink
+                await balancer.wait_all_up()
+                yield emulator, monitors, tee, sink, work
             finally:
                 for monitor in monitors:
                     await asyncio.to_thread(monitor.stop)
@@ -115,6 +125,10 @@ async def _held(monitor: Product) -> dict[str, float]:
         text = (await http.get("/metrics")).text
     found = re.findall(r'^cellect_leases_held\{kind="(\w+)"\} (\S+)$', text, re.MULTILINE)
     return {kind: float(value) for kind, value in found}
+
+
+async def _told_firing(sink: HttpSink) -> bool:
+    return any("[FIRING" in r.json().get("title", "") for r in sink.requests)
 
 
 async def _leader(monitors: list[Product]) -> Product:
@@ -140,32 +154,38 @@ async def test_three_replicas_lose_nothing_and_alert_each_failure_once_through_k
     postgres_url: str, tmp_path: Path
 ) -> None:
     """See the module docstring."""
-    async with replicas_world(postgres_url, tmp_path) as (emulator, monitors, tee, sink):
+    async with replicas_world(postgres_url, tmp_path) as world:
+        emulator, monitors, tee, sink, work = world
         await until(lambda: _shared(monitors), "the replicas to share the leases", within=30)
         t0 = await emulator.now()
+        assert t0 < work - timedelta(minutes=20), "the monitors took too long to start"
 
         def at(hours: float) -> datetime:
-            return t0 + timedelta(hours=hours)
+            return work + timedelta(hours=hours)  # from when the boxes' work starts
 
-        await at_moment(emulator, monitors, at(0.5))
+        await at_moment(emulator, monitors, at(-0.25))
         for site in CUT_OFF:
             await emulator.control("POST", f"/sites/{site}/box", {"online": False})
-        await at_moment(emulator, monitors, at(1.5))
+        await at_moment(emulator, monitors, at(0.5))
+        # The leader is killed with alerts firing and told: its successor must neither
+        # tell them again nor resolve them before their hold.
+        await until(lambda: _told_firing(sink), "a failure to be told", within=30)
         leader = await _leader(monitors)
         other = next(m for m in monitors if m is not leader)
         leader.kill()
         other.kill()
         survivor = [m for m in monitors if m not in (leader, other)]
         await until(lambda: _shared(survivor), "the survivor to take everything", within=30)
-        await at_moment(emulator, survivor, at(2.5))
+        await at_moment(emulator, survivor, at(1.5))
         await asyncio.gather(leader.start(), other.start())
         await until(lambda: _shared(monitors), "the replicas to share again", within=30)
-        await at_moment(emulator, monitors, at(3.0))
+        await at_moment(emulator, monitors, at(2.0))
         for site in CUT_OFF:
             await emulator.control("POST", f"/sites/{site}/box", {"online": True})
-        await at_moment(emulator, monitors, at(5.5))
+        await at_moment(emulator, monitors, at(4.5))
 
-        truth = await failures_in_truth(emulator, t0 - timedelta(hours=1), at(5.5), CUT_OFF)
+        reads = await emulator.read_log()
+        truth = await failures_in_truth(emulator, t0, at(4.5), CUT_OFF)
         assert truth, "the cut-off boxes failed entries"
         for monitor in monitors:
             assert monitor.process is not None
@@ -179,6 +199,18 @@ async def test_three_replicas_lose_nothing_and_alert_each_failure_once_through_k
     for monitor in monitors:
         assert "Exception in ASGI application" not in monitor.output(), monitor.tail(80)
 
+    # Polls resumed after the kill: no site went unread longer than its last read by the
+    # old owner (up to an interval before the kill), the lease's move, the new owner's
+    # next round (up to an interval) and that round itself (a few real seconds: allowed
+    # another move's worth) — per the emulator, whichever replica read it.
+    for resource, interval in INTERVALS.items():
+        limit = timedelta(seconds=2 * interval) + 2 * MOVE
+        by_site = reads[resource]
+        assert len(by_site) == SITES, f"{resource}: sites never read"
+        for site, moments in by_site.items():
+            seen = [m for m in moments if t0 <= m <= at(4.5)]
+            gaps = [b - a for a, b in zip([t0, *seen], [*seen, at(4.5)], strict=True)]
+            assert max(gaps) <= limit, f"{resource}: site {site} unread for {max(gaps)}"
     missing = sorted(truth - set(learned))
     assert missing == [], f"failures the boxes recorded, not in the history (t0 {t0})"
     periods = told_periods(sink)  # asserts that no site was told firing twice

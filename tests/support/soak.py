@@ -80,6 +80,17 @@ class EmulatorProcess:
         assert moment is not None
         return moment
 
+    async def read_log(self) -> dict[str, dict[int, list[datetime]]]:
+        """The per-site reads it served: resource → site → moments (GET /_emulator/requests)."""
+        async with httpx.AsyncClient(base_url=self.url, timeout=30) as http:
+            raw = (await http.get("/_emulator/requests")).json()
+        return {
+            resource: {
+                int(site): [utc_moment(m) for m in moments] for site, moments in sites.items()
+            }
+            for resource, sites in raw.items()
+        }
+
     async def control(self, method: str, path: str, body: object = None) -> None:
         async with httpx.AsyncClient(base_url=self.url) as http:
             response = await http.request(method, f"/_emulator{path}", json=body)
@@ -200,6 +211,12 @@ def told_periods(sink: HttpSink) -> list[Period]:
     return periods
 
 
+def utc_moment(text: str) -> datetime:
+    moment = parse_timestamp(text)
+    assert moment is not None
+    return moment
+
+
 def utc(text: str) -> datetime:
     moment = parse_timestamp(text.replace(" ", "T") + ":00Z")
     assert moment is not None
@@ -261,3 +278,38 @@ def stored_history(database_url: str) -> tuple[set[str], dict[Failure, datetime]
 
 def delivery_digest(body: bytes) -> str:
     return canonical_digest(parse_status_webhook(json.loads(body)))
+
+
+async def planned_starts(emulator: EmulatorProcess, site_id: int, hours: float) -> list[datetime]:
+    """When the site's planned entries (the emulator's ExAnte) start, over the next hours."""
+    now = await emulator.now()
+    async with httpx.AsyncClient(base_url=emulator.url, timeout=30) as http:
+        issued = await http.post(paths.ACCESS_TOKEN, headers={"authorization": f"Bearer {TOKEN}"})
+        token = issued.json()["accessToken"]
+        params = {
+            "symbol": "ExAnteInformationEssPowerAC",
+            "startDate": format_timestamp(now + timedelta(minutes=1)),
+            "endDate": format_timestamp(now + timedelta(hours=hours)),
+        }
+        answer = await http.get(
+            paths.time_series(site_id), params=params, headers={"authorization": f"Bearer {token}"}
+        )
+        answer.raise_for_status()
+    return sorted(utc_moment(r["startDate"]) for r in answer.json()["results"])
+
+
+async def advance_to_work(emulator: EmulatorProcess, site_id: int, lead: timedelta) -> datetime:
+    """Move the emulated clock so that the site's next planned entries start `lead` from
+    now, and return when they start: the demo trader plans charges and discharges only in
+    the cheap and dear hours of its price curve, so a test that cuts a box off at a fixed
+    moment of a day might find nothing planned to fail."""
+    starts: list[datetime] = []
+    deadline = time.monotonic() + 30
+    while not starts and time.monotonic() < deadline:  # the trader's first post
+        starts = await planned_starts(emulator, site_id, hours=40)
+        await asyncio.sleep(0.2)
+    now = await emulator.now()
+    ahead = [s for s in starts if s >= now + lead]
+    assert ahead, f"site {site_id} has nothing planned: {starts}"
+    await emulator.control("POST", "/clock", {"advance_s": (ahead[0] - lead - now).total_seconds()})
+    return ahead[0]
