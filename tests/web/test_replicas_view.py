@@ -156,7 +156,7 @@ def test_the_service_page_lists_the_replicas_and_what_each_holds(api: TestClient
 
 def _row_cells(html: str, replica_id: str) -> dict[str, str]:
     row = html.split(f'data-replica="{replica_id}"', 1)[1].split("</tr>", 1)[0]
-    return dict(re.findall(r'<td class="(role|buckets|portfolio|alerts)">([^<]*)</td>', row))
+    return dict(re.findall(r'<td class="held-(role|buckets|portfolio|alerts)">([^<]*)</td>', row))
 
 
 def test_the_replicas_api_needs_the_admin_token(api: TestClient) -> None:
