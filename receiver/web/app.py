@@ -1,8 +1,9 @@
 """`create_app(settings, …)` → the monitor's Starlette app.
 
 Routes: `POST /webhooks/time-series`, `GET /metrics`, `GET /healthz` (alive),
-`GET /readyz` (database reachable, no poller overdue), `/api/silences`, the read API
-`/api/v1/…` (receiver.web.read_api) — everything under /api/ behind the admin token
+`GET /readyz` (database reachable, no poller overdue; and what this replica holds),
+`/api/silences`, the read API `/api/v1/…` (receiver.web.read_api; `/api/v1/replicas`:
+receiver.web.replicas) — everything under /api/ behind the admin token
 (receiver.web.operator_api) — and the operator console's pages (receiver.web.console:
 `/`, `/login`, …) behind a session the admin token buys. The lifespan owns
 the Monitor: it starts it, runs its background work in a task, and on shutdown (SIGTERM
@@ -34,6 +35,7 @@ from receiver.web.console import console_routes
 from receiver.web.health import readiness
 from receiver.web.operator_api import AdminCredential
 from receiver.web.read_api import read_routes
+from receiver.web.replicas import holding_json, replica_routes
 from receiver.web.silences import silence_routes
 
 WEBHOOK_PATH = "/webhooks/time-series"
@@ -78,6 +80,8 @@ async def readyz(request: Request) -> Response:
             }
             for p in state.pollers
         },
+        # What this replica holds; informative only (any replica takes any webhook).
+        "replica": holding_json(state.replica),
     }
     return JSONResponse(body, status_code=200 if state.ready else 503)
 
@@ -120,6 +124,7 @@ def create_app(
             *silence_routes(monitor.database, clock, on_change=monitor.alert_engine.mark_dirty),
             # /api/v1/…: the history, read only (receiver.web.read_api, docs/api.md).
             *read_routes(monitor.database, clock),
+            *replica_routes(monitor),  # /api/v1/replicas: who runs, who holds what
             # The operator console: /, /sites/{id}, /alerts, /webhooks, /service, /login.
             *console_routes(monitor, admin),
         ],

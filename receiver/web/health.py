@@ -1,4 +1,7 @@
-"""The monitor's own health as /readyz and the console's Service page both show it."""
+"""The monitor's own health as /readyz and the console's Service page both show it.
+
+What this replica holds (`replica`) is reported, never judged: every replica takes any
+webhook delivery, so one holding no lease yet is as ready as the leader."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from datetime import datetime
 import anyio.to_thread
 
 from receiver.service import Monitor
+from receiver.web.replicas import Holding, holding
 
 
 @dataclass(frozen=True)
@@ -22,12 +26,14 @@ class PollerState:
 
 @dataclass(frozen=True)
 class Readiness:
-    """Database reachable, webhook writer up, alerting running, each poller's state."""
+    """Database reachable, webhook writer up, alerting running, each poller's state;
+    and what this replica holds (not part of `ready`)."""
 
     database: bool
     webhook_writer: bool
     alerting: bool
     pollers: tuple[PollerState, ...]
+    replica: Holding
 
     @property
     def ready(self) -> bool:
@@ -48,4 +54,6 @@ async def readiness(monitor: Monitor) -> Readiness:
         )
         for p in monitor.pollers
     )
-    return Readiness(database, monitor.writer_up(), monitor.alert_loop.ok(), pollers)
+    return Readiness(
+        database, monitor.writer_up(), monitor.alert_loop.ok(), pollers, holding(monitor)
+    )

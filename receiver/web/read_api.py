@@ -76,7 +76,7 @@ class BadParameter(Exception):
         self.field, self.status = field, status
 
 
-def _refusal(exc: BadParameter | ReadError) -> JSONResponse:
+def refusal(exc: BadParameter | ReadError) -> JSONResponse:
     status = exc.status if isinstance(exc, BadParameter) else 422
     error = "not_found" if status == 404 else "invalid_parameter"
     return JSONResponse({"error": error, "message": str(exc), "field": exc.field}, status)
@@ -178,7 +178,7 @@ class ReadApi:
             try:
                 response: Response = await method(request)
             except (BadParameter, ReadError) as exc:
-                return _refusal(exc)
+                return refusal(exc)
             return response
 
         return handle
@@ -267,7 +267,7 @@ class ReadApi:
             )
         )
         if query.csv:
-            single = _one_page(found.buckets)
+            single = one_page(found.buckets)
             name = f"site-{site_id}-measurements-{points}.csv"
             return csv_response(single, rows.BUCKETS_CSV, name)
         items = [item_json(b) for b in found.buckets]
@@ -351,7 +351,7 @@ class ReadApi:
         )  # fmt: skip
 
 
-async def _one_page(items: list[T]) -> AsyncIterator[Page[T]]:
+async def one_page(items: list[T]) -> AsyncIterator[Page[T]]:
     yield Page(items, None)
 
 

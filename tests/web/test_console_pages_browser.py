@@ -106,8 +106,11 @@ def test_webhooks_replays_a_range_and_refuses_it_without_the_csrf_token(
 
 
 def test_every_data_page_renders(signed_in: ConsoleTab) -> None:
-    """Each data page renders without console errors; the service page shows the new facts."""
+    """Each data page renders without console errors; the service page shows the new facts
+    (the demo runs on SQLite: one monitor, its role "single")."""
     for path in ("/", "/sites/1", "/alerts", "/webhooks", "/service"):
         signed_in.goto(path)
         expect(signed_in.page.locator("h1")).to_be_visible()
     expect(signed_in.page.locator("#service-outbox")).to_contain_text("pending")
+    expect(signed_in.page.locator("#service-replica")).to_contain_text("single")
+    expect(signed_in.page.locator("#replicas-single")).to_contain_text("One monitor (SQLite)")

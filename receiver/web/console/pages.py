@@ -12,7 +12,8 @@ wraps it in a live region (`data-live`, see static/console.js).
   schedule, events, deliveries) and its alerts and silences;
 - Alerts: firing and recently resolved alerts with their notifications; silences;
 - Webhooks: stored deliveries, one's raw body, the outcome counters, replay;
-- Service: the monitor's health as /readyz judges it, and the service's state.
+- Service: the monitor's health as /readyz judges it, the service's state, and the live
+  replicas with what each holds (receiver.web.replicas).
 
 Database reads run in a worker thread on a session of their own (`_read`).
 """
@@ -31,6 +32,7 @@ from starlette.requests import Request
 
 from receiver.alerting.grouping import group_key
 from receiver.alerting.silences import SilenceService
+from receiver.coordination.buckets import BUCKETS
 from receiver.service import Monitor
 from receiver.storage.alert_tables import Silence
 from receiver.storage.alerts import silence_matches
@@ -47,6 +49,7 @@ from receiver.web.console.charts import STATUS_CLASS, STATUS_NAME, site_chart
 from receiver.web.console.fleet_table import BadInput, FleetQuery, fleet_table
 from receiver.web.console.render import NavItem
 from receiver.web.health import readiness
+from receiver.web.replicas import read_replicas
 
 T = TypeVar("T")
 Context = Callable[[Request, Monitor], Awaitable[dict[str, Any]]]
@@ -348,6 +351,8 @@ async def service(_request: Request, monitor: Monitor) -> dict[str, Any]:
         "outbox_pending": await _read(monitor, lambda s: pending_count(session=s)),
         "database_backend": monitor.database.dialect.name,
         "firing": len(monitor.alert_engine.firing()),
+        "replicas": await read_replicas(monitor),
+        "bucket_count": BUCKETS,
     }
 
 
