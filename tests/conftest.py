@@ -70,6 +70,15 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def postgres_engine(postgres_url: str) -> Iterator[Engine]:
+    """An engine on a fresh PostgreSQL database, migrated to head (PostgreSQL-only tests)."""
+    engine = create_engine_for(postgres_url)
+    upgrade(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
 def engine(database_url: str) -> Iterator[Engine]:
     """An engine on a fresh database of each backend (`database_url`), migrated to head."""
     engine = create_engine_for(database_url)

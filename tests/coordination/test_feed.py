@@ -4,28 +4,17 @@ those of a transaction rolled back, never the reader's own; every kind round-tri
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
 from sqlalchemy import Engine, text
 from sqlmodel import Session
 
 from receiver.cellect.enums import ImplementationStatus
 from receiver.cellect.models import AvailabilityEvent, SiteInformation, TimeSeriesResult
 from receiver.coordination import feed
-from receiver.storage.engine import create_engine_for, upgrade
 from receiver.storage.status.model import StatusChange
 
 T0 = datetime(2026, 12, 1, 12, 0, 0, 123456, tzinfo=UTC)
-
-
-@pytest.fixture
-def pg(postgres_url: str) -> Iterator[Engine]:
-    engine = create_engine_for(postgres_url)
-    upgrade(engine)
-    yield engine
-    engine.dispose()
 
 
 def _change(site: int, status: ImplementationStatus, minutes: int = 0) -> StatusChange:
@@ -74,48 +63,48 @@ def _read(
     return sites, cursor
 
 
-def test_a_row_committed_late_is_not_skipped(pg: Engine) -> None:
+def test_a_row_committed_late_is_not_skipped(postgres_engine: Engine) -> None:
     """A transaction that began first and commits last holds later rows back until it
     ends, then both come in transaction order: an id-based cursor would have skipped it."""
-    with Session(pg) as session:
+    with Session(postgres_engine) as session:
         cursor = feed.start_cursor(session)
-    slow = Session(pg)
+    slow = Session(postgres_engine)
     try:
         _publish(slow, "a", 1)  # the slow transaction has its xid now, uncommitted
-        with Session(pg) as fast:
+        with Session(postgres_engine) as fast:
             _publish(fast, "b", 2)
             fast.commit()
-        seen, cursor = _read(pg, cursor)
+        seen, cursor = _read(postgres_engine, cursor)
         assert seen == []  # row 2 is committed, but an older transaction is still open
         slow.commit()
     finally:
         slow.close()
-    seen, cursor = _read_all(pg, cursor, 2)
+    seen, cursor = _read_all(postgres_engine, cursor, 2)
     assert seen == [1, 2]
-    assert _read(pg, cursor)[0] == []
+    assert _read(postgres_engine, cursor)[0] == []
 
 
-def test_rolled_back_rows_never_appear_and_own_rows_are_skipped(pg: Engine) -> None:
-    with Session(pg) as session:
+def test_rolled_back_rows_never_appear_and_own_rows_are_skipped(postgres_engine: Engine) -> None:
+    with Session(postgres_engine) as session:
         cursor = feed.start_cursor(session)
-    with Session(pg) as session:
+    with Session(postgres_engine) as session:
         _publish(session, "a", 1)
         session.rollback()
-    with Session(pg) as session:
+    with Session(postgres_engine) as session:
         _publish(session, "reader", 2)
         _publish(session, "a", 3)
         session.commit()
-    seen, cursor = _read_all(pg, cursor, 1, skip="reader")
+    seen, cursor = _read_all(postgres_engine, cursor, 1, skip="reader")
     assert seen == [3]
-    assert _read(pg, cursor)[0] == []
+    assert _read(postgres_engine, cursor)[0] == []
 
 
-def test_prune_keeps_recent_rows(pg: Engine) -> None:
-    with Session(pg) as session:
+def test_prune_keeps_recent_rows(postgres_engine: Engine) -> None:
+    with Session(postgres_engine) as session:
         _publish(session, "a", 1)
         _publish(session, "a", 2)
         session.commit()
-    with Session(pg) as session:
+    with Session(postgres_engine) as session:
         session.execute(
             text(
                 "UPDATE fleet_feed SET at = at - interval '2 hours'"
@@ -123,14 +112,14 @@ def test_prune_keeps_recent_rows(pg: Engine) -> None:
             )
         )
         session.commit()
-    with Session(pg) as session:
+    with Session(postgres_engine) as session:
         assert feed.prune(session=session, keep=timedelta(minutes=30)) == 1
         session.commit()
-    seen, _ = _read_all(pg, (0, 0), 1)
+    seen, _ = _read_all(postgres_engine, (0, 0), 1)
     assert seen == [2]
 
 
-def test_every_kind_round_trips(pg: Engine) -> None:
+def test_every_kind_round_trips(postgres_engine: Engine) -> None:
     changes = [
         _change(7, ImplementationStatus.IN_PROGRESS),
         _change(7, ImplementationStatus.IMPLEMENTED, 1),
@@ -149,7 +138,7 @@ def test_every_kind_round_trips(pg: Engine) -> None:
          "longitude": 11.5, "essInstalledEnergyCapacity": 100.0, "essSoC": 42.0,
          "essPower": -3.0, "essPowerACRatedCharge": 50.0, "essPowerACRatedDischarge": 50.0}
     )  # fmt: skip
-    with Session(pg) as session:
+    with Session(postgres_engine) as session:
         cursor = feed.start_cursor(session)
         for kind, body in [
             ("status", feed.status_body(changes, None)),
@@ -162,7 +151,7 @@ def test_every_kind_round_trips(pg: Engine) -> None:
     entries: list[feed.Entry] = []
     deadline = time.monotonic() + 20  # other clients' transactions hold the feed back
     while len(entries) < 4 and time.monotonic() < deadline:
-        with Session(pg) as session:
+        with Session(postgres_engine) as session:
             more, cursor, _ = feed.read(session=session, cursor=cursor, skip="b")
         entries += more
     status, plan, events, portfolio = entries

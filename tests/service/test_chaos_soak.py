@@ -34,13 +34,13 @@ from receiver.web.app import WEBHOOK_PATH
 from tests.support.product import Product, free_port, writer_processes
 from tests.support.sinks import HttpSink
 from tests.support.soak import (
-    TOKEN,
     EmulatorProcess,
     Tee,
     answers,
     at_moment,
     delivery_digest,
     failures_in_truth,
+    monitor_env,
     stored_history,
     told_periods,
     until,
@@ -81,20 +81,7 @@ async def soak_world(database_url: str, workdir: Path) -> AsyncIterator[World]:
             monitor = Product(
                 workdir,
                 port=port,
-                CELLECT_DATABASE_URL=database_url,
-                CELLECT_WEBHOOK_SECRET=SECRET,
-                CELLECT_API_URL=emulator.url,
-                CELLECT_TOKEN_URL=emulator.url,
-                CELLECT_REFRESH_TOKEN=TOKEN,
-                CELLECT_CLOCK_URL=f"{emulator.url}/_emulator/clock",
-                CELLECT_APPRISE_URLS=f"json://127.0.0.1:{sink.port}/alerts",
-                CELLECT_PORTFOLIO_INTERVAL_S="600",
-                CELLECT_EVENTS_INTERVAL_S="600",
-                CELLECT_EX_ANTE_INTERVAL_S="1200",
-                CELLECT_EX_POST_INTERVAL_S="1200",
-                CELLECT_REPEAT_INTERVAL_S="100000000",
-                CELLECT_STALE_AFTER_S="86400",
-                CELLECT_HTTP_TIMEOUT_S="5",
+                **monitor_env(emulator, sink, database_url, SECRET),
             )
             try:
                 await until(lambda: answers(emulator.url), "the emulator to answer")

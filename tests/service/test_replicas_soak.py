@@ -40,7 +40,6 @@ from tests.support.balancer import Balancer
 from tests.support.product import Product, free_port
 from tests.support.sinks import HttpSink
 from tests.support.soak import (
-    TOKEN,
     EmulatorProcess,
     Tee,
     advance_to_work,
@@ -48,6 +47,7 @@ from tests.support.soak import (
     at_moment,
     delivery_digest,
     failures_in_truth,
+    monitor_env,
     stored_history,
     told_periods,
     until,
@@ -63,7 +63,8 @@ SITES = 200
 CUT_OFF = (3, 17, 101, 188)
 MOVE = timedelta(seconds=(3 + 1) * SPEED)  # a lease moving: TTL and a renewal, real time
 # Emulated seconds; six and eight real seconds, longer than a round takes here.
-INTERVALS = {"events": 1800, "ExPostInformationEssPowerAC": 2400}
+EX_POST = "ExPostInformationEssPowerAC"
+INTERVALS = {"events": 1800, EX_POST: 2400}
 HOLD = timedelta(hours=2)  # CELLECT_FAILURE_HOLD_S: longer than a lease moving
 World = tuple[EmulatorProcess, list[Product], Tee, HttpSink, datetime]
 
@@ -86,23 +87,19 @@ async def replicas_world(database_url: str, workdir: Path) -> AsyncIterator[Worl
                     Product(
                         home,
                         port=port,
-                        CELLECT_DATABASE_URL=database_url,
-                        CELLECT_WEBHOOK_SECRET=SECRET,
-                        CELLECT_API_URL=emulator.url,
-                        CELLECT_TOKEN_URL=emulator.url,
-                        CELLECT_REFRESH_TOKEN=TOKEN,
-                        CELLECT_CLOCK_URL=f"{emulator.url}/_emulator/clock",
-                        CELLECT_APPRISE_URLS=f"json://127.0.0.1:{sink.port}/alerts",
-                        CELLECT_PORTFOLIO_INTERVAL_S=str(INTERVALS["events"]),
-                        CELLECT_EVENTS_INTERVAL_S=str(INTERVALS["events"]),
-                        CELLECT_EX_ANTE_INTERVAL_S=str(INTERVALS["ExPostInformationEssPowerAC"]),
-                        CELLECT_EX_POST_INTERVAL_S=str(INTERVALS["ExPostInformationEssPowerAC"]),
-                        CELLECT_REPEAT_INTERVAL_S="100000000",
-                        CELLECT_STALE_AFTER_S="86400",
-                        CELLECT_HTTP_TIMEOUT_S="5",
-                        CELLECT_FAILURE_HOLD_S=str(HOLD.total_seconds()),
-                        CELLECT_LEASE_TTL_S="3",
-                        CELLECT_LEASE_RENEW_S="1",
+                        **monitor_env(
+                            emulator,
+                            sink,
+                            database_url,
+                            SECRET,
+                            CELLECT_PORTFOLIO_INTERVAL_S=str(INTERVALS["events"]),
+                            CELLECT_EVENTS_INTERVAL_S=str(INTERVALS["events"]),
+                            CELLECT_EX_ANTE_INTERVAL_S=str(INTERVALS[EX_POST]),
+                            CELLECT_EX_POST_INTERVAL_S=str(INTERVALS[EX_POST]),
+                            CELLECT_FAILURE_HOLD_S=str(HOLD.total_seconds()),
+                            CELLECT_LEASE_TTL_S="3",
+                            CELLECT_LEASE_RENEW_S="1",
+                        ),
                     )
                 )
             try:

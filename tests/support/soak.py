@@ -313,3 +313,27 @@ async def advance_to_work(emulator: EmulatorProcess, site_id: int, lead: timedel
     assert ahead, f"site {site_id} has nothing planned: {starts}"
     await emulator.control("POST", "/clock", {"advance_s": (ahead[0] - lead - now).total_seconds()})
     return ahead[0]
+
+
+def monitor_env(
+    emulator: EmulatorProcess, sink: HttpSink, database_url: str, secret: str, **overrides: str
+) -> dict[str, str]:
+    """A soak monitor's settings: on the emulator's API and clock, alerts to the sink,
+    notifications never repeated (each told once), site data never stale between polls."""
+    return {
+        "CELLECT_DATABASE_URL": database_url,
+        "CELLECT_WEBHOOK_SECRET": secret,
+        "CELLECT_API_URL": emulator.url,
+        "CELLECT_TOKEN_URL": emulator.url,
+        "CELLECT_REFRESH_TOKEN": TOKEN,
+        "CELLECT_CLOCK_URL": f"{emulator.url}/_emulator/clock",
+        "CELLECT_APPRISE_URLS": f"json://127.0.0.1:{sink.port}/alerts",
+        "CELLECT_PORTFOLIO_INTERVAL_S": "600",
+        "CELLECT_EVENTS_INTERVAL_S": "600",
+        "CELLECT_EX_ANTE_INTERVAL_S": "1200",
+        "CELLECT_EX_POST_INTERVAL_S": "1200",
+        "CELLECT_REPEAT_INTERVAL_S": "100000000",
+        "CELLECT_STALE_AFTER_S": "86400",
+        "CELLECT_HTTP_TIMEOUT_S": "5",
+        **overrides,
+    }
