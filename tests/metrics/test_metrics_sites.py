@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, generate_latest
 
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import DowntimeType, EventReason, EventSource, ImplementationStatus
@@ -235,3 +236,30 @@ def test_schedule_statuses_are_counted(metrics: Metrics, registry: CollectorRegi
     assert value(registry, "cellect_schedule_implementation_failures_total") == 1
     body = render_metrics(metrics).decode()
     assert 'cellect_schedule_implementation_failures_total{site_id="7"} 1.0\n' in body
+
+
+def test_a_replica_exports_only_the_sites_of_its_buckets() -> None:
+    """Site series (gauges and schedule counters) of the sites `export_only` says; when
+    its answer changes (buckets moved), the next scrape follows; None: every site."""
+    metrics = Metrics(CollectorRegistry(), now=lambda: 1_000_000.0)
+    metrics.update_sites(
+        SiteSnapshot(i, f"Site {i}", "DE", 52.5, 13.4, 40.0, -2.0, 100.0, 50.0, 60.0, 1_000_000.0)
+        for i in (1, 2, 3)
+    )
+    metrics.schedule_status(2, ImplementationStatus.IMPLEMENTATION_FAILED)
+
+    def sites_in(text: bytes) -> set[str]:
+        return set(re.findall(r'site_id="(\d+)"', text.decode()))
+
+    assert sites_in(render_metrics(metrics)) == {"1", "2", "3"}
+    mine = {1}
+    metrics.export_only(mine.__contains__)
+    assert sites_in(render_metrics(metrics)) == {"1"}
+    assert sites_in(generate_latest(metrics.registry)) == {"1"}
+    mine = {2, 3}
+    metrics.export_only(mine.__contains__)
+    text = render_metrics(metrics)
+    assert sites_in(text) == {"2", "3"}
+    assert 'cellect_schedule_implementation_failures_total{site_id="2"} 1.0' in text.decode()
+    metrics.export_only(None)
+    assert sites_in(render_metrics(metrics)) == {"1", "2", "3"}

@@ -3,7 +3,8 @@
 `SiteCollector.render()` keeps each family's lines by site and changes only the sites an
 update touched or whose data went stale; `collect()` (what prometheus_client's
 `generate_latest` reads) still walks every site from scratch. Any sequence of polls,
-thresholds and passing time must leave both showing the same samples.
+thresholds, passing time and changes of the sites exported (a replica's buckets moving)
+must leave both showing the same samples.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ class Moment:
 
 
 Step = tuple[str, list[int], float]
-KINDS = ["portfolio", "available", "unavailable", "outlook", "outage", "thresholds", "time"]
+KINDS = ["portfolio", "available", "unavailable", "outlook", "outage", "thresholds", "time",
+         "exported"]  # fmt: skip
 SECONDS = [0.0, 1.0, 299.0, 300.0, 600.0, 601.0, 1800.0]
 STEPS = st.lists(st.tuples(st.sampled_from(KINDS), SITES, st.sampled_from(SECONDS)), max_size=25)
 
@@ -64,6 +66,9 @@ def _apply(collector: SiteCollector, moment: Moment, step: Step) -> None:
         collector.update_planned_outages(NextPlannedOutage(i, now + seconds) for i in site_ids)
     elif kind == "thresholds":
         collector.set_thresholds((0.1, 0.9), {i: (0.2, 0.8) for i in site_ids})
+    elif kind == "exported":  # one of several replicas: its buckets moved (none: all sites)
+        shown = frozenset(site_ids)
+        collector.show_only(shown.__contains__ if shown else None)
     else:
         moment.now += seconds
 
