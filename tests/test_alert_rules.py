@@ -133,7 +133,7 @@ SITE_EXPORTED_NOW = (
 # Service rules judge one replica (the alert carries `instance`) or the deployment (`job`
 # only); the rules file says why for each. Site rules are one alert per site.
 PER_REPLICA = frozenset({"ApiDown", "AuthFailing", "MonitorDown"})
-PER_DEPLOYMENT = frozenset({"RefreshTokenExpiring", "WebhookSilence"})
+PER_DEPLOYMENT = frozenset({"RefreshTokenExpiring", "WebhookSilence", "AlertLeaderMissing"})
 
 _KEYWORDS = frozenset(
     {"and", "or", "unless", "bool", "inf", "nan", "offset", "group_left", "group_right"}

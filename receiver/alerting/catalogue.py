@@ -10,7 +10,8 @@ settings), its runbook section in docs/alerts.md, and which engines judge it.
 The built-in engine reads its holds from here; `tests/test_alert_rules.py` checks the
 rules file against this catalogue in both directions, and
 `tests/prometheus/test_engines_agree.py` runs the same scenarios through both engines.
-MonitorDown is Prometheus' alone: a monitor cannot report that it is down.
+MonitorDown and AlertLeaderMissing are Prometheus' alone: a monitor cannot report that it
+is down, nor the built-in engine that no replica runs it.
 """
 
 from __future__ import annotations
@@ -97,6 +98,8 @@ CATALOGUE: tuple[RuleSpec, ...] = (
     RuleSpec("RefreshTokenExpiring", WARNING, SERVICE, setting="refresh_token_expiring_s"),
     RuleSpec("WebhookSilence", WARNING, SERVICE, setting="webhook_silence_s"),
     RuleSpec("MonitorDown", CRITICAL, SERVICE, for_s=120, engines=Engines.PROMETHEUS),
+    # Several replicas: nobody holds the `alerts` lease, so the built-in engine is silent.
+    RuleSpec("AlertLeaderMissing", CRITICAL, SERVICE, for_s=120, engines=Engines.PROMETHEUS),
 )
 BY_NAME = {spec.name: spec for spec in CATALOGUE}
 
