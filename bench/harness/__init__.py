@@ -115,11 +115,18 @@ def running(*servers: Server) -> Iterator[None]:
             server.stop()
 
 
-def monitor(logdir: Path, env: Mapping[str, str], *args: str, port: int | None = None) -> Server:
-    """`cellect-monitor run ARGS`, configured by `env` (CELLECT_* variables)."""
+def monitor(
+    logdir: Path,
+    env: Mapping[str, str],
+    *args: str,
+    port: int | None = None,
+    name: str = "monitor",
+) -> Server:
+    """`cellect-monitor run ARGS`, configured by `env` (CELLECT_* variables); its log is
+    `logdir/NAME.log` (several monitors side by side: a name each)."""
     port = port or free_port()
     full = clean_env({**env, "CELLECT_PORT": str(port)})
-    return start("monitor", [CLI, "run", *args], full, f"http://127.0.0.1:{port}", logdir)
+    return start(name, [CLI, "run", *args], full, f"http://127.0.0.1:{port}", logdir)
 
 
 def emulator(logdir: Path, *args: str, port: int | None = None) -> Server:

@@ -91,8 +91,10 @@ class PollContext:
         came back to `store`, `self.chunk` sites at a time (one call at a time, in the order
         the chunks filled; the last one may be smaller, and none is empty).
 
-        One of several replicas fetches only the sites of its buckets, and stores only
-        those it still holds when their chunk is stored.
+        One of several replicas fetches only the sites of its buckets — those it still
+        holds when a site's turn comes: a bucket handed to another replica during the
+        round (one joined) is polled by its new owner, not fetched here as well only to
+        be dropped — and stores only those it still holds when their chunk is stored.
 
         A site the API no longer serves to us (403/404: removed from the portfolio,
         handed to another partner) is skipped rather than failing every round.
@@ -127,6 +129,8 @@ class PollContext:
             for site_id in pending:
                 if held_back:
                     return
+                if self.replica is not None and not self.replica.owns(site_id):
+                    continue  # its bucket moved away since the round began
                 try:
                     fetched[site_id] = await fetch(site_id)
                 except CellectApiError as exc:
