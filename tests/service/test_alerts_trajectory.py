@@ -91,7 +91,8 @@ async def test_a_plan_that_empties_the_battery_fires_at_the_known_minute_with_it
         [note] = a.notes("ScheduleInfeasible")
         assert note["title"] == "[FIRING:1] ScheduleInfeasible (warning)"
         message = note["message"]
-        assert "(1)" in message and "(2)" not in message
+        assert "(1)" in message
+        assert "(2)" not in message
         assert f"empties at {_when(breach)}" in message
         entry = f"{_when(seventh)} – {_when(seventh + timedelta(minutes=15))}"
         assert f"during the entry {entry} at {POWER:g} kW" in message
