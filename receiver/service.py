@@ -28,6 +28,7 @@ from receiver.alerting.loop import AlertLoop
 from receiver.alerting.model import FleetView
 from receiver.alerting.notify.notifier import Notifier
 from receiver.alerting.notify.outbox import DeliveryWorker
+from receiver.analytics.trajectory import Physics
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import ImplementationStatus
 from receiver.coordination import feed
@@ -111,6 +112,9 @@ class Monitor:
             failure_hold_s=self.alert_engine.thresholds.failure_hold_s,
             polling=settings.refresh_token is not None,
             max_sites=settings.max_sites,
+            physics=Physics(
+                settings.plan_soc_min, settings.plan_soc_max, settings.round_trip_efficiency
+            ),
         )
         self.outbox = DeliveryWorker(clock, self.database, self.notifier, metrics)
         self.writer = WriterProcess(settings.database_url)

@@ -121,6 +121,14 @@ class Settings(BaseSettings):
     failure_hold_s: float = Field(3600.0, gt=0)
     # ApiDown: a poller overdue by max(this, two intervals) and no answer for this long.
     api_down_after_s: float = Field(300.0, gt=0)
+    # ScheduleInfeasible and the plan's SoC trajectory (receiver/analytics/trajectory.py):
+    # the usable range the monitor assumes of every battery (the Cellect Box curtails at
+    # 5 % and 95 %), the round trip efficiency (split evenly between charge and
+    # discharge), and how near a breach must be for the alert to be critical.
+    plan_soc_min: float = Field(0.05, ge=0, le=1)
+    plan_soc_max: float = Field(0.95, ge=0, le=1)
+    round_trip_efficiency: float = Field(0.92, gt=0, le=1)
+    plan_breach_critical_s: float = Field(3600.0, gt=0)
     group_wait_s: float = Field(30.0, ge=0)
     group_interval_s: float = Field(300.0, ge=0)
     repeat_interval_s: float = Field(4 * 3600.0, ge=0)
@@ -138,6 +146,8 @@ class Settings(BaseSettings):
     def _lease_timing(self) -> Settings:
         if self.lease_renew_s * 2 > self.lease_ttl_s:
             raise ValueError("CELLECT_LEASE_RENEW_S must be at most half of CELLECT_LEASE_TTL_S")
+        if self.plan_soc_min >= self.plan_soc_max:
+            raise ValueError("CELLECT_PLAN_SOC_MIN must be below CELLECT_PLAN_SOC_MAX")
         return self
 
     @field_validator("database_url")

@@ -78,6 +78,11 @@ RULE_GAUGES = frozenset(
         "cellect_api_credentials_refused",
         "cellect_webhook_last_accepted_timestamp_seconds",
         "cellect_schedule_last_implementation_failure_timestamp_seconds",
+        "cellect_site_planned_soc_min_ratio",
+        "cellect_site_planned_soc_max_ratio",
+        "cellect_site_plan_breach_timestamp_seconds",
+        "cellect_site_plan_breach_entry_start_timestamp_seconds",
+        "cellect_site_plan_shortfall_joules",
     }
 )
 # Prometheus' own series about the scrape (MonitorDown).

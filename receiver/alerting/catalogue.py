@@ -91,6 +91,14 @@ CATALOGUE: tuple[RuleSpec, ...] = (
     RuleSpec(
         "InProgressStuck", WARNING, SITE, for_s=120, setting="in_progress_stuck_s", gauge=None
     ),
+    # The plan's forecast leaves the usable SoC range: critical when that is nearer than
+    # the threshold (its own rule per severity in Prometheus, label breach=soon|later).
+    RuleSpec(
+        "ScheduleInfeasible",
+        (Severity.CRITICAL, Severity.WARNING),
+        SITE,
+        setting="plan_breach_critical_s",
+    ),
     # A site alert; also fleet-wide, without a site, when no portfolio lists any site.
     RuleSpec("DataStale", WARNING, SITE, setting="stale_after_s"),
     RuleSpec("ApiDown", CRITICAL, SERVICE, setting="api_down_after_s"),

@@ -62,6 +62,22 @@ class FailureRun:
 
 
 @dataclass(frozen=True)
+class PlanBreach:
+    """Where a site's plan first leaves the usable SoC range (receiver.analytics.trajectory):
+    when, during which entry (its start, end and planned kW), at which limit ("empty" or
+    "full"), the AC energy from that entry on the battery cannot deliver, and since when
+    the forecasts have said so."""
+
+    at: datetime
+    entry_start: datetime
+    entry_end: datetime
+    power_kw: float
+    limit: str
+    shortfall_kwh: float
+    since: datetime
+
+
+@dataclass(frozen=True)
 class SiteView:
     """What the monitor knows about one site right now."""
 
@@ -81,6 +97,7 @@ class SiteView:
     # False: the latest PortfolioOverview left the site out (Cellect has no live data:
     # its box is offline or not reporting), so its data goes stale for that reason.
     in_portfolio: bool = True
+    plan_breach: PlanBreach | None = None  # None: the plan holds (or nothing to judge)
 
 
 @dataclass(frozen=True)
@@ -136,6 +153,7 @@ class Thresholds:
     refresh_token_expiring_s: float = 7 * 86400.0
     api_down_after_s: float = 300.0
     failure_hold_s: float = 3600.0
+    plan_breach_critical_s: float = 3600.0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -150,6 +168,7 @@ class Thresholds:
             refresh_token_expiring_s=settings.refresh_token_expiring_s,
             api_down_after_s=settings.api_down_after_s,
             failure_hold_s=settings.failure_hold_s,
+            plan_breach_critical_s=settings.plan_breach_critical_s,
         )
 
     def soc_limits(self, site_id: int) -> tuple[float, float]:

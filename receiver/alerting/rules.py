@@ -17,6 +17,10 @@ runbook):
   within `horizon_short_s` (or has ended): sites nobody schedules are not judged.
 - InProgressStuck (warning): entries still InProgress within `in_progress_stuck_s` of
   their start (or past it): the box has not saved them.
+- ScheduleInfeasible: the forecast of a site's plan from its latest SoC leaves the
+  usable range (receiver.analytics.trajectory); critical when the breach is less than
+  `plan_breach_critical_s` (1 h) away, else a warning (label `breach` soon / later, as
+  the two Prometheus rules); fresh data of a site in the latest portfolio only.
 - DataStale (warning): a site of the portfolio not updated for `stale_after_s`; or,
   while polling, no site data at all `stale_after_s` after the start. Never without
   polling (webhooks-only mode has no master data).
@@ -198,6 +202,34 @@ def in_progress_stuck(
     yield _site_alert("InProgressStuck", Severity.WARNING, site, since, what, check)
 
 
+def schedule_infeasible(
+    site: SiteView, _svc: ServiceView, th: Thresholds, now: datetime
+) -> Iterable[Alert]:
+    breach = site.plan_breach
+    if breach is None or not site.in_portfolio or _stale(site, th, now):
+        return
+    left = (breach.at - now).total_seconds()
+    soon = left < th.plan_breach_critical_s
+    empties = "empties" if breach.limit == "empty" else "fills up"
+    in_ = f"in {duration(left)}" if left > 0 else "now"
+    what = (
+        f"the plan cannot be delivered: the battery {empties} at {when(breach.at)} ({in_}), "
+        f"during the entry {when(breach.entry_start)} – {when(breach.entry_end)} at "
+        f"{breach.power_kw:g} kW; shortfall {breach.shortfall_kwh:.1f} kWh"
+    )
+    verb = "discharges" if breach.limit == "empty" else "charges"
+    check = (
+        f"the schedule's {verb} against the site's state of charge and capacity; re-plan "
+        "that entry and the rest (cellect-monitor schedule validate FILE --site N)."
+    )
+    severity = Severity.CRITICAL if soon else Severity.WARNING
+    since = breach.since
+    if soon:
+        since = max(since, breach.at - timedelta(seconds=th.plan_breach_critical_s))
+    label = "soon" if soon else "later"
+    yield _site_alert("ScheduleInfeasible", severity, site, since, what, check, breach=label)
+
+
 def data_stale(site: SiteView, svc: ServiceView, th: Thresholds, now: datetime) -> Iterable[Alert]:
     # Only sites a portfolio poll has shown: a site heard of by webhook alone has no
     # master data to go stale (and no cellect_site_last_update_timestamp_seconds).
@@ -217,6 +249,7 @@ SITE_RULES: tuple[SiteRule, ...] = (
     soc_bounds,
     horizon_short,
     in_progress_stuck,
+    schedule_infeasible,
     data_stale,
 )
 
@@ -322,6 +355,7 @@ RULE_NAMES = {
     "soc_bounds": "SoCLow/SoCHigh",
     "horizon_short": "ScheduleHorizonShort",
     "in_progress_stuck": "InProgressStuck",
+    "schedule_infeasible": "ScheduleInfeasible",
     "data_stale": "DataStale",
     "no_site_data": "DataStale",
     "api_down": "ApiDown",

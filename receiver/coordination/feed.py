@@ -21,8 +21,9 @@ Kinds and bodies (JSON; times as integer microseconds since the epoch):
 - `status`: status changes (webhooks stored, polls) — `{"c": [[site, start, end,
   previous, status, source, observed, generation, latest], ...], "w": received}` where
   `w` is when webhooks were last received in that batch (WebhookSilence), or null;
-- `plan`: sites whose planned schedule changed — `{"s": {site: [[start, end, status],
-  ...]}}`;
+- `plan`: sites whose planned schedule changed — `{"s": {site: [[start, end, status,
+  kW], ...]}}` (rows of three, without the power, from older versions: the reader keeps
+  the powers it had);
 - `events`: an events poll of some sites — `{"at": t, "s": {site: [event, ...]}}`;
 - `portfolio`: a PortfolioOverview — `{"at": t, "s": [site information, ...]}`.
 
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -104,7 +105,12 @@ def plan_body(plans: Mapping[int, Sequence[TimeSeriesResult]]) -> dict[str, Any]
     return {
         "s": {
             str(site_id): [
-                [micros(r.start_date), micros(r.end_date), int(r.implementation_status)]
+                [
+                    micros(r.start_date),
+                    micros(r.end_date),
+                    int(r.implementation_status),
+                    r.ess_power_ac,
+                ]
                 for r in results
             ]
             for site_id, results in plans.items()
@@ -135,6 +141,8 @@ class StatusEntry:
 @dataclass(frozen=True)
 class PlanEntry:
     plans: dict[int, dict[tuple[datetime, datetime], ImplementationStatus]]
+    # Each slot's planned kW, by site (a site absent: the row carried no powers).
+    powers: dict[int, dict[tuple[datetime, datetime], float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -171,21 +179,29 @@ def _status(body: dict[str, Any]) -> StatusEntry:
     return StatusEntry(changes, None if received is None else moment(received))
 
 
+def _plan(body: dict[str, Any]) -> PlanEntry:
+    plans: dict[int, dict[tuple[datetime, datetime], ImplementationStatus]] = {}
+    powers: dict[int, dict[tuple[datetime, datetime], float]] = {}
+    for site, rows in body["s"].items():
+        slots = plans[int(site)] = {}
+        kilowatts: dict[tuple[datetime, datetime], float] = {}
+        for row in rows:
+            slot = (moment(row[0]), moment(row[1]))
+            slots[slot] = ImplementationStatus(row[2])
+            if len(row) > 3:
+                kilowatts[slot] = float(row[3])
+        if len(kilowatts) == len(slots):
+            powers[int(site)] = kilowatts
+    return PlanEntry(plans, powers)
+
+
 def decode(kind: str, text_body: str) -> Entry | None:
     """The entry of one feed row (None: a kind this version does not know)."""
     body = json.loads(text_body)
     if kind == "status":
         return _status(body)
     if kind == "plan":
-        return PlanEntry(
-            {
-                int(site): {
-                    (moment(start), moment(end)): ImplementationStatus(status)
-                    for start, end, status in rows
-                }
-                for site, rows in body["s"].items()
-            }
-        )
+        return _plan(body)
     if kind == "events":
         return EventsEntry(
             moment(body["at"]),

@@ -196,6 +196,18 @@ class Box:
     def advance_to(self, now: datetime) -> list[StatusChange]:
         return self._advance(now)
 
+    def set_battery(self, spec: SiteSpec, *, soc_pct: float | None, now: datetime) -> None:
+        """Give the box another battery (capacity, ratings, limits, efficiencies) from
+        `now` on, at `soc_pct` (None: the same stored share of the capacity), clamped to
+        its limits: what a test needs to start from a known state."""
+        self._unreported += self._advance(now)
+        share = self._stored / self._params.capacity_kwh
+        self.spec = spec
+        self._params = BatteryParams.of(spec)
+        fraction = share if soc_pct is None else soc_pct / 100.0
+        self._stored = self._params.clamp(spec.capacity_kwh * fraction)
+        self._next_at = None
+
     # ----- link and outages -------------------------------------------------------
     def set_online(self, online: bool, *, now: datetime) -> list[StatusChange]:
         """Cut or restore the link; on reconnect apply queued cuts and transfer at once."""

@@ -267,6 +267,7 @@ def control_routes(emulator: Emulator) -> list[BaseRoute]:
         route("/requests", c.list_requests, "GET"),
         route("/sites", sites.list_sites, "GET"),
         route("/sites/{site_id:int}/box", sites.set_box, "POST"),
+        route("/sites/{site_id:int}/battery", sites.set_battery, "POST"),
         route("/sites/{site_id:int}/outages", sites.start_outage, "POST"),
         route("/sites/{site_id:int}/outages/current", sites.end_outage, "DELETE"),
     ]

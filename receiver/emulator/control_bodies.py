@@ -89,6 +89,17 @@ class BoxBody(_Body):
     reporting: StrictBool | None = None
 
 
+class BatteryBody(_Body):
+    capacity_kwh: float | None = Field(None, alias="capacityKwh", gt=0, le=1e7)
+    soc_pct: float | None = Field(None, alias="socPct", ge=0, le=100)
+    rated_charge_kw: float | None = Field(None, alias="ratedChargeKw", gt=0, le=1e7)
+    rated_discharge_kw: float | None = Field(None, alias="ratedDischargeKw", gt=0, le=1e7)
+    min_soc_pct: float | None = Field(None, alias="minSocPct", ge=0, le=100)
+    max_soc_pct: float | None = Field(None, alias="maxSocPct", ge=0, le=100)
+    charge_efficiency: float | None = Field(None, alias="chargeEfficiency", gt=0, le=1)
+    discharge_efficiency: float | None = Field(None, alias="dischargeEfficiency", gt=0, le=1)
+
+
 class OutageBody(_Body):
     type: DowntimeType = DowntimeType.UNPLANNED
     reason: EventReason = EventReason.OUTAGE

@@ -1,13 +1,16 @@
 """Control endpoints of the emulated boxes: link, reporting and outages (`/_emulator/sites`).
 
 `GET /sites` shows each box's live state; `POST /sites/{id}/box {"online", "reporting"}`
-cuts or restores its link or its reporting; `POST /sites/{id}/outages` announces an
+cuts or restores its link or its reporting; `POST /sites/{id}/battery` gives the site
+another battery (capacity, SoC, ratings, SoC limits, efficiencies: any of them) from now
+on, so a test starts from a state it computed by hand; `POST /sites/{id}/outages` announces an
 outage (planned ones ahead with `starts_in_s`), `DELETE /sites/{id}/outages/current` ends
 the running one. Unknown sites are 404 naming `siteId`.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from starlette.requests import Request
@@ -29,6 +32,9 @@ def _box_view(site_id: int, box: Box) -> dict[str, Any]:
         "available": box.available,
         "socPct": round(box.soc_pct, 3),
         "powerKw": round(box.power_kw, 3),
+        "capacityKwh": box.spec.capacity_kwh,
+        "chargedAcKwh": box.charged_ac_kwh,
+        "dischargedAcKwh": box.discharged_ac_kwh,
     }
 
 
@@ -71,6 +77,22 @@ class SiteControl:
             self.emulator.publish(box.set_online(body.online, now=now))
         if body.reporting is not None:
             box.set_reporting(body.reporting, now=now)
+        self.emulator.sync()
+        return JSONResponse(_box_view(site_id, box))
+
+    async def set_battery(self, request: Request) -> Response:
+        site_id, box = self._site(request)
+        body = parse(bodies.BatteryBody, await read_payload(request))
+        changed = {
+            name: value
+            for name, value in body.model_dump(exclude={"soc_pct"}).items()
+            if value is not None
+        }
+        spec = replace(box.spec, **changed)
+        if not 0 <= spec.min_soc_pct < spec.max_soc_pct <= 100:
+            raise ControlError("minSocPct", "minSocPct must be below maxSocPct")
+        box.set_battery(spec, soc_pct=body.soc_pct, now=self.emulator.clock.now())
+        self.emulator.specs[site_id] = spec
         self.emulator.sync()
         return JSONResponse(_box_view(site_id, box))
 

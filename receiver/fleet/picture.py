@@ -7,6 +7,13 @@ judge alike. The service's own health (API, credentials, pollers, webhooks) is i
 `service` (receiver.fleet.service_health). It holds only the current picture — history lives
 in the database.
 
+Each site's plan is also forecast (receiver.analytics.trajectory): from the SoC of the
+latest portfolio poll, the planned (InProgress/Implemented) entries whose power an ExAnte
+poll gave. A site is forecast again only when something it depends on changed — a
+portfolio poll (its SoC), a new plan, a status change — at the next `judged_view`, all
+changed sites in one batch (in a worker thread when many: numpy releases the GIL). A slot
+known only from webhooks has no power yet and counts as 0 kW until the next ExAnte poll.
+
 A site counts as scheduled once any schedule entry of it is known (ExAnte polls or
 webhooks, since the start): only then is its schedule horizon exported and judged
 (ScheduleHorizonShort), 0 once its plan has run out.
@@ -19,7 +26,7 @@ import bisect
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, NamedTuple
 
 from receiver.alerting.model import (
@@ -27,7 +34,18 @@ from receiver.alerting.model import (
     FailureRun,
     FleetView,
     ImplementationFailure,
+    PlanBreach,
     SiteView,
+)
+from receiver.analytics.trajectory import (
+    Battery,
+    Entry,
+    Floats,
+    Physics,
+    Plan,
+    Trajectory,
+    entry_array,
+    forecast_many,
 )
 from receiver.cellect.clock import Clock
 from receiver.cellect.enums import AvailabilityStatus, DowntimeType, ImplementationStatus
@@ -38,6 +56,7 @@ from receiver.metrics.registry import Metrics
 from receiver.metrics.sites import (
     Availability,
     NextPlannedOutage,
+    PlanForecast,
     ScheduleOutlook,
     SiteSnapshot,
     camel,
@@ -52,6 +71,7 @@ PLANNED = frozenset({ImplementationStatus.IN_PROGRESS, ImplementationStatus.IMPL
 MAX_PLAN = timedelta(hours=48, minutes=5)  # the vendor's reach, and a little clock skew
 MAX_CANDIDATES = 1_000  # unknown sites waiting to be asked about (the rest: next time)
 SLICE = 500  # sites judged between two turns of the event loop (`judged_view`)
+THREAD_AT = 200  # sites forecast at once from which the batch runs in a worker thread
 log = logging.getLogger(__name__)
 Slot = tuple[datetime, datetime]
 
@@ -88,6 +108,10 @@ class _Site:
     # alert cycle needs each site's horizon and stuck entries; walking every plan
     # each cycle stalled ingest for tens of ms at 1,000 sites (docs/performance.md).
     plan: _Plan | None = None
+    powers: dict[Slot, float] = field(default_factory=dict)  # kW of each slot, from ExAnte
+    entries: Floats | None = None  # the planned entries with a power (None: to be built)
+    trajectory: Trajectory | None = None
+    infeasible_since: datetime | None = None  # since when forecasts have breached
 
 
 def _open_outage(events: Iterable[AvailabilityEvent], now: datetime) -> AvailabilityEvent | None:
@@ -132,8 +156,12 @@ class Fleet:
         failure_hold_s: float = 3600.0,
         polling: bool = True,
         max_sites: int = 100_000,
+        physics: Physics | None = None,
     ) -> None:
         self.metrics = metrics
+        self.physics = physics or Physics()
+        self._unforecast: set[int] = set()  # sites to forecast again (module doc)
+        self.forecasts_computed = 0  # sites forecast since the start (recomputed on change)
         self.polling, self.max_sites = polling, max_sites
         self._portfolio_seen = False  # a portfolio poll has named the partner's sites
         self.clock = clock
@@ -179,6 +207,8 @@ class Fleet:
         for site_id, planned in stored.planned.items():
             site = self._site(site_id)
             site.planned, site.plan = dict(planned), None
+            site.powers, site.entries = dict(stored.powers.get(site_id, {})), None
+            self._unforecast.add(site_id)
         self._scheduled |= stored.scheduled_sites
         # The hold runs on monitored time: a failure learned before the monitor went down
         # and not yet told over (its site's alert has not resolved since) gets the rest of
@@ -264,6 +294,7 @@ class Fleet:
             else:
                 known.info, known.updated_at = info, now
         self._present = {info.site_id for info in sites}
+        self._unforecast.update(self._present)  # a new SoC for each
         return [SiteSnapshot.from_information(info, now.timestamp()) for info in sites]
 
     def availability_polled(
@@ -291,12 +322,21 @@ class Fleet:
         if site is None:
             return
         planned = {(r.start_date, r.end_date): r.implementation_status for r in results}
-        self._plan_replaced(site_id, site, planned)
+        powers = {(r.start_date, r.end_date): r.ess_power_ac for r in results}
+        self._plan_replaced(site_id, site, planned, powers)
 
     def _plan_replaced(
-        self, site_id: int, site: _Site, planned: dict[Slot, ImplementationStatus]
+        self,
+        site_id: int,
+        site: _Site,
+        planned: dict[Slot, ImplementationStatus],
+        powers: dict[Slot, float] | None,
     ) -> None:
         site.planned, site.plan = planned, None
+        if powers is not None:  # None: a feed row of an older version (statuses only)
+            site.powers = powers
+        site.entries = None
+        self._unforecast.add(site_id)
         if planned:
             self._scheduled.add(site_id)
         self._publish_outlook([site_id])
@@ -317,7 +357,8 @@ class Fleet:
                 for site_id, planned in entry.plans.items():
                     site = self._sites.get(site_id)
                     if site is not None:
-                        self._plan_replaced(site_id, site, planned)
+                        powers = entry.powers.get(site_id)
+                        self._plan_replaced(site_id, site, planned, powers)
             elif isinstance(entry, feed.EventsEntry):
                 for site_id, events in entry.events.items():
                     self.availability_polled(site_id, events, entry.at)
@@ -349,6 +390,9 @@ class Fleet:
         if change.end > now or slot in site.planned:
             before = site.planned.get(slot)
             site.planned[slot] = latest
+            if (before in PLANNED) != (latest in PLANNED):
+                site.entries = None  # the slot joins or leaves the forecast plan
+                self._unforecast.add(site_id)
             if site.plan is not None and site.plan.holds(now):
                 _amend(site.plan, slot, before, latest, now, self.in_progress_stuck_s)
             else:
@@ -434,6 +478,7 @@ class Fleet:
         between them: at 10,000 sites a single pass held webhooks, scrapes and /healthz
         back for ~100 ms (docs/performance.md). A site first seen during the pass is
         judged at the next."""
+        await self._forecast_changed()
         now = self.clock.now()
         items = list(self._sites.items())
         views: list[SiteView] = []
@@ -446,6 +491,7 @@ class Fleet:
 
     def view(self) -> FleetView:
         """The snapshot the alert rules evaluate."""
+        self._apply_forecasts(*self._forecast_inputs())
         now = self.clock.now()
         sites = tuple(self._site_view(site_id, site, now) for site_id, site in self._sites.items())
         return FleetView(sites=sites, service=self.service.view())
@@ -473,7 +519,85 @@ class Fleet:
             in_progress_near_start=tuple(plan.stuck),
             failure_run=site.failure_run,
             in_portfolio=site_id in self._present,
+            plan_breach=_plan_breach(site),
         )
+
+    async def _forecast_changed(self) -> None:
+        """Forecast the sites whose SoC, plan or statuses changed since (module doc)."""
+        ids, plans = self._forecast_inputs()
+        if len(plans) >= THREAD_AT:
+            results = await asyncio.to_thread(forecast_many, plans, self.physics)
+        else:
+            results = forecast_many(plans, self.physics)
+        self._apply_forecasts(ids, plans, results)
+
+    def _forecast_inputs(self) -> tuple[list[int], list[Plan]]:
+        """The changed sites (taken off the list) with what their forecast starts from;
+        a site without master data or without a plan ahead gets none (its series go)."""
+        changed, self._unforecast = self._unforecast, set()
+        ids, plans, nothing = [], [], []
+        for site_id in changed:
+            site = self._sites.get(site_id)
+            info = None if site is None else site.info
+            if site is None or info is None or site.updated_at is None:
+                nothing.append(site_id)
+                continue
+            if site.entries is None:
+                site.entries = entry_array(_planned_entries(site))
+            battery = Battery(
+                info.ess_soc / 100.0, info.ess_installed_energy_capacity,
+                info.ess_power_ac_rated_charge, info.ess_power_ac_rated_discharge,
+            )  # fmt: skip
+            ids.append(site_id)
+            plans.append(Plan(battery, site.entries, site.updated_at.timestamp()))
+        for site_id in nothing:
+            self._forget_forecast(site_id)
+        return ids, plans
+
+    def _apply_forecasts(
+        self, ids: list[int], plans: list[Plan], results: list[Trajectory | None] | None = None
+    ) -> None:
+        if results is None:
+            results = forecast_many(plans, self.physics)
+        self.forecasts_computed += len(ids)
+        published = []
+        for site_id, plan, result in zip(ids, plans, results, strict=True):
+            site = self._sites.get(site_id)
+            if site is None:
+                continue
+            if result is None or result.entries == 0:
+                published.append(self._forget_forecast(site_id, publish=False))
+                continue
+            site.trajectory = result
+            breach = result.breach
+            if breach is None:
+                site.infeasible_since = None
+            elif site.infeasible_since is None:
+                site.infeasible_since = _moment(plan.start)
+            published.append(
+                PlanForecast(
+                    site_id, plan.start, result.soc_min, result.soc_max,
+                    None if breach is None else breach.at,
+                    None if breach is None else breach.entry.start,
+                    None if breach is None else breach.shortfall_kwh,
+                )
+            )  # fmt: skip
+        if published:
+            self.metrics.update_trajectories(published)
+
+    def _forget_forecast(self, site_id: int, *, publish: bool = True) -> PlanForecast:
+        site = self._sites.get(site_id)
+        if site is not None:
+            site.trajectory, site.infeasible_since = None, None
+        nothing = PlanForecast(site_id)
+        if publish:
+            self.metrics.update_trajectories([nothing])
+        return nothing
+
+    def trajectory(self, site_id: int) -> Trajectory | None:
+        """The site's latest plan forecast (None: none)."""
+        site = self._sites.get(site_id)
+        return None if site is None else site.trajectory
 
 
 class SiteRow(NamedTuple):
@@ -559,3 +683,34 @@ def _read_plan(planned: dict[Slot, ImplementationStatus], now: datetime, stuck_s
     ends.sort()
     stuck.sort()
     return _Plan(now, until, ends, stuck)
+
+
+def _moment(timestamp: float) -> datetime:
+    return datetime.fromtimestamp(timestamp, UTC)
+
+
+def _planned_entries(site: _Site) -> list[Entry]:
+    """The site's planned slots whose power is known, as forecast entries."""
+    powers = site.powers
+    return [
+        Entry(start.timestamp(), end.timestamp(), powers[(start, end)])
+        for (start, end), status in site.planned.items()
+        if status in PLANNED and (start, end) in powers
+    ]
+
+
+def _plan_breach(site: _Site) -> PlanBreach | None:
+    trajectory = site.trajectory
+    breach = None if trajectory is None else trajectory.breach
+    if breach is None:
+        return None
+    entry = breach.entry
+    return PlanBreach(
+        at=_moment(breach.at),
+        entry_start=_moment(entry.start),
+        entry_end=_moment(entry.end),
+        power_kw=entry.power_kw,
+        limit=breach.limit,
+        shortfall_kwh=breach.shortfall_kwh,
+        since=site.infeasible_since or _moment(trajectory.start if trajectory else breach.at),
+    )

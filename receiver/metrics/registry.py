@@ -29,6 +29,7 @@ from receiver.metrics.schedules import ScheduleCounters
 from receiver.metrics.sites import (
     Availability,
     NextPlannedOutage,
+    PlanForecast,
     ScheduleOutlook,
     SiteCollector,
     SiteSnapshot,
@@ -357,6 +358,9 @@ class Metrics:
         self, outages: Iterable[NextPlannedOutage], now: float | None = None
     ) -> None:
         self.sites.update_planned_outages(outages, now)
+
+    def update_trajectories(self, forecasts: Iterable[PlanForecast]) -> None:
+        self.sites.update_trajectories(forecasts)
 
     def set_thresholds(
         self, default: tuple[float, float], per_site: Mapping[int, tuple[float, float]]

@@ -14,6 +14,8 @@ availability/outlook only while their own poll result is that young): a site tha
 reporting drops out instead of freezing at its last value. `cellect_site_info`, the last
 update timestamp and the thresholds stay, so a DataStale rule can still see the site.
 The next announced planned outage of a site is shown only while it is still ahead.
+The plan's SoC trajectory (receiver.analytics.trajectory) is computed from the SoC of a
+portfolio poll, so it is shown as the SoC is: live, and only for a site with a plan ahead.
 Site names and coordinates appear only on `cellect_site_info`.
 """
 
@@ -76,6 +78,24 @@ LAST_FAILURE = Family(
     "cellect_schedule_last_implementation_failure_timestamp_seconds",
     "When the site's latest ImplementationFailed report arrived.",
 )
+PLANNED_SOC_MIN = Family(
+    P + "planned_soc_min_ratio", "Lowest state of charge the plan leads to, 0 to 1 (forecast)."
+)
+PLANNED_SOC_MAX = Family(
+    P + "planned_soc_max_ratio", "Highest state of charge the plan leads to, 0 to 1 (forecast)."
+)
+PLAN_BREACH = Family(
+    P + "plan_breach_timestamp_seconds",
+    "When the plan first leaves the usable SoC range (absent: it does not).",
+)
+PLAN_BREACH_ENTRY = Family(
+    P + "plan_breach_entry_start_timestamp_seconds",
+    "Start of the first entry the battery cannot deliver (absent: none).",
+)
+PLAN_SHORTFALL = Family(
+    P + "plan_shortfall_joules",
+    "AC energy of the plan, from its first undeliverable entry on, the battery cannot deliver.",
+)
 
 # Families by the update that changes them: each group's text is cached on its own, so an
 # availability poll re-renders two families, not thirteen.
@@ -86,7 +106,10 @@ GROUPS: dict[str, tuple[Family, ...]] = {
     "availability": (AVAILABLE, UNAVAILABLE),
     "outlook": (HORIZON, NEAR_START, LAST_FAILURE),
     "planned": (NEXT_OUTAGE_START, NEXT_OUTAGE_END),
-}
+    "trajectory": (
+        PLANNED_SOC_MIN, PLANNED_SOC_MAX, PLAN_BREACH, PLAN_BREACH_ENTRY, PLAN_SHORTFALL,
+    ),
+}  # fmt: skip
 FAMILIES = tuple(f for group in GROUPS.values() for f in group)
 
 
@@ -152,6 +175,21 @@ class NextPlannedOutage:
     site_id: int
     start: float | None = None
     end: float | None = None
+
+
+@dataclass(frozen=True)
+class PlanForecast:
+    """A site's plan forecast from the SoC measured at `measured_at` (Unix seconds);
+    `soc_min` None: no plan ahead to forecast (nothing shown). Breach fields None: the
+    plan stays within the usable range."""
+
+    site_id: int
+    measured_at: float = 0.0
+    soc_min: float | None = None
+    soc_max: float | None = None
+    breach_at: float | None = None
+    breach_entry_start: float | None = None
+    shortfall_kwh: float | None = None
 
 
 # A sample: (its family's index in FAMILIES, label values, value, rendered line). A part,
@@ -226,6 +264,7 @@ class SiteCollector(Collector):
                     site["thresholds"] = self._threshold_part(site_id)
             self._touch("info", rendered)
             self._touch("state", rendered, left)
+            self._touch("trajectory", rendered, left)  # gated by the portfolio as well
             self._touch("thresholds", rendered)
 
     def update_availability(self, states: Iterable[Availability], now: float | None = None) -> None:
@@ -246,6 +285,11 @@ class SiteCollector(Collector):
         """Record each site's next planned outage as of `now` (merged like availability)."""
         expires = (self._now() if now is None else now) + self._stale_after_s
         self._merge("planned", {o.site_id: _planned(o, expires) for o in outages})
+
+    def update_trajectories(self, forecasts: Iterable[PlanForecast]) -> None:
+        """Record each site's plan forecast; shown while the SoC it started from is."""
+        stale = self._stale_after_s
+        self._merge("trajectory", {f.site_id: _trajectory(f, stale) for f in forecasts})
 
     def set_thresholds(
         self, default: tuple[float, float], per_site: Mapping[int, tuple[float, float]]
@@ -364,7 +408,7 @@ class SiteCollector(Collector):
         _, expires, live = part
         if not live:
             return math.inf
-        if group == "state":  # only the portfolio poll vouches for SoC and power
+        if group in ("state", "trajectory"):  # only the portfolio poll vouches for SoC
             return min(expires, self._portfolio.get(site_id, -math.inf))
         return expires
 
@@ -440,3 +484,21 @@ def _planned(o: NextPlannedOutage, expires: float) -> _Part:
     # Gone at its start even between two events polls: from then on it is no longer
     # "next" (cellect_site_available and unavailable_info say it is running).
     return _part(tuple(samples), min(expires, o.start))
+
+
+def _trajectory(f: PlanForecast, stale_after_s: float) -> _Part:
+    if f.soc_min is None or f.soc_max is None:
+        return _part(())
+    samples = [
+        _sample(PLANNED_SOC_MIN, f.site_id, f.soc_min),
+        _sample(PLANNED_SOC_MAX, f.site_id, f.soc_max),
+    ]
+    if f.breach_at is not None:
+        samples.append(_sample(PLAN_BREACH, f.site_id, f.breach_at))
+    if f.breach_entry_start is not None:
+        samples.append(_sample(PLAN_BREACH_ENTRY, f.site_id, f.breach_entry_start))
+    if f.shortfall_kwh is not None:
+        samples.append(_sample(PLAN_SHORTFALL, f.site_id, f.shortfall_kwh * JOULES_PER_KWH))
+    # Live as the SoC it was computed from: gone when that goes stale (or the site
+    # leaves the portfolio), back with the next forecast.
+    return _part(tuple(samples), f.measured_at + stale_after_s)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy import and_, func
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, select
 
 from receiver.cellect.enums import (
@@ -62,6 +63,8 @@ class StoredFleet:
     events_seen: dict[int, datetime] = field(default_factory=dict)  # last events poll, by site
     # Each slot still ahead (or running) and the status of its newest entry.
     planned: dict[int, dict[Slot, ImplementationStatus]] = field(default_factory=dict)
+    # The planned kW of those slots whose newest entry has one (from an ExAnte poll).
+    powers: dict[int, dict[Slot, float]] = field(default_factory=dict)
     scheduled_sites: set[int] = field(default_factory=set)  # sites with any entry at all
     failures: list[StoredFailure] = field(default_factory=list)  # oldest first
     last_webhook_at: datetime | None = None
@@ -87,11 +90,13 @@ def load_fleet(
     last_measured = session.exec(select(func.max(Measurement.measured_at))).one()
     last_webhook = session.exec(select(func.max(WebhookDelivery.received_at))).one()
     last_active = max((m for m in (last_measured, last_webhook) if m), default=None)
+    planned, powers = _planned(session, now)
     stored = StoredFleet(
         sites=sites,
         open_events=_open_events(session, now, names),
         events_seen=_events_seen(session),
-        planned=_planned(session, now),
+        planned=planned,
+        powers=powers,
         scheduled_sites=set(session.exec(select(ScheduleEntryRecord.site_id).distinct()).all()),
         # Failures whose hold still ran when the monitor was last at work (see restore).
         failures=_failures(session, min(now, last_active or now) - failure_hold),
@@ -108,6 +113,7 @@ def _only(stored: StoredFleet, site_ids: Collection[int]) -> StoredFleet:
         open_events={k: v for k, v in stored.open_events.items() if k in site_ids},
         events_seen={k: v for k, v in stored.events_seen.items() if k in site_ids},
         planned={k: v for k, v in stored.planned.items() if k in site_ids},
+        powers={k: v for k, v in stored.powers.items() if k in site_ids},
         scheduled_sites=stored.scheduled_sites & set(site_ids),
         failures=[f for f in stored.failures if f.site_id in site_ids],
         last_webhook_at=None,
@@ -189,18 +195,27 @@ def _event(record: AvailabilityEventRecord, info: SiteInformation | None) -> Ava
     )
 
 
-def _planned(session: Session, now: datetime) -> dict[int, dict[Slot, ImplementationStatus]]:
+def _planned(
+    session: Session, now: datetime
+) -> tuple[dict[int, dict[Slot, ImplementationStatus]], dict[int, dict[Slot, float]]]:
     e = ScheduleEntryRecord
+    # SQLAlchemy's select: SQLModel's is typed for at most four columns.
     query = (
-        select(e.site_id, e.start_at, e.end_at, e.status)
+        sa_select(e.site_id, e.start_at, e.end_at, e.status, e.power_kw)  # type: ignore[call-overload]
         .where(col(e.end_at) > now)
         .order_by(col(e.site_id), col(e.start_at), col(e.end_at), col(e.generation))
     )
     planned: dict[int, dict[Slot, ImplementationStatus]] = {}
-    for site_id, start, end, status in session.exec(query).all():
+    powers: dict[int, dict[Slot, float]] = {}
+    for site_id, start, end, status, power in session.execute(query).all():
         # Ordered by generation: the newest entry of a slot is written last.
         planned.setdefault(site_id, {})[(start, end)] = ImplementationStatus(status)
-    return planned
+        kilowatts = powers.setdefault(site_id, {})
+        if power is None:
+            kilowatts.pop((start, end), None)
+        else:
+            kilowatts[(start, end)] = power
+    return planned, powers
 
 
 def _failure_alerts_resolved(session: Session) -> dict[int, datetime]:

@@ -170,3 +170,42 @@ def test_delete_removes_the_entries_not_started_and_refuses_a_backwards_window(
     url = f"{emulator_url}/v1/resources/sites/2/time-series"
     stored = httpx.get(url, params=window, headers=auth).json()
     assert [r["implementationStatus"] for r in stored["results"]] == [4]
+
+
+def test_validate_against_a_site_reports_the_breach_before_anything_is_posted(
+    emulator_url: str, tmp_path: Path
+) -> None:
+    """With `--site`, a plan that would empty the site's battery (100 kWh at 50 %, √0.92
+    each way: 27·√0.92 kW draws 27 kWh/h, so 45 kWh last 100 minutes) is reported with
+    the minute, the entry and the shortfall (P·20 min), exit 1; a plan within the limits
+    holds, exit 0."""
+    env = {**os.environ, "CELLECT_API_URL": emulator_url, "CELLECT_TOKEN_URL": emulator_url,
+           "CELLECT_REFRESH_TOKEN": "cli-test-refresh-token"}  # fmt: skip
+    eta = 0.92**0.5
+    battery = {"capacityKwh": 100.0, "socPct": 50.0, "ratedChargeKw": 50.0,
+               "ratedDischargeKw": 50.0, "chargeEfficiency": eta,
+               "dischargeEfficiency": eta}  # fmt: skip
+    httpx.post(f"{emulator_url}/_emulator/sites/1/battery", json=battery).raise_for_status()
+    start = (datetime.now(UTC) + timedelta(minutes=20)).replace(second=0, microsecond=0)
+    power = 27 * eta
+    quarters = [_body(start + i * timedelta(minutes=15), power)["data"] for i in range(8)]
+    draining, holding = tmp_path / "draining.json", tmp_path / "holding.json"
+    draining.write_text(json.dumps({"data": [q[0] for q in quarters]}))  # type: ignore[index]
+    holding.write_text(json.dumps(_body(start, power=20.0)))
+
+    def validate(path: Path) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "receiver", "schedule", "validate", str(path),
+                   "--site", "1"]  # fmt: skip
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    refused = validate(draining)
+    assert refused.returncode == 1, refused.stderr
+    breach = (start + timedelta(minutes=100)).strftime("%Y-%m-%dT%H:%M:%S")
+    seventh = (start + timedelta(minutes=90)).strftime("%Y-%m-%dT%H:%M:%S")
+    assert f"empties at {breach}" in refused.stdout
+    assert f"during the entry {seventh}" in refused.stdout
+    assert f"shortfall {power / 3:.1f} kWh" in refused.stdout
+    assert "from -4.0% to 50.0%" in refused.stdout
+    held = validate(holding)
+    assert held.returncode == 0, held.stdout + held.stderr
+    assert "the plan holds" in held.stdout

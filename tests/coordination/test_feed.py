@@ -3,6 +3,7 @@ those of a transaction rolled back, never the reader's own; every kind round-tri
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -160,9 +161,20 @@ def test_every_kind_round_trips(postgres_engine: Engine) -> None:
     assert status.received is None
     assert isinstance(plan, feed.PlanEntry)
     assert plan.plans == {7: {(result.start_date, result.end_date): result.implementation_status}}
+    assert plan.powers == {7: {(result.start_date, result.end_date): -20.5}}
     assert isinstance(events, feed.EventsEntry)
     assert events.events == {7: [event]}
     assert events.at == T0
     assert isinstance(portfolio, feed.PortfolioEntry)
     assert portfolio.sites == [site]
     assert feed.sites_of(entries) == {7}
+
+
+def test_a_plan_row_of_an_older_version_has_statuses_without_powers() -> None:
+    """A `plan` row written before powers were carried (rows of three) still decodes: its
+    statuses apply, and no powers are claimed for it (the reader keeps those it had)."""
+    start, end = feed.micros(T0), feed.micros(T0 + timedelta(minutes=15))
+    entry = feed.decode("plan", json.dumps({"s": {"7": [[start, end, 2]]}}))
+    assert isinstance(entry, feed.PlanEntry)
+    assert entry.plans == {7: {(T0, T0 + timedelta(minutes=15)): ImplementationStatus(2)}}
+    assert entry.powers == {}

@@ -17,6 +17,7 @@ from receiver.cellect.enums import DowntimeType, EventReason, EventSource
 from receiver.metrics.sites import (
     Availability,
     NextPlannedOutage,
+    PlanForecast,
     ScheduleOutlook,
     SiteCollector,
     SiteSnapshot,
@@ -43,8 +44,10 @@ class Moment:
 
 
 Step = tuple[str, list[int], float]
-KINDS = ["portfolio", "available", "unavailable", "outlook", "outage", "thresholds", "time",
-         "exported"]  # fmt: skip
+KINDS = [
+    "portfolio", "available", "unavailable", "outlook", "outage", "thresholds", "time",
+    "forecast", "breach", "no plan", "exported",
+]  # fmt: skip
 SECONDS = [0.0, 1.0, 299.0, 300.0, 600.0, 601.0, 1800.0]
 STEPS = st.lists(st.tuples(st.sampled_from(KINDS), SITES, st.sampled_from(SECONDS)), max_size=25)
 
@@ -64,6 +67,15 @@ def _apply(collector: SiteCollector, moment: Moment, step: Step) -> None:
         collector.update_schedules(outlooks, now - seconds)
     elif kind == "outage":
         collector.update_planned_outages(NextPlannedOutage(i, now + seconds) for i in site_ids)
+    elif kind == "forecast":  # from a SoC measured `seconds` ago: shown as the SoC is
+        collector.update_trajectories(PlanForecast(i, now - seconds, 0.2, 0.9) for i in site_ids)
+    elif kind == "breach":
+        collector.update_trajectories(
+            PlanForecast(i, now - seconds, -0.1, 0.5, now + 600 * i, now + 300 * i, 12.5)
+            for i in site_ids
+        )
+    elif kind == "no plan":
+        collector.update_trajectories(PlanForecast(i) for i in site_ids)
     elif kind == "thresholds":
         collector.set_thresholds((0.1, 0.9), {i: (0.2, 0.8) for i in site_ids})
     elif kind == "exported":  # one of several replicas: its buckets moved (none: all sites)

@@ -71,6 +71,7 @@ def test_load_fleet_reads_back_the_present(
     assert [e.event_id for e in stored.open_events[2]] == [2]
     assert stored.events_seen == {2: later}
     assert stored.planned == {1: {(T0 + 3 * HOUR, T0 + 3 * HOUR + SLOT): S.IN_PROGRESS}}
+    assert stored.powers == {1: {}}  # known from webhooks only: no planned power yet
     assert stored.scheduled_sites == {1, 2}
     assert stored.last_activity == later
     assert [(f.site_id, f.at) for f in stored.failures] == [
