@@ -89,6 +89,14 @@ class BoxBody(_Body):
     reporting: StrictBool | None = None
 
 
+class InverterBody(_Body):
+    factor: float = Field(ge=0, le=1)
+
+
+class MeterBody(_Body):
+    noise: float = Field(ge=0, le=0.5)
+
+
 class OutageBody(_Body):
     type: DowntimeType = DowntimeType.UNPLANNED
     reason: EventReason = EventReason.OUTAGE

@@ -3,7 +3,10 @@
 `GET /sites` shows each box's live state; `POST /sites/{id}/box {"online", "reporting"}`
 cuts or restores its link or its reporting; `POST /sites/{id}/outages` announces an
 outage (planned ones ahead with `starts_in_s`), `DELETE /sites/{id}/outages/current` ends
-the running one. Unknown sites are 404 naming `siteId`.
+the running one. `POST /sites/{id}/inverter {"factor": 0.8}` derates the box's inverter
+(every AC power it delivers × factor), `DELETE /sites/{id}/inverter` restores it;
+`POST /sites/{id}/meter {"noise": 0.01}` sets the meter's relative noise (0: exact).
+Unknown sites are 404 naming `siteId`.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ def _box_view(site_id: int, box: Box) -> dict[str, Any]:
         "available": box.available,
         "socPct": round(box.soc_pct, 3),
         "powerKw": round(box.power_kw, 3),
+        "inverterFactor": box.inverter_factor,
+        "meterNoise": box.meter_noise,
     }
 
 
@@ -95,3 +100,22 @@ class SiteControl:
         if outage is None:
             raise ControlError("siteId", f"site {site_id} has no running outage", status=404)
         return JSONResponse(_outage_view(outage))
+
+    async def set_inverter(self, request: Request) -> Response:
+        site_id, box = self._site(request)
+        body = parse(bodies.InverterBody, await read_payload(request))
+        self.emulator.publish(box.set_inverter_factor(body.factor, now=self.emulator.clock.now()))
+        self.emulator.sync()
+        return JSONResponse(_box_view(site_id, box))
+
+    async def restore_inverter(self, request: Request) -> Response:
+        site_id, box = self._site(request)
+        self.emulator.publish(box.set_inverter_factor(1.0, now=self.emulator.clock.now()))
+        self.emulator.sync()
+        return JSONResponse(_box_view(site_id, box))
+
+    async def set_meter(self, request: Request) -> Response:
+        site_id, box = self._site(request)
+        body = parse(bodies.MeterBody, await read_payload(request))
+        box.set_meter_noise(body.noise)
+        return JSONResponse(_box_view(site_id, box))
