@@ -121,6 +121,10 @@ class Settings(BaseSettings):
     failure_hold_s: float = Field(3600.0, gt=0)
     # ApiDown: a poller overdue by max(this, two intervals) and no answer for this long.
     api_down_after_s: float = Field(300.0, gt=0)
+    # Delivered against planned (docs/alerts.md#trackingdeviation): the tracking error is
+    # judged over each site's last N entries, and TrackingDeviation fires above this share.
+    tracking_window_entries: int = Field(16, ge=1, le=10_000)
+    tracking_deviation_ratio: float = Field(0.10, gt=0, le=10)
     group_wait_s: float = Field(30.0, ge=0)
     group_interval_s: float = Field(300.0, ge=0)
     repeat_interval_s: float = Field(4 * 3600.0, ge=0)
