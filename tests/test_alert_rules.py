@@ -19,7 +19,13 @@ from typing import Any
 import pytest
 import yaml
 
-from receiver.alerting.catalogue import CATALOGUE, THRESHOLD_METRIC, Scope, spec
+from receiver.alerting.catalogue import (
+    CATALOGUE,
+    RATIO_THRESHOLD_METRIC,
+    THRESHOLD_METRIC,
+    Scope,
+    spec,
+)
 from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,6 +84,8 @@ RULE_GAUGES = frozenset(
         "cellect_api_credentials_refused",
         "cellect_webhook_last_accepted_timestamp_seconds",
         "cellect_schedule_last_implementation_failure_timestamp_seconds",
+        "cellect_alert_threshold_ratio",
+        "cellect_site_tracking_error_ratio",
     }
 )
 # Prometheus' own series about the scrape (MonitorDown).
@@ -299,7 +307,7 @@ def _site_series(expr: str) -> set[str]:
     check left out."""
     condition = expr.split(SITE_NAME_JOIN)[0].replace(SITE_EXPORTED_NOW, "")
     metrics, _ = promql_names(condition)
-    return metrics - {THRESHOLD_METRIC}
+    return metrics - {THRESHOLD_METRIC, RATIO_THRESHOLD_METRIC}
 
 
 @pytest.mark.parametrize(
