@@ -4,14 +4,19 @@ tracks its plan and stays silent; the history keeps both, across a restart, once
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 from sqlmodel import Session, select
 
 from receiver.cellect.models import ScheduleEntry
+from receiver.cli import main
 from receiver.storage.tables import EntryEnergy
 from tests.support.alerts_stack import AlertStack, alert_stack
+from tests.support.stack import ADMIN, monitor_stack
 
 pytestmark = pytest.mark.anyio
 ENTRIES = 6
@@ -38,9 +43,12 @@ def stored(a: AlertStack) -> list[EntryEnergy]:
         return list(session.exec(select(EntryEnergy).order_by(EntryEnergy.id)).all())
 
 
-async def test_a_derated_inverter_misses_the_plan_by_its_derating(database_url: str) -> None:
+async def test_a_derated_inverter_misses_the_plan_by_its_derating(
+    database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     """Site 1 at factor 0.8: tracking error 0.20 ± 0.02 and TrackingDeviation names it;
-    site 2 tracks within 2 % and no alert names it; counters and history agree."""
+    site 2 tracks within 2 % and no alert names it; counters, history, the report (API
+    and CLI alike) and a restart agree."""
     async with alert_stack(database_url) as a:
         await a.control("POST", "/sites/1/inverter", {"factor": 0.8})
         start = a.stack.clock.now() + timedelta(minutes=10)
@@ -70,6 +78,29 @@ async def test_a_derated_inverter_misses_the_plan_by_its_derating(database_url: 
         assert f"({1})" in notes[0]["message"]
         assert "site " + a.stack.emulator.specs[2].name not in notes[0]["message"]
 
+        window = {"from": start.isoformat(), "to": (start + timedelta(hours=3)).isoformat()}
+        async with httpx.AsyncClient(base_url=a.stack.url, headers=ADMIN) as http:
+            answer = await http.get("/api/v1/energy", params=window)
+            as_csv = await http.get("/api/v1/energy", params={**window, "format": "csv"})
+        assert answer.status_code == 200, answer.text
+        items = answer.json()["items"]
+        sites = {i["site_id"]: i for i in items if i["row"] == "site"}
+        assert sites[1]["tracking_error"] == pytest.approx(0.20, abs=0.02)
+        assert sites[2]["tracking_error"] < 0.02
+        assert (sites[1]["entries"], sites[1]["failures"]) == (ENTRIES, 0)
+        assert sites[1]["availability_share"] == 1.0
+        entries = [i for i in items if i["row"] == "entry" and i["site_id"] == 1]
+        assert [e["status_name"] for e in entries] == ["Implemented"] * ENTRIES
+        assert all(e["deviation_kwh"] == pytest.approx(-0.2 * e["planned_kwh"], rel=0.1)
+                   for e in entries)  # fmt: skip
+        capsys.readouterr()
+        args = ["report", "--from", window["from"], "--to", window["to"], "--format", "csv"]
+        assert main([*args, "--database-url", database_url]) == 0
+        cli_rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+        api_rows = list(csv.reader(io.StringIO(as_csv.text)))
+        assert cli_rows == api_rows
+        assert len(api_rows) == 1 + 2 * (1 + ENTRIES)
+
         await a.stack.restart()
         await a.settle("portfolio")
         await a.step(300, "portfolio")
@@ -83,3 +114,34 @@ def _ratio(a: AlertStack) -> float:
     specs = a.stack.emulator.specs
     one, two = (min(specs[s].rated_charge_kw, specs[s].rated_discharge_kw) for s in (1, 2))
     return one / two
+
+
+async def test_bad_report_input_is_refused_naming_the_field(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The API answers 422 naming the parameter; the CLI prints one line and exits 2."""
+    async with (
+        monitor_stack(sqlite_url, sites=1) as stack,
+        httpx.AsyncClient(base_url=stack.url, headers=ADMIN) as http,
+    ):
+        for params, field in (
+            ({"from": "2026-03-02T08:00:00Z", "to": "2026-03-01T08:00:00Z"}, "to"),
+            ({"from": "2026-01-01T00:00:00Z", "to": "2026-03-01T00:00:00Z"}, "from"),
+            ({"from": "yesterday"}, "from"),
+            ({"site": "-3"}, "site"),
+            ({"limit": "10"}, "limit"),
+            ({"sites": "1"}, "sites"),
+        ):
+            answer = await http.get("/api/v1/energy", params=params)
+            assert answer.status_code == 422, params
+            assert answer.json()["field"] == field, params
+        unauthorized = await http.get("/api/v1/energy", headers={"Authorization": "x"})
+        assert unauthorized.status_code == 401
+    for args, flag in (
+        (["--from", "soon", "--to", "2026-03-01T00:00:00Z"], "--from"),
+        (["--from", "2026-03-02T00:00:00Z", "--to", "2026-03-01T00:00:00Z"], "--to"),
+    ):
+        capsys.readouterr()
+        assert main(["report", *args, "--database-url", sqlite_url]) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert flag in line
