@@ -67,6 +67,8 @@ DESIGN_METRICS = frozenset(
         "cellect_alerts_firing",
         "cellect_notifications_total",
         "cellect_notification_outbox_pending",
+        "cellect_site_energy_planned_joules_total",
+        "cellect_site_energy_delivered_joules_total",
     }
 )
 # Gauges the monitor exports for the alert rules (documented in alerts/cellect.rules.yml).
