@@ -22,7 +22,7 @@ import httpx
 from sqlalchemy import text
 from sqlmodel import Session
 
-from receiver.alerting.catalogue import threshold_values
+from receiver.alerting.catalogue import ratio_threshold_values, threshold_values
 from receiver.alerting.engine import AlertEngine
 from receiver.alerting.loop import AlertLoop
 from receiver.alerting.model import FleetView
@@ -35,6 +35,7 @@ from receiver.coordination import feed
 from receiver.coordination.coordinator import SINGLETONS, Coordinator
 from receiver.coordination.presence import Presence, preflight
 from receiver.coordination.replica import Replica
+from receiver.fleet.energy_job import EnergyJob
 from receiver.fleet.picture import Fleet
 from receiver.ingest.auth import WebhookAuth, load_webhook_secret
 from receiver.ingest.commit import Bounds, GroupCommitter
@@ -115,6 +116,7 @@ class Monitor:
             physics=Physics(
                 settings.plan_soc_min, settings.plan_soc_max, settings.round_trip_efficiency
             ),
+            tracking_window=settings.tracking_window_entries,
         )
         self.outbox = DeliveryWorker(clock, self.database, self.notifier, metrics)
         self.writer = WriterProcess(settings.database_url)
@@ -141,6 +143,7 @@ class Monitor:
         )
         self.client: CellectClient | None = None
         self.pollers: list[Poller] = []
+        self.energy_job: EnergyJob | None = None  # while polling: measurements and plans
         self.receiver: WebhookReceiver | None = None
         self.webhook_secret: str | None = None
         self.alert_loop = AlertLoop(
@@ -211,6 +214,7 @@ class Monitor:
                 observer=ClientEvents(self.metrics.client, self.fleet),
             )
             self.pollers = self._build_pollers(self.client)
+            self.energy_job = self._build_energy_job()
             for poller in self.pollers:
                 if isinstance(poller, ExPostPoller):
                     poller.catch_up_from = stored.last_activity
@@ -220,6 +224,7 @@ class Monitor:
             (self.settings.soc_low, self.settings.soc_high), self.settings.site_soc_thresholds
         )
         self.metrics.set_alert_thresholds(threshold_values(self.settings))
+        self.metrics.set_alert_ratios(ratio_threshold_values(self.settings))
         self.fleet.set_refresh_token_expiry(self.settings.refresh_token_expires_at)
 
     async def _join(self, replica: Replica) -> None:
@@ -306,6 +311,21 @@ class Monitor:
             self.fleet.service.poller_started(poller.name, poller.interval_s)
         return pollers
 
+    def _build_energy_job(self) -> EnergyJob:
+        """Delivered against planned, per entry: computed once per portfolio interval.
+        Too few samples means a gap longer than three polls; an entry is computed once
+        the poll after its end is surely in (that gap and one interval more)."""
+        interval = self.settings.portfolio_interval_s
+        return EnergyJob(
+            database=self.database,
+            clock=self.clock,
+            tracking=self.fleet.tracking,
+            replica=self.replica,
+            interval_s=interval,
+            max_gap_s=3 * interval,
+            grace_s=4 * interval,
+        )
+
     # Callbacks from the parts.
 
     def writer_up(self) -> bool:
@@ -391,6 +411,8 @@ class Monitor:
             work.append(clock_follower.follow(self.clock, self.settings.clock_url, stop))
         if self.replica is not None:
             work.append(self.replica.run(stop))
+        if self.energy_job is not None:
+            work.append(self.energy_job.run(stop))
         work += [
             self.presence.run(stop),
             self._watch_writer(stop),

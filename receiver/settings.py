@@ -129,6 +129,10 @@ class Settings(BaseSettings):
     plan_soc_max: float = Field(0.95, ge=0, le=1)
     round_trip_efficiency: float = Field(0.92, gt=0, le=1)
     plan_breach_critical_s: float = Field(3600.0, gt=0)
+    # Delivered against planned (docs/alerts.md#trackingdeviation): the tracking error is
+    # judged over each site's last N entries, and TrackingDeviation fires above this share.
+    tracking_window_entries: int = Field(16, ge=1, le=10_000)
+    tracking_deviation_ratio: float = Field(0.10, gt=0, le=10)
     group_wait_s: float = Field(30.0, ge=0)
     group_interval_s: float = Field(300.0, ge=0)
     repeat_interval_s: float = Field(4 * 3600.0, ge=0)

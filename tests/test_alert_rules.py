@@ -19,7 +19,13 @@ from typing import Any
 import pytest
 import yaml
 
-from receiver.alerting.catalogue import CATALOGUE, THRESHOLD_METRIC, Scope, spec
+from receiver.alerting.catalogue import (
+    CATALOGUE,
+    RATIO_THRESHOLD_METRIC,
+    THRESHOLD_METRIC,
+    Scope,
+    spec,
+)
 from tests.support.tools import require_tool
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +67,8 @@ DESIGN_METRICS = frozenset(
         "cellect_alerts_firing",
         "cellect_notifications_total",
         "cellect_notification_outbox_pending",
+        "cellect_site_energy_planned_joules_total",
+        "cellect_site_energy_delivered_joules_total",
     }
 )
 # Gauges the monitor exports for the alert rules (documented in alerts/cellect.rules.yml).
@@ -83,6 +91,8 @@ RULE_GAUGES = frozenset(
         "cellect_site_plan_breach_timestamp_seconds",
         "cellect_site_plan_breach_entry_start_timestamp_seconds",
         "cellect_site_plan_shortfall_joules",
+        "cellect_alert_threshold_ratio",
+        "cellect_site_tracking_error_ratio",
     }
 )
 # Prometheus' own series about the scrape (MonitorDown).
@@ -304,7 +314,7 @@ def _site_series(expr: str) -> set[str]:
     check left out."""
     condition = expr.split(SITE_NAME_JOIN)[0].replace(SITE_EXPORTED_NOW, "")
     metrics, _ = promql_names(condition)
-    return metrics - {THRESHOLD_METRIC}
+    return metrics - {THRESHOLD_METRIC, RATIO_THRESHOLD_METRIC}
 
 
 @pytest.mark.parametrize(

@@ -140,7 +140,7 @@ def test_panel_titles_are_unique_within_a_dashboard(path: Path) -> None:
 # Site gauges come from one replica at a time (the bucket's owner), from two for a moment
 # while a bucket moves: a panel reads them aggregated over `instance`. Counters are summed
 # (each replica's increase is its own part), so they may appear bare inside increase().
-SITE_GAUGE = re.compile(r"\bcellect_site_\w+")
+SITE_GAUGE = re.compile(r"\bcellect_site_(?!\w*_total\b)\w+")
 WITHOUT_INSTANCE = re.compile(r"(?:max|min) without \(instance\) \($")
 # Service series are each replica's own: joined per replica, never across replicas.
 PER_REPLICA_JOINS = ("on (poller)", "on (job, poller)", "on (instance, poller)")

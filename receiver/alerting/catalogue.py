@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 # The public home of docs/alerts.md: one constant to change where the docs are hosted.
 RUNBOOK_BASE_URL = "https://github.com/cellect-monitor/cellect-monitor/blob/main/docs/alerts.md"
 THRESHOLD_METRIC = "cellect_alert_threshold_seconds"
+# Thresholds that are shares, not durations (TrackingDeviation), by rule like the above.
+RATIO_THRESHOLD_METRIC = "cellect_alert_threshold_ratio"
 
 
 class Engines(StrEnum):
@@ -101,6 +103,14 @@ CATALOGUE: tuple[RuleSpec, ...] = (
     ),
     # A site alert; also fleet-wide, without a site, when no portfolio lists any site.
     RuleSpec("DataStale", WARNING, SITE, setting="stale_after_s"),
+    # The gauge is an average over the last N entries already: no hold on top.
+    RuleSpec(
+        "TrackingDeviation",
+        WARNING,
+        SITE,
+        setting="tracking_deviation_ratio",
+        gauge=RATIO_THRESHOLD_METRIC,
+    ),
     RuleSpec("ApiDown", CRITICAL, SERVICE, setting="api_down_after_s"),
     RuleSpec("AuthFailing", CRITICAL, SERVICE, for_s=300),
     RuleSpec("RefreshTokenExpiring", WARNING, SERVICE, setting="refresh_token_expiring_s"),
@@ -128,4 +138,13 @@ def threshold_values(settings: Settings) -> dict[str, float]:
         s.name: float(getattr(settings, s.setting))
         for s in CATALOGUE
         if s.exported_threshold and s.setting is not None
+    }
+
+
+def ratio_threshold_values(settings: Settings) -> dict[str, float]:
+    """{rule: share} of every threshold exported as RATIO_THRESHOLD_METRIC."""
+    return {
+        s.name: float(getattr(settings, s.setting))
+        for s in CATALOGUE
+        if s.gauge == RATIO_THRESHOLD_METRIC and s.setting is not None
     }

@@ -94,6 +94,9 @@ class SiteView:
     horizon_end: datetime | None = None  # end of the last planned entry ahead, if any
     in_progress_near_start: tuple[datetime, ...] = ()  # starts of entries still InProgress
     failure_run: FailureRun | None = None  # the latest run of failures, if any
+    # Σ|delivered − planned| / Σ|planned| over the site's last entries (None: none yet).
+    tracking_error: float | None = None
+    tracking_at: datetime | None = None  # the end of the newest entry it counts
     # False: the latest PortfolioOverview left the site out (Cellect has no live data:
     # its box is offline or not reporting), so its data goes stale for that reason.
     in_portfolio: bool = True
@@ -154,6 +157,8 @@ class Thresholds:
     api_down_after_s: float = 300.0
     failure_hold_s: float = 3600.0
     plan_breach_critical_s: float = 3600.0
+    tracking_deviation_ratio: float = 0.10
+    tracking_window_entries: int = 16
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Thresholds:
@@ -169,6 +174,8 @@ class Thresholds:
             api_down_after_s=settings.api_down_after_s,
             failure_hold_s=settings.failure_hold_s,
             plan_breach_critical_s=settings.plan_breach_critical_s,
+            tracking_deviation_ratio=settings.tracking_deviation_ratio,
+            tracking_window_entries=settings.tracking_window_entries,
         )
 
     def soc_limits(self, site_id: int) -> tuple[float, float]:

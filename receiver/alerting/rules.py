@@ -24,6 +24,9 @@ runbook):
 - DataStale (warning): a site of the portfolio not updated for `stale_after_s`; or,
   while polling, no site data at all `stale_after_s` after the start. Never without
   polling (webhooks-only mode has no master data).
+- TrackingDeviation (warning): the site's delivered energy missed its plan by more than
+  `tracking_deviation_ratio` over its last `tracking_window_entries` entries
+  (Σ|delivered − planned| / Σ|planned|, receiver.analytics.delivery).
 - ApiDown (critical): a poller without success for max(`api_down_after_s`, two of its
   intervals), counted from the start at the latest, while the API's attempts have been
   failing without an answer (any status below 500 is one, 429 included) for
@@ -243,6 +246,24 @@ def data_stale(site: SiteView, svc: ServiceView, th: Thresholds, now: datetime) 
     yield _site_alert("DataStale", Severity.WARNING, site, since, what, check)
 
 
+def tracking_deviation(
+    site: SiteView, _svc: ServiceView, th: Thresholds, now: datetime
+) -> Iterable[Alert]:
+    error = site.tracking_error
+    if error is None or error <= th.tracking_deviation_ratio:
+        return
+    what = (
+        f"delivered energy missed the plan by {error:.1%} over its last "
+        f"{th.tracking_window_entries} entries (threshold {th.tracking_deviation_ratio:.0%})"
+    )
+    check = (
+        "the site's inverter and BMS limits (a derated inverter, a battery at its SoC "
+        "limits), then whether the plan asks what the site can deliver."
+    )
+    since = site.tracking_at or now
+    yield _site_alert("TrackingDeviation", Severity.WARNING, site, since, what, check)
+
+
 SITE_RULES: tuple[SiteRule, ...] = (
     implementation_failed,
     site_unavailable,
@@ -251,6 +272,7 @@ SITE_RULES: tuple[SiteRule, ...] = (
     in_progress_stuck,
     schedule_infeasible,
     data_stale,
+    tracking_deviation,
 )
 
 
@@ -357,6 +379,7 @@ RULE_NAMES = {
     "in_progress_stuck": "InProgressStuck",
     "schedule_infeasible": "ScheduleInfeasible",
     "data_stale": "DataStale",
+    "tracking_deviation": "TrackingDeviation",
     "no_site_data": "DataStale",
     "api_down": "ApiDown",
     "auth_failing": "AuthFailing",

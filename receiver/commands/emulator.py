@@ -2,6 +2,7 @@
 
     cellect-monitor emulator --port 8081 --sites 5 --seed 1 --refresh-token TOKEN \\
         [--speed X] [--outage-rate R] [--webhook-url URL [--webhook-secret S]] [--demo-trader]
+        [--measurement-noise R]
 
 `--refresh-token` pre-issues that refresh token to partner account 1 (without it, issue
 one through `POST /_emulator/refresh-tokens`); `--webhook-url` subscribes that URL for
@@ -42,6 +43,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--webhook-secret", help="Standard Webhooks signing secret for it")
     parser.add_argument("--demo-trader", action="store_true", help="post demo schedules")
     parser.add_argument(
+        "--measurement-noise",
+        type=float,
+        default=0.0,
+        help="the meters' relative noise on power readings (0: exact, at most 0.5)",
+    )
+    parser.add_argument(
         "--refresh-token-days", type=float, help="life of --refresh-token (emulated days)"
     )
     # For `run --emulator`, which starts this command as its child process:
@@ -57,6 +64,8 @@ def _check(args: argparse.Namespace) -> None:
         raise CommandError("--sites must be >= 0")
     if args.speed < 0 or args.outage_rate < 0:
         raise CommandError("--speed and --outage-rate must be >= 0")
+    if not 0 <= args.measurement_noise <= 0.5:
+        raise CommandError("--measurement-noise must be between 0 and 0.5")
     if args.webhook_secret and not args.webhook_url:
         raise CommandError("--webhook-secret needs --webhook-url")
     if args.refresh_token is not None and len(args.refresh_token.strip()) < 8:
@@ -71,6 +80,7 @@ def build(args: argparse.Namespace) -> Emulator:
         clock=Clock(speed=args.speed),
         outage_rate_per_day=args.outage_rate,
         demo_trader=args.demo_trader,
+        measurement_noise=args.measurement_noise,
     )
     if args.refresh_token:
         lifetime = args.refresh_token_days

@@ -25,7 +25,10 @@ Kinds and bodies (JSON; times as integer microseconds since the epoch):
   kW], ...]}}` (rows of three, without the power, from older versions: the reader keeps
   the powers it had);
 - `events`: an events poll of some sites — `{"at": t, "s": {site: [event, ...]}}`;
-- `portfolio`: a PortfolioOverview — `{"at": t, "s": [site information, ...]}`.
+- `portfolio`: a PortfolioOverview — `{"at": t, "s": [site information, ...]}`;
+- `energy`: entries' delivered against planned energy, computed by their site's owner —
+  `{"e": [[site, start, end, generation, planned_kwh, delivered_kwh], ...]}`
+  (receiver.storage.energy; delivered null when nothing was measured).
 
 NOTIFY `cellect_feed` (payload: the writer's replica id) at commit wakes the readers;
 without it they read every `READ_EVERY_S` all the same. On SQLite (one replica) nothing
@@ -46,6 +49,7 @@ from sqlmodel import Session
 from receiver.cellect.enums import ImplementationStatus
 from receiver.cellect.models import AvailabilityEvent, SiteInformation, TimeSeriesResult
 from receiver.storage.coordination_tables import FeedRow
+from receiver.storage.energy import EnergyRow
 from receiver.storage.status.model import StatusChange
 
 FEED: Table = FeedRow.__table__  # type: ignore[attr-defined]
@@ -129,6 +133,14 @@ def portfolio_body(at: datetime, sites: Sequence[SiteInformation]) -> dict[str, 
     return {"at": micros(at), "s": [s.wire() for s in sites]}
 
 
+def energy_body(rows: Sequence[EnergyRow]) -> dict[str, Any]:
+    rows_out = [
+        [r.site_id, micros(r.start), micros(r.end), r.generation, r.planned_kwh, r.delivered_kwh]
+        for r in rows
+    ]
+    return {"e": rows_out}
+
+
 # Reading.
 
 
@@ -157,7 +169,13 @@ class PortfolioEntry:
     sites: list[SiteInformation]
 
 
-Entry = StatusEntry | PlanEntry | EventsEntry | PortfolioEntry
+@dataclass(frozen=True)
+class EnergyEntry:
+    # (site, the entry's end, planned kWh, delivered kWh)
+    rows: list[tuple[int, datetime, float, float | None]]
+
+
+Entry = StatusEntry | PlanEntry | EventsEntry | PortfolioEntry | EnergyEntry
 
 
 def _status(body: dict[str, Any]) -> StatusEntry:
@@ -213,6 +231,8 @@ def decode(kind: str, text_body: str) -> Entry | None:
     if kind == "portfolio":
         sites = [SiteInformation.model_validate(s) for s in body["s"]]
         return PortfolioEntry(moment(body["at"]), sites)
+    if kind == "energy":
+        return EnergyEntry([(row[0], moment(row[2]), row[4], row[5]) for row in body["e"]])
     return None
 
 
@@ -272,6 +292,8 @@ def sites_of(entries: Iterable[Entry]) -> set[int]:
             found.update(c.site_id for c in entry.changes)
         elif isinstance(entry, PortfolioEntry):
             found.update(s.site_id for s in entry.sites)
+        elif isinstance(entry, EnergyEntry):
+            found.update(row[0] for row in entry.rows)
         else:
             found.update(entry.plans if isinstance(entry, PlanEntry) else entry.events)
     return found

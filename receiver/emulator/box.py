@@ -16,7 +16,10 @@ Statuses (the returned StatusChanges are what webhooks must report):
 - delete(): live entries not yet started overlapping [start, end) → 4 Deleted.
 
 Execution: the site's AC power is the running transferred entry's power, 0 kW in a gap
-(standby) and 0 during an outage, curtailed to 0 at the SoC limits. Offline, the box
+(standby) and 0 during an outage, times the inverter's factor (1, or less while derated:
+`set_inverter_factor`), tapered near the SoC limits and curtailed to 0 at them
+(receiver.emulator.battery). The meter (`measured_power_kw`) reads that power with
+optional seeded noise (`set_meter_noise`); the battery follows the true power. Offline, the box
 keeps executing what it already holds (at most 48 h ahead, as every entry ends within
 48 h of its post) and hears of nothing new: an overwrite or delete made in the cloud
 meanwhile reaches it only on reconnect, so it may have executed an entry the cloud
@@ -102,6 +105,9 @@ class Box:
             start_ts=self._t,
             next_event_id=next_event_id,
         )
+        self._factor = 1.0  # the inverter's: every AC power scaled by it (derating)
+        self._noise = 0.0  # the meter's relative standard deviation
+        self._meter_rng = random.Random(f"{spec.site_id}:{rng.getrandbits(64)}")
         self._charged_ac_kwh = 0.0
         self._discharged_ac_kwh = 0.0
         self._at_cache = (self._t, _dt(self._t))
@@ -123,7 +129,40 @@ class Box:
 
     @property
     def power_kw(self) -> float:
-        return effective_power_kw(self._stored, self._demand_kw(), self._params)
+        """The AC power flowing now (derated, tapered, curtailed)."""
+        return effective_power_kw(self._stored, self._demand_kw() * self._factor, self._params)
+
+    def measured_power_kw(self) -> float:
+        """The power as the site's meter reads it: `power_kw`, with the meter's noise (a
+        Gaussian relative error of standard deviation `meter_noise`; none by default).
+        Each reading draws from the box's own seeded rng."""
+        power = self.power_kw
+        if self._noise == 0.0 or power == 0.0:
+            return power
+        return power * (1.0 + self._meter_rng.gauss(0.0, self._noise))
+
+    @property
+    def inverter_factor(self) -> float:
+        return self._factor
+
+    @property
+    def meter_noise(self) -> float:
+        return self._noise
+
+    def set_inverter_factor(self, factor: float, *, now: datetime) -> list[StatusChange]:
+        """Derate the inverter from `now` on: every AC power is `factor` × the scheduled
+        one (1 restores it). The battery is advanced to `now` at the old factor first."""
+        if not 0.0 <= factor <= 1.0:
+            raise ValueError("factor must be within [0, 1]")
+        changes = self._advance(now)
+        self._factor = factor
+        return changes
+
+    def set_meter_noise(self, noise: float) -> None:
+        """The meter's relative noise from now on (0: exact readings)."""
+        if not 0.0 <= noise <= 0.5:
+            raise ValueError("noise must be within [0, 0.5]")
+        self._noise = noise
 
     @property
     def available(self) -> bool:
@@ -303,7 +342,7 @@ class Box:
     def _integrate_to(self, moment: float) -> None:
         if moment <= self._t:
             return
-        power = self._demand_kw()
+        power = self._demand_kw() * self._factor
         if power != 0.0:
             step = integrate(self._stored, power, moment - self._t, self._params)
             self._stored = step.stored_kwh

@@ -67,6 +67,7 @@ class Emulator:
         outage_rate_per_day: float = 0.0,
         transfer_delay_s: float = 30.0,
         demo_trader: bool = False,
+        measurement_noise: float = 0.0,
     ) -> None:
         self.clock = clock or Clock()
         self.seed = seed
@@ -91,6 +92,8 @@ class Emulator:
             )
             for site_id, spec in self.specs.items()
         }
+        for box in self.boxes.values():
+            box.set_meter_noise(measurement_noise)
         self.sender = WebhookSender(
             clock=self.clock, subscriptions=self.subscriptions_of, rng=random.Random(seed)
         )
@@ -180,7 +183,7 @@ class Emulator:
             latitude=spec.latitude,
             longitude=spec.longitude,
             ess_soc=round(box.soc_pct, 3),
-            ess_power=round(box.power_kw, 3),
+            ess_power=round(box.measured_power_kw(), 3),
             ess_installed_energy_capacity=spec.capacity_kwh,
             ess_power_ac_rated_discharge=spec.rated_discharge_kw,
             ess_power_ac_rated_charge=spec.rated_charge_kw,

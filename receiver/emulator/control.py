@@ -11,7 +11,8 @@
 - Faults: `POST|GET|DELETE /faults` (receiver.emulator.faults), `POST|GET /webhook-faults`.
 - Boxes: `GET /sites`; `POST /sites/{id}/box {"online", "reporting"}`;
   `POST /sites/{id}/outages {"type", "reason", "source", "duration_s", "starts_in_s"}`;
-  `DELETE /sites/{id}/outages/current`.
+  `DELETE /sites/{id}/outages/current`; `POST|DELETE /sites/{id}/inverter {"factor"}`
+  (derating); `POST /sites/{id}/meter {"noise"}`.
 Every change is followed by `emulator.sync()`, so its webhooks go out at once.
 """
 
@@ -270,4 +271,7 @@ def control_routes(emulator: Emulator) -> list[BaseRoute]:
         route("/sites/{site_id:int}/battery", sites.set_battery, "POST"),
         route("/sites/{site_id:int}/outages", sites.start_outage, "POST"),
         route("/sites/{site_id:int}/outages/current", sites.end_outage, "DELETE"),
+        route("/sites/{site_id:int}/inverter", sites.set_inverter, "POST"),
+        route("/sites/{site_id:int}/inverter", sites.restore_inverter, "DELETE"),
+        route("/sites/{site_id:int}/meter", sites.set_meter, "POST"),
     ]

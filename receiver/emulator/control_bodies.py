@@ -100,6 +100,14 @@ class BatteryBody(_Body):
     discharge_efficiency: float | None = Field(None, alias="dischargeEfficiency", gt=0, le=1)
 
 
+class InverterBody(_Body):
+    factor: float = Field(ge=0, le=1)
+
+
+class MeterBody(_Body):
+    noise: float = Field(ge=0, le=0.5)
+
+
 class OutageBody(_Body):
     type: DowntimeType = DowntimeType.UNPLANNED
     reason: EventReason = EventReason.OUTAGE

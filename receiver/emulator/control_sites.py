@@ -5,7 +5,10 @@ cuts or restores its link or its reporting; `POST /sites/{id}/battery` gives the
 another battery (capacity, SoC, ratings, SoC limits, efficiencies: any of them) from now
 on, so a test starts from a state it computed by hand; `POST /sites/{id}/outages` announces an
 outage (planned ones ahead with `starts_in_s`), `DELETE /sites/{id}/outages/current` ends
-the running one. Unknown sites are 404 naming `siteId`.
+the running one. `POST /sites/{id}/inverter {"factor": 0.8}` derates the box's inverter
+(every AC power it delivers × factor), `DELETE /sites/{id}/inverter` restores it;
+`POST /sites/{id}/meter {"noise": 0.01}` sets the meter's relative noise (0: exact).
+Unknown sites are 404 naming `siteId`.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ def _box_view(site_id: int, box: Box) -> dict[str, Any]:
         "capacityKwh": box.spec.capacity_kwh,
         "chargedAcKwh": box.charged_ac_kwh,
         "dischargedAcKwh": box.discharged_ac_kwh,
+        "inverterFactor": box.inverter_factor,
+        "meterNoise": box.meter_noise,
     }
 
 
@@ -117,3 +122,22 @@ class SiteControl:
         if outage is None:
             raise ControlError("siteId", f"site {site_id} has no running outage", status=404)
         return JSONResponse(_outage_view(outage))
+
+    async def set_inverter(self, request: Request) -> Response:
+        site_id, box = self._site(request)
+        body = parse(bodies.InverterBody, await read_payload(request))
+        self.emulator.publish(box.set_inverter_factor(body.factor, now=self.emulator.clock.now()))
+        self.emulator.sync()
+        return JSONResponse(_box_view(site_id, box))
+
+    async def restore_inverter(self, request: Request) -> Response:
+        site_id, box = self._site(request)
+        self.emulator.publish(box.set_inverter_factor(1.0, now=self.emulator.clock.now()))
+        self.emulator.sync()
+        return JSONResponse(_box_view(site_id, box))
+
+    async def set_meter(self, request: Request) -> Response:
+        site_id, box = self._site(request)
+        body = parse(bodies.MeterBody, await read_payload(request))
+        box.set_meter_noise(body.noise)
+        return JSONResponse(_box_view(site_id, box))

@@ -45,6 +45,9 @@ _PLACES: tuple[tuple[str, str, float, float], ...] = (
     ("Bilbao", "Spain", 43.2630, -2.9350),
 )
 _KINDS = ("Power Plant", "Energy Park", "Storage Hub", "Grid Battery", "Solar Storage")
+# The demo's boxes taper their power over the last 5 points of SoC before each limit
+# (95 % full, 5 % empty): from 90 % and from 10 % (receiver.emulator.battery).
+TAPER_PCT = 5.0
 # (capacity kWh, rated charge kW, rated discharge kW): common commercial sizes.
 _SIZES: tuple[tuple[float, float, float], ...] = (
     (300.0, 150.0, 250.0),
@@ -82,6 +85,7 @@ def _site(site_id: int, partner_id: int, rng: random.Random) -> SiteSpec:
         rated_charge_kw=charge,
         rated_discharge_kw=discharge,
         initial_soc_pct=round(rng.uniform(30.0, 70.0), 1),
+        taper_pct=TAPER_PCT,
     )
 
 

@@ -13,7 +13,9 @@ class SiteSpec:
     """A site of the demo portfolio: identity, location and battery ratings.
 
     Capacity in kWh, powers in kW (positive magnitudes), SoC limits in percent,
-    efficiencies as fractions (charge: AC → stored; discharge: stored → AC).
+    efficiencies as fractions (charge: AC → stored; discharge: stored → AC). `taper_pct`:
+    the band (percentage points of SoC) inside each limit where the power tapers to 0
+    (receiver.emulator.battery); 0, no taper.
     """
 
     site_id: int
@@ -30,6 +32,7 @@ class SiteSpec:
     max_soc_pct: float = 95.0
     charge_efficiency: float = 0.95
     discharge_efficiency: float = 0.95
+    taper_pct: float = 0.0
 
 
 @dataclass

@@ -52,6 +52,7 @@ from receiver.cellect.enums import AvailabilityStatus, DowntimeType, Implementat
 from receiver.cellect.models import AvailabilityEvent, SiteInformation, TimeSeriesResult
 from receiver.coordination import feed
 from receiver.fleet.service_health import ServiceHealth
+from receiver.fleet.tracking import Tracking
 from receiver.metrics.registry import Metrics
 from receiver.metrics.sites import (
     Availability,
@@ -157,11 +158,14 @@ class Fleet:
         polling: bool = True,
         max_sites: int = 100_000,
         physics: Physics | None = None,
+        tracking_window: int = 16,
     ) -> None:
         self.metrics = metrics
         self.physics = physics or Physics()
         self._unforecast: set[int] = set()  # sites to forecast again (module doc)
         self.forecasts_computed = 0  # sites forecast since the start (recomputed on change)
+        # Delivered against planned, per site (receiver.fleet.tracking).
+        self.tracking = Tracking(metrics, tracking_window)
         self.polling, self.max_sites = polling, max_sites
         self._portfolio_seen = False  # a portfolio poll has named the partner's sites
         self.clock = clock
@@ -362,6 +366,8 @@ class Fleet:
             elif isinstance(entry, feed.EventsEntry):
                 for site_id, events in entry.events.items():
                     self.availability_polled(site_id, events, entry.at)
+            elif isinstance(entry, feed.EnergyEntry):
+                self.tracking.add(entry.rows)
             else:
                 snapshots = self.portfolio_polled(entry.sites, entry.at)
         return failed, snapshots
@@ -520,6 +526,8 @@ class Fleet:
             failure_run=site.failure_run,
             in_portfolio=site_id in self._present,
             plan_breach=_plan_breach(site),
+            tracking_error=self.tracking.error(site_id),
+            tracking_at=self.tracking.latest(site_id),
         )
 
     async def _forecast_changed(self) -> None:

@@ -21,8 +21,9 @@ from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
-from receiver.alerting.catalogue import THRESHOLD_METRIC, builtin_pairs
+from receiver.alerting.catalogue import RATIO_THRESHOLD_METRIC, THRESHOLD_METRIC, builtin_pairs
 from receiver.cellect.enums import ImplementationStatus
+from receiver.metrics.energy import EnergyCollector
 from receiver.metrics.exposition import fast_render
 from receiver.metrics.leases import ReplicaCollector, ReplicaState
 from receiver.metrics.schedules import ScheduleCounters
@@ -134,6 +135,7 @@ class Metrics:
         self.client = ClientMetrics(registry, now, API_ENDPOINTS)
         self.sites = SiteCollector(now, stale_after_s)
         self.schedules = ScheduleCounters()
+        self.energy = EnergyCollector()  # delivered against planned (receiver.metrics.energy)
         optional = (
             self.start_time,
             self.access_token_expiry,
@@ -141,7 +143,7 @@ class Metrics:
             self.credentials_refused,
             self.webhook_last_accepted,
         )
-        for collector in (*optional, self.sites, self.schedules):
+        for collector in (*optional, self.sites, self.schedules, self.energy):
             registry.register(collector)
         self._precreate()
 
@@ -189,6 +191,12 @@ class Metrics:
         self.alert_thresholds = Gauge(
             THRESHOLD_METRIC,
             "The alert rules' thresholds, from the monitor's settings (CELLECT_*).",
+            ["rule"],
+            registry=r,
+        )
+        self.alert_ratios = Gauge(
+            RATIO_THRESHOLD_METRIC,
+            "The alert rules' thresholds that are shares, from the monitor's settings.",
             ["rule"],
             registry=r,
         )
@@ -312,6 +320,11 @@ class Metrics:
         for rule, seconds in thresholds.items():
             self.alert_thresholds.labels(rule).set(seconds)
 
+    def set_alert_ratios(self, ratios: Mapping[str, float]) -> None:
+        """`{rule: share}`: the thresholds that are ratios (catalogue.py)."""
+        for rule, ratio in ratios.items():
+            self.alert_ratios.labels(rule).set(ratio)
+
     def set_alerts_firing(self, firing: Mapping[tuple[str, str], int]) -> None:
         """Replace the firing counts: `{(rule, severity): n}`; catalogue rules not named are 0."""
         for rule, severity in {*ALERT_RULES, *firing}:
@@ -372,6 +385,7 @@ class Metrics:
         the sites of its buckets); None: every site. Call again when its answers change."""
         self.sites.show_only(shown)
         self.schedules.show_only(shown)
+        self.energy.show_only(shown)
 
 
 def render_metrics(metrics: Metrics) -> bytes:
@@ -381,7 +395,7 @@ def render_metrics(metrics: Metrics) -> bytes:
         head = generate_latest(metrics.registry)
     finally:
         fast_render.reset(token)
-    return head + metrics.sites.render() + metrics.schedules.render()
+    return head + metrics.sites.render() + metrics.schedules.render() + metrics.energy.render()
 
 
 def metrics_endpoint(metrics: Metrics) -> Callable[[Request], Awaitable[Response]]:

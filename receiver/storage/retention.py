@@ -1,9 +1,10 @@
 """Retention: what `prune` deletes, and the background loop that runs it.
 
 Pruned when older than the cutoff: measurements, settled schedule entries (status 2–5)
-that ended, with their history, ended availability events, resolved alerts, expired
-silences, sent or dead outbox messages, and raw webhook deliveries. Never pruned: open
-events, firing alerts, pending messages, entries still InProgress, sites.
+that ended, with their history, entries' delivered energy (`entry_energy`), ended
+availability events, resolved alerts, expired silences, sent or dead outbox messages,
+and raw webhook deliveries. Never pruned: open events, firing alerts, pending messages,
+entries still InProgress, sites.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from receiver.storage.alert_tables import AlertRecord, OutboxMessage, Silence
 from receiver.storage.engine import session_factory
 from receiver.storage.tables import (
     AvailabilityEventRecord,
+    EntryEnergy,
     Measurement,
     ScheduleEntryRecord,
     ScheduleStatusChange,
@@ -51,6 +53,7 @@ def _statements(older_than: datetime) -> dict[str, Delete]:
         "schedule_entries": delete(ScheduleEntryRecord).where(
             col(ScheduleEntryRecord.id).in_(old_entries)
         ),
+        "entry_energy": delete(EntryEnergy).where(col(EntryEnergy.end_at) < older_than),
         "availability_events": delete(AvailabilityEventRecord).where(
             col(AvailabilityEventRecord.end_at).is_not(None),
             col(AvailabilityEventRecord.end_at) < older_than,

@@ -141,3 +141,27 @@ class WebhookDelivery(SQLModel, table=True):
     body: str = Field(sa_type=Text)
     remote_addr: str | None = None
     replayed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class EntryEnergy(SQLModel, table=True):
+    """Planned against delivered energy of one entry that has run (one generation of a
+    slot), estimated once after its end (receiver.analytics.delivery); kWh, + discharge.
+    `delivered_kwh` is null when nothing was measured (`method` "none")."""
+
+    __tablename__ = "entry_energy"
+    __table_args__ = (
+        UniqueConstraint(
+            *("site_id", "start_at", "end_at", "generation"), name="uq_entry_energy_entry"
+        ),
+        Index("ix_entry_energy_end_at", "end_at"),
+    )
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    site_id: int
+    start_at: datetime = Field(sa_type=UtcDateTime)
+    end_at: datetime = Field(sa_type=UtcDateTime)
+    generation: int = 0
+    planned_kwh: float
+    delivered_kwh: float | None = None
+    method: str = Field(sa_type=String(8))
+    samples: int = 0
+    computed_at: datetime = Field(sa_type=UtcDateTime)

@@ -12,6 +12,7 @@
   GET /api/v1/alerts[?state=firing|resolved|all]   alerts, most recent first
   GET /api/v1/alerts/{id}                          one alert
   GET /api/v1/alerts/{id}/notifications            messages sent about its group since it started
+  GET /api/v1/energy?from=&to=[&site=ID]           delivered against planned per site and entry
 
 Lists answer `{"items": [...], "next": cursor | null}`; `?cursor=` (what `next` said)
 fetches the following page, `?limit=` sets its size (1…1000, default 100). Every list
@@ -45,6 +46,7 @@ from receiver.storage.engine import session_factory
 from receiver.storage.reads import DEFAULT_LIMIT, MAX_LIMIT, Page, ReadError
 from receiver.storage.reads.alerts import ALERT_FILTERS, alert, alert_page, notification_page
 from receiver.storage.reads.deliveries import delivery, delivery_page
+from receiver.storage.reads.energy import energy_report
 from receiver.storage.reads.events import event_page
 from receiver.storage.reads.measurements import (
     MAX_POINTS,
@@ -54,7 +56,14 @@ from receiver.storage.reads.measurements import (
 from receiver.storage.reads.schedule import schedule_page
 from receiver.storage.reads.sites import site_known, site_page, site_summary
 from receiver.web import read_rows as rows
-from receiver.web.read_rows import CsvShape, entry_json, event_json, item_json, site_json
+from receiver.web.read_rows import (
+    CsvShape,
+    energy_json,
+    entry_json,
+    event_json,
+    item_json,
+    site_json,
+)
 
 T = TypeVar("T")
 PREFIX = "/api/v1"
@@ -160,6 +169,7 @@ def read_routes(store: Engine, clock: Clock) -> list[Route]:
             ("/alerts", api.alerts),
             ("/alerts/{alert_id}", api.alert),
             ("/alerts/{alert_id}/notifications", api.notifications),
+            ("/energy", api.energy),
         )
     ]
 
@@ -349,6 +359,22 @@ class ReadApi:
             ),
             item_json, rows.NOTIFICATIONS_CSV, f"alert-{alert_id}-notifications.csv",
         )  # fmt: skip
+
+    async def energy(self, request: Request) -> Response:
+        """The delivery report (receiver.storage.reads.energy): not paged, one window."""
+        query = Query.of(request, {"from", "to", "site"})
+        for name in ("cursor", "limit"):
+            if name in query.values:
+                raise BadParameter(name, "the report comes in one piece: no paging")
+        end = query.time("to") or self.clock.now()
+        start = query.time("from") or end - DEFAULT_SPAN
+        site_id = query.integer("site", 0, MAX_ID)
+        found = await self._read(
+            lambda s: energy_report(session=s, start=start, end=end, site_id=site_id)
+        )
+        if query.csv:
+            return csv_response(one_page(found), rows.ENERGY_CSV, "energy.csv")
+        return JSONResponse({"items": [energy_json(r) for r in found], "next": None})
 
 
 async def one_page(items: list[T]) -> AsyncIterator[Page[T]]:

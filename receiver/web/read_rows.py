@@ -25,6 +25,7 @@ from receiver.cellect.enums import (
 )
 from receiver.storage.reads.alerts import AlertView, NotificationView
 from receiver.storage.reads.deliveries import DeliveryView
+from receiver.storage.reads.energy import EnergyReportRow
 from receiver.storage.reads.events import EventView
 from receiver.storage.reads.measurements import MeasurementBucket, MeasurementRow
 from receiver.storage.reads.schedule import ScheduleEntryView
@@ -82,6 +83,11 @@ def event_json(event: EventView) -> dict[str, Any]:
             "source_name": _name(EventSource, event.source),
         }
     )
+
+
+def energy_json(row: EnergyReportRow) -> dict[str, Any]:
+    status = None if row.status is None else _name(ImplementationStatus, row.status)
+    return _object({**asdict(row), "status_name": status})
 
 
 def item_json(item: Any) -> dict[str, Any]:
@@ -157,4 +163,13 @@ NOTIFICATIONS_CSV: CsvShape[NotificationView] = CsvShape(
     ("id", "created_at", "group_key", "status", "attempts", "sent_at", "last_error", "title"),
     lambda n: (n.id, n.created_at, n.group_key, n.status, n.attempts, n.sent_at, n.last_error,
                n.title),
+)  # fmt: skip
+ENERGY_CSV: CsvShape[EnergyReportRow] = CsvShape(
+    ("row", "site_id", "site_name", "start_at", "end_at", "generation", "status", "status_name",
+     "method", "planned_kwh", "delivered_kwh", "deviation_kwh", "tracking_error", "entries",
+     "failures", "availability_share"),
+    lambda r: (r.row, r.site_id, r.site_name, r.start_at, r.end_at, r.generation, r.status,
+               None if r.status is None else _name(ImplementationStatus, r.status), r.method,
+               r.planned_kwh, r.delivered_kwh, r.deviation_kwh, r.tracking_error, r.entries,
+               r.failures, r.availability_share),
 )  # fmt: skip

@@ -220,7 +220,16 @@ def _announce_maintenance(demo: Demo) -> None:
 
 # Panel queries with no data in this scenario although the dashboards are right: the
 # emulator publishes an event's end only once it has ended, so no planned end is known.
-NO_DATA_HERE = {"cellect-portfolio: Upcoming planned outages [C]"}
+NO_DATA_HERE = {
+    "cellect-portfolio: Upcoming planned outages [C]",
+    # Delivered against planned exists once an entry has run and been computed (minutes
+    # after its end), which this scenario's failing entries never are; the panels' series
+    # are pinned by tests/service/test_delivery_tracking.py and the metrics tests.
+    "cellect-portfolio: Worst tracking [A]",
+    "cellect-site: Plan vs delivered [A]",
+    "cellect-site: Plan vs delivered [B]",
+    "cellect-site: Plan vs delivered [C]",
+}
 # The replicas' panels read the lease and identity series (docs/metrics.md, "Several
 # replicas"): empty while the monitor exports none of them, and held to data once it does.
 REPLICA_PANELS = {"Replicas", "Leases held by replica", "Lease changes"}

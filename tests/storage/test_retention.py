@@ -91,6 +91,7 @@ def test_prune_deletes_only_what_retention_allows(
         "measurements": 1,
         "schedule_status_changes": 1,
         "schedule_entries": 1,
+        "entry_energy": 0,
         "availability_events": 1,
         "alerts": 1,
         "silences": 1,
