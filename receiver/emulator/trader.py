@@ -38,6 +38,12 @@ TOKEN_MAX_AGE = timedelta(hours=5)  # access tokens live 6 h
 POWER_MARGIN = 0.9  # never ask for more than 90 % of a rating
 CHEAP_SHARE = 0.25  # the cheapest quarter of the day's hours charges ...
 PEAK_SHARE = 0.25  # ... and the dearest quarter discharges
+# The trader keeps its plan's state of charge within this band of the capacity, by its own
+# forecast (efficiency √0.92 each way, as a monitor assumes by default): a real trader
+# does not sell energy its battery will not hold, so the demo's plans are feasible until
+# someone breaks a box on purpose (the emulator's control API).
+SOC_BAND = (0.15, 0.85)
+EFFICIENCY = math.sqrt(0.92)
 
 
 class PriceCurve:
@@ -66,11 +72,30 @@ class PriceCurve:
 
 @dataclass(frozen=True)
 class Ratings:
-    """A site as the trader reads it from PortfolioOverview (kW, positive magnitudes)."""
+    """A site as the trader reads it from PortfolioOverview (kW, positive magnitudes; the
+    capacity in kWh and the SoC in percent, when known)."""
 
     site_id: int
     rated_charge_kw: float
     rated_discharge_kw: float
+    capacity_kwh: float | None = None
+    soc_pct: float | None = None
+
+
+def stored_after(stored_kwh: float, entries: Sequence[PlannedEntry], until: datetime,
+                 since: datetime) -> float:  # fmt: skip
+    """The trader's forecast of the stored energy at `until`, from `stored_kwh` at `since`
+    through `entries` (the parts of them between the two moments)."""
+    for entry in entries:
+        start, end = max(entry.start, since), min(entry.end, until)
+        if end <= start:
+            continue
+        hours = (end - start).total_seconds() / 3600.0
+        if entry.power_kw < 0:
+            stored_kwh += -entry.power_kw * hours * EFFICIENCY
+        else:
+            stored_kwh -= entry.power_kw * hours / EFFICIENCY
+    return stored_kwh
 
 
 @dataclass(frozen=True)
@@ -114,18 +139,38 @@ def plan(
     rng: random.Random,
     *,
     forecast_noise: float = 0.0,
+    stored_kwh: float | None = None,
 ) -> list[PlannedEntry]:
-    """15-minute entries over [start, end): charge when cheap, discharge at peaks, else a gap."""
+    """15-minute entries over [start, end): charge when cheap, discharge at peaks, else a gap.
+
+    With the site's capacity and `stored_kwh` (the energy stored at `start`, by the
+    trader's forecast), each charge and discharge is cut so that the plan keeps the SoC
+    within SOC_BAND; an entry cut below 1 kW is left out (a gap)."""
     cheap, peak = thresholds(curve, start)
+    low = high = None
+    if stored_kwh is not None and site.capacity_kwh:
+        low, high = (share * site.capacity_kwh for share in SOC_BAND)
     entries = []
     slot = start
+    hours = SLOT.total_seconds() / 3600.0
     while slot + SLOT <= end:
         price = curve.price(slot) + (rng.gauss(0, forecast_noise) if forecast_noise else 0.0)
         share = POWER_MARGIN * rng.uniform(0.6, 1.0)
+        power = 0.0
         if price <= cheap:
-            entries.append(PlannedEntry(slot, slot + SLOT, -_kw(site.rated_charge_kw * share)))
+            power = -site.rated_charge_kw * share
+            if stored_kwh is not None and high is not None:
+                power = -min(-power, max(high - stored_kwh, 0.0) / (hours * EFFICIENCY))
         elif price >= peak:
-            entries.append(PlannedEntry(slot, slot + SLOT, _kw(site.rated_discharge_kw * share)))
+            power = site.rated_discharge_kw * share
+            if stored_kwh is not None and low is not None:
+                power = min(power, max(stored_kwh - low, 0.0) * EFFICIENCY / hours)
+        power = math.copysign(_kw(abs(power)), power)
+        if abs(power) >= 1.0:
+            entry = PlannedEntry(slot, slot + SLOT, power)
+            entries.append(entry)
+            if stored_kwh is not None:
+                stored_kwh = stored_after(stored_kwh, [entry], entry.end, entry.start)
         slot += SLOT
     return entries
 
@@ -237,6 +282,8 @@ class DemoTrader:
                     int(site["siteId"]),
                     float(site["essPowerACRatedCharge"]),
                     float(site["essPowerACRatedDischarge"]),
+                    _number(site.get("essInstalledEnergyCapacity")),
+                    _number(site.get("essSoC")),
                 )
                 for site in body
             ),
@@ -276,7 +323,9 @@ class DemoTrader:
         replace = self._rng.random() < self._replace_rate
         if planned - now < self._refill_below:
             end = floor_slot(min(now + self._horizon, now + MAX_REACH))
-            entries = plan(self._curve, site, planned, end, self._rng)
+            entries = plan(
+                self._curve, site, planned, end, self._rng, stored_kwh=self._stored(site, planned)
+            )
             if entries and not await self._post(site, entries, replacement=False):
                 return 0
             self._planned_until[site.site_id] = max(end, planned)
@@ -294,13 +343,47 @@ class DemoTrader:
         anchor = candidates[self._rng.randrange(len(candidates))]
         start = max(earliest, anchor.start - SLOT * self._rng.randint(0, 4))
         end = min(start + SLOT * self._rng.randint(4, 12), planned)
-        entries = plan(self._curve, site, start, max(end, anchor.end), self._rng, forecast_noise=25)
+        end = max(end, anchor.end)
+        entries = plan(
+            self._curve, site, start, end, self._rng, forecast_noise=25,
+            stored_kwh=self._stored(site, start),
+        )  # fmt: skip
         if all(e.start != anchor.start for e in entries):  # keep the anchor overwritten
             halved = math.copysign(_kw(abs(anchor.power_kw) * 0.5), anchor.power_kw)
             entries = sorted(
                 [*entries, PlannedEntry(anchor.start, anchor.end, halved)], key=lambda e: e.start
             )
+        if not self._feasible(site, entries):
+            return None  # the revision would push the rest of the plan out of the band
         return entries
+
+    def _stored(self, site: Ratings, at: datetime) -> float | None:
+        """The energy the site will hold at `at` by the trader's forecast: its SoC now
+        through the entries posted before then (None when its capacity is unknown)."""
+        if not site.capacity_kwh or site.soc_pct is None:
+            return None
+        now = self._clock.now()
+        stored = site.soc_pct / 100.0 * site.capacity_kwh
+        return stored_after(stored, self._posted.get(site.site_id, []), at, now)
+
+    def _feasible(self, site: Ratings, entries: Sequence[PlannedEntry]) -> bool:
+        """Whether the posted plan with `entries` in it stays within the band (loosely: the
+        box's own limits are wider)."""
+        stored = self._stored(site, self._clock.now())
+        if stored is None or not site.capacity_kwh:
+            return True
+        capacity, now = site.capacity_kwh, self._clock.now()
+        new = sorted(entries, key=lambda e: e.start)
+        kept = [
+            old
+            for old in self._posted.get(site.site_id, [])
+            if old.end > now and not any(old.start < e.end and e.start < old.end for e in new)
+        ]
+        for entry in sorted([*kept, *new], key=lambda e: e.start):
+            stored = stored_after(stored, [entry], entry.end, max(entry.start, now))
+            if not 0.1 * capacity <= stored <= 0.9 * capacity:
+                return False
+        return True
 
     def _remember(self, site_id: int, entries: Sequence[PlannedEntry]) -> None:
         """Mirror the cloud: posted entries replace the future ones they overlap."""
@@ -333,6 +416,12 @@ class DemoTrader:
                 logger.warning("demo trader: step failed: %s", _safe(exc))
             next_step = self._clock.now() + timedelta(seconds=self._interval_s)
             await waiting.until(self._clock, next_step, stop)
+
+
+def _number(value: object) -> float | None:
+    """A number of the portfolio, or None when it is missing (the trader then plans
+    without the energy band)."""
+    return float(value) if isinstance(value, int | float) else None
 
 
 def _json(response: httpx.Response) -> object:

@@ -15,6 +15,7 @@ from receiver.emulator.trader import (
     ceil_slot,
     floor_slot,
     plan,
+    stored_after,
     thresholds,
 )
 
@@ -90,3 +91,23 @@ def test_a_plan_passes_the_apis_validation() -> None:
         result = validate_schedule(body, SiteRatings(100.0, 80.0), NOW)
         assert result.ok, result.violations
         assert all(e.start.minute % 15 == 0 and e.end - e.start == SLOT for e in entries)
+
+
+def test_with_its_energy_known_a_plan_keeps_the_soc_in_the_band() -> None:
+    """Given the capacity and the energy stored at its start, two days of charges and
+    discharges never take the trader's forecast of the SoC out of SOC_BAND, and the plan
+    still trades (a gap-only plan would pass trivially)."""
+    site = Ratings(1, rated_charge_kw=100.0, rated_discharge_kw=80.0, capacity_kwh=200.0)
+    start = ceil_slot(NOW + LEAD)
+    for seed, stored in ((1, 30.0), (2, 100.0), (3, 170.0)):
+        entries = plan(PriceCurve(seed), site, start, start + timedelta(hours=47),
+                       random.Random(seed), stored_kwh=stored)  # fmt: skip
+        assert any(e.power_kw < 0 for e in entries)
+        assert any(e.power_kw > 0 for e in entries)
+        level = stored
+        for entry in entries:
+            level = stored_after(level, [entry], entry.end, entry.start)
+            assert 0.15 * 200.0 - 1e-6 <= level <= 0.85 * 200.0 + 1e-6, (seed, entry, level)
+    unbounded = plan(PriceCurve(1), SITE, start, start + timedelta(hours=47), random.Random(1))
+    charged = sum(-e.power_kw for e in unbounded if e.power_kw < 0) * 0.25
+    assert charged > 200.0  # without the energy known it plans as before: far more than fits
