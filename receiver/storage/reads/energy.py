@@ -22,6 +22,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import overload
 
 from sqlalchemy import Table, and_, func, or_, select
 from sqlmodel import Session
@@ -210,9 +211,9 @@ def _site_row(
     delivered, deviation, error = _error((e.planned, e.delivered) for e in entries)
     return EnergyReportRow(
         "site", site, name, start, end, None, None, None,
-        sum(e.planned for e in entries), delivered, deviation,
-        None if delivered is None or error < 0 else error,
-        len(entries), failures, availability_share((start, end), down),
+        _kwh(sum(e.planned for e in entries)), _kwh(delivered), _kwh(deviation),
+        None if delivered is None or error < 0 else _ratio(error),
+        len(entries), failures, _ratio(availability_share((start, end), down)),
     )  # fmt: skip
 
 
@@ -223,6 +224,23 @@ def _entry_row(e: _Entry, name: str | None, down: list[Span]) -> EnergyReportRow
         error = abs(deviation) / abs(e.planned)
     return EnergyReportRow(
         "entry", e.site_id, name, e.start, e.end, e.generation, e.status, e.method,
-        e.planned, e.delivered, deviation, error, 1, int(e.status == FAILED),
-        availability_share((e.start, e.end), down),
+        _kwh(e.planned), _kwh(e.delivered), _kwh(deviation), _ratio(error), 1,
+        int(e.status == FAILED), _ratio(availability_share((e.start, e.end), down)),
     )  # fmt: skip
+
+
+@overload
+def _kwh(value: float) -> float: ...
+@overload
+def _kwh(value: None) -> None: ...
+def _kwh(value: float | None) -> float | None:
+    """Energies to the watt-hour (what the samples can tell; no float noise in a report)."""
+    return None if value is None else round(value, 3) + 0.0
+
+
+@overload
+def _ratio(value: float) -> float: ...
+@overload
+def _ratio(value: None) -> None: ...
+def _ratio(value: float | None) -> float | None:
+    return None if value is None else round(value, 4) + 0.0
