@@ -27,8 +27,10 @@ fire for an hour, and the engine shares the process with webhook ingest.
   annotations), a group is due (`next_due`), `mark_dirty()` was called (a silence was
   made or expired), it never ran, or a tick (`tick_s`, 5 s) has passed since the last
   full flush. New alerts alone do not force one: their message waits `group_wait` or
-  `group_interval` anyway, and the tick bounds any extra delay to about one tick (as
-  it does for silences made by the CLI, another process). A skipped flush returns 0.
+  `group_interval` anyway, so a new alert only brings `next_due` forward to a
+  `group_wait` from now (the flush then works out its group's due time); the tick bounds
+  any other delay to about one tick (silences made by the CLI, another process). A
+  skipped flush returns 0.
 
 The loop that runs the engine is `receiver.alerting.loop.AlertLoop`.
 """
@@ -246,6 +248,11 @@ class AlertEngine:
             inserted = alerts_store.insert_firing_alerts(session=session, alerts=fresh, at=now)
         if upserts or gone:
             self._dirty = True  # resolutions, re-fires, new annotations: flush at once
+        if fresh:
+            # A new alert's first message is due a group_wait from now at the earliest (the
+            # flush works out the rest): look then, not up to a tick later.
+            due = now + self.timing.group_wait
+            self.next_due = due if self.next_due is None else min(self.next_due, due)
         if (resolved, inserted) != (len(gone), len(fresh)):
             log.warning("alert records were not as the engine remembered them; reloading")
             self._firing, self._dirty = None, True

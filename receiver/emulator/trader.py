@@ -213,6 +213,7 @@ class DemoTrader:
         horizon_h: float = 18.0,
         refill_below_h: float = 9.0,
         replace_rate: float = 0.15,
+        keep_band: bool = True,
     ) -> None:
         self._http = http
         self._refresh_token = refresh_token
@@ -224,6 +225,9 @@ class DemoTrader:
         self._horizon = timedelta(hours=horizon_h)
         self._refill_below = timedelta(hours=refill_below_h)
         self._replace_rate = replace_rate
+        # False: plan at the ratings whatever the batteries hold (busier schedules, for
+        # tests that need many entries; their plans may be infeasible).
+        self._keep_band = keep_band
         self._access: tuple[str, datetime] | None = None
         self._planned_until: dict[int, datetime] = {}
         self._posted: dict[int, list[PlannedEntry]] = {}
@@ -360,7 +364,7 @@ class DemoTrader:
     def _stored(self, site: Ratings, at: datetime) -> float | None:
         """The energy the site will hold at `at` by the trader's forecast: its SoC now
         through the entries posted before then (None when its capacity is unknown)."""
-        if not site.capacity_kwh or site.soc_pct is None:
+        if not self._keep_band or not site.capacity_kwh or site.soc_pct is None:
             return None
         now = self._clock.now()
         stored = site.soc_pct / 100.0 * site.capacity_kwh

@@ -138,6 +138,21 @@ def test_idle_flush_is_skipped_until_dirty_due_or_a_tick(
     assert outbox(store)[-1].title == "[FIRING:2] SoCLow (warning)"
 
 
+def test_a_new_alert_is_due_a_group_wait_after_it_fires_not_a_tick(
+    clock: Clock, settings: Settings, store: Engine
+) -> None:
+    """A new alert brings the next flush forward to a group_wait from now: with
+    group_wait 0, one that fires just after a flush at the same moment is told at once
+    (it used to wait for the next tick), while the flush before it sent nothing."""
+    engine = make(clock, settings.model_copy(update={"group_wait_s": 0.0}), store, tick_s=HOUR)
+    engine.evaluate([])
+    assert engine.flush() == 0  # a flush at t = 0 with nothing firing
+    engine.evaluate([LOW7])  # fires at the same moment
+    assert engine.next_due == clock.now()
+    assert engine.flush() == 2
+    assert outbox(store)[-1].title == "[FIRING:1] SoCLow (warning)"
+
+
 def test_a_due_group_is_flushed_whatever_the_tick(
     clock: Clock, settings: Settings, store: Engine
 ) -> None:

@@ -101,7 +101,7 @@ async def test_demo_box_cut_off_every_failure_counted_and_alerted_once(
         async with a.stack.emulator_client() as http:
             trader = DemoTrader(
                 http=http, refresh_token=REFRESH_TOKEN, clock=a.stack.clock, seed=3,
-                horizon_h=3.0, refill_below_h=1.5, replace_rate=0.5,
+                horizon_h=3.0, refill_below_h=1.5, replace_rate=0.5, keep_band=False,
             )  # fmt: skip
 
             async def trade(minutes: int) -> None:
