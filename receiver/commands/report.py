@@ -17,7 +17,7 @@ from typing import TypeAlias
 
 from receiver.cellect.timestamps import parse_timestamp
 from receiver.commands import CommandError, database, load_settings
-from receiver.commands.output import FORMATS, fixed, print_csv, print_json, print_table
+from receiver.commands.output import FORMATS, fixed, print_as
 from receiver.storage.engine import session_factory
 from receiver.storage.reads import ReadError
 from receiver.storage.reads.energy import EnergyReportRow, energy_report
@@ -71,12 +71,8 @@ def _report(args: argparse.Namespace) -> int:
         except ReadError as exc:
             flag = {"from": "--from", "to": "--to"}.get(exc.field, exc.field)
             raise CommandError(f"{flag}: {exc}") from None
-    if args.format == "json":
-        print_json(energy_json(r) for r in found)
-    elif args.format == "csv":
-        print_csv(ENERGY_CSV, found)
-    elif found:
-        print_table(HEADER, (_row(r) for r in found))
-    else:
-        print("no entry with its energy computed starts in that window")
+    print_as(
+        args.format, found, json_of=energy_json, csv_shape=ENERGY_CSV, header=HEADER, row=_row,
+        empty="no entry with its energy computed starts in that window",
+    )  # fmt: skip
     return 0

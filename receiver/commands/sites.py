@@ -12,7 +12,7 @@ from typing import TypeAlias
 
 from receiver.cellect.clock import Clock
 from receiver.commands import database, load_settings
-from receiver.commands.output import FORMATS, fixed, print_csv, print_json, print_table
+from receiver.commands.output import FORMATS, fixed, print_as
 from receiver.storage.engine import session_factory
 from receiver.storage.reads import MAX_LIMIT, all_items
 from receiver.storage.reads.sites import SiteSummary, site_page
@@ -43,12 +43,8 @@ def _sites(args: argparse.Namespace) -> int:
         found = list(
             all_items(lambda c: site_page(session=session, now=now, after=c, limit=MAX_LIMIT))
         )
-    if args.format == "json":
-        print_json(site_json(s) for s in found)
-    elif args.format == "csv":
-        print_csv(SITES_CSV, found)
-    elif found:
-        print_table(HEADER, (_row(s) for s in found))
-    else:
-        print("no site is known yet")
+    print_as(
+        args.format, found, json_of=site_json, csv_shape=SITES_CSV, header=HEADER, row=_row,
+        empty="no site is known yet",
+    )  # fmt: skip
     return 0
