@@ -202,6 +202,13 @@ class Coordinator:
             kept = leases.renew(
                 session=session, owner=self.id, held=self._held.values(), ttl_s=self.lease_ttl_s
             )
+            # A replica of this host whose process is gone (killed with -9) writes
+            # nothing any more: its leases are free now, not when they expire (a monitor
+            # restarted at once would otherwise poll nothing for a lease TTL).
+            for ended in registry.ended_replicas(session=session):
+                if ended != self.id:
+                    leases.release(session=session, owner=ended)
+                    registry.deregister(session=session, replica_id=ended)
             live = registry.live_replicas(session=session, ttl_s=self.replica_ttl_s)
             share = fair_share([r.id for r in live], self.id, self.total)
             mine = {h.bucket: h for h in kept if h.kind == self.kind}

@@ -110,6 +110,13 @@ def ended_here(replica: Replica) -> bool:
     return False
 
 
+def ended_replicas(*, session: Session) -> list[str]:
+    """The ids of this host's registered replicas whose process is gone (`ended_here`)."""
+    host = socket.gethostname()[:255]
+    query = select(Replica).where(REPLICAS.c.host == host)
+    return [r.id for r in session.scalars(query).all() if ended_here(r)]
+
+
 def forget_dead(*, session: Session, after_s: float) -> int:
     """Delete the rows of replicas silent for over `after_s` seconds; how many."""
     before = dbclock.offset(session.get_bind().dialect, -after_s)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 
 from receiver.coordination import leases, registry
 from receiver.coordination.coordinator import Coordinator
 from receiver.coordination.errors import LeaseLost, SingleReplicaOnly
-from receiver.storage.engine import session_factory
+from receiver.coordination.guards import code_revision
+from receiver.coordination.registry import ReplicaIdentity
+from receiver.storage.engine import create_engine_for, session_factory, upgrade
 from tests.support.replicas import eventually, owners, replicas, rounds_until
 
 pytestmark = pytest.mark.anyio
@@ -163,3 +167,34 @@ async def test_a_replica_forgotten_by_the_registry_joins_again_at_its_next_round
         await only.close()
         with pytest.raises(RuntimeError, match="start"):
             await only.step()
+
+
+async def test_a_replica_of_this_host_whose_process_is_gone_is_taken_over_at_once(
+    postgres_url: str,
+) -> None:
+    """A monitor killed with -9 and started again: its ghost (this host, its pid gone)
+    still holds every lease for a TTL by the database's clock, but the new replica's first
+    round takes them all, at higher epochs, and deregisters the ghost."""
+    upgrade(postgres_url)
+    gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await gone.wait()
+    ghost_id = replace(ReplicaIdentity.here(code_revision()), pid=gone.pid)
+    engines = [create_engine_for(postgres_url) for _ in range(2)]
+    try:
+        ghost = Coordinator(engines[0], replica=ghost_id, lease_ttl_s=600, listen=False)
+        await ghost.start()
+        await ghost.step()
+        assert len(ghost.buckets) == 256
+        old = {b: ghost.epoch_of("poll", b) or 0 for b in ghost.buckets}
+        heir = Coordinator(engines[1], lease_ttl_s=600, listen=False)
+        await heir.start()
+        await heir.step()
+        assert len(heir.buckets) == 256
+        assert heir.singletons == frozenset({"portfolio", "alerts"})
+        assert all((heir.epoch_of("poll", b) or 0) > e for b, e in old.items())
+        with session_factory(engines[1])() as session:
+            ids = [r.id for r in registry.live_replicas(session=session, ttl_s=600)]
+            assert ghost_id.id not in ids
+    finally:
+        for engine in engines:
+            engine.dispose()

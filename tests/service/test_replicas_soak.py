@@ -48,6 +48,7 @@ from tests.support.soak import (
     delivery_digest,
     failures_in_truth,
     monitor_env,
+    post_entries,
     stored_history,
     told_periods,
     until,
@@ -153,7 +154,7 @@ async def test_three_replicas_lose_nothing_and_alert_each_failure_once_through_k
     """See the module docstring."""
     async with replicas_world(postgres_url, tmp_path) as world:
         emulator, monitors, tee, sink, work = world
-        await until(lambda: _shared(monitors), "the replicas to share the leases", within=30)
+        await until(lambda: _shared(monitors), "the replicas to share the leases", within=60)
         t0 = await emulator.now()
         assert t0 < work - timedelta(minutes=20), "the monitors took too long to start"
 
@@ -161,8 +162,14 @@ async def test_three_replicas_lose_nothing_and_alert_each_failure_once_through_k
             return work + timedelta(hours=hours)  # from when the boxes' work starts
 
         await at_moment(emulator, monitors, at(-0.25))
-        for site in CUT_OFF:
+        # Four boxes cut off, then given work a trader posts now, for the next hour and a
+        # half: they cannot take it, so every entry of it fails.
+        cut_off = list(CUT_OFF)
+        for site in cut_off:
             await emulator.control("POST", f"/sites/{site}/box", {"online": False})
+        first = at(0.0)
+        for site in cut_off:
+            await post_entries(emulator, site, first, count=6, power_kw=-5.0)
         await at_moment(emulator, monitors, at(0.5))
         # The leader is killed with alerts firing and told: its successor must neither
         # tell them again nor resolve them before their hold.
@@ -177,12 +184,12 @@ async def test_three_replicas_lose_nothing_and_alert_each_failure_once_through_k
         await asyncio.gather(leader.start(), other.start())
         await until(lambda: _shared(monitors), "the replicas to share again", within=30)
         await at_moment(emulator, monitors, at(2.0))
-        for site in CUT_OFF:
+        for site in cut_off:
             await emulator.control("POST", f"/sites/{site}/box", {"online": True})
         await at_moment(emulator, monitors, at(4.5))
 
         reads = await emulator.read_log()
-        truth = await failures_in_truth(emulator, t0, at(4.5), CUT_OFF)
+        truth = await failures_in_truth(emulator, t0, at(4.5), cut_off)
         assert truth, "the cut-off boxes failed entries"
         for monitor in monitors:
             assert monitor.process is not None
@@ -222,7 +229,7 @@ async def test_three_replicas_lose_nothing_and_alert_each_failure_once_through_k
             and (p.resolved is None or p.resolved >= learned_at + HOLD - slack)
         ]
         assert covering, f"failure {failure} learned at {learned_at} never alerted: {periods}"
-    assert {p.site_id for p in periods} <= set(CUT_OFF)
+    assert {p.site_id for p in periods} <= set(cut_off)
 
 
 async def test_a_replica_paused_30_s_loses_its_leases_and_comes_back_without_writing(
