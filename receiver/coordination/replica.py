@@ -53,7 +53,6 @@ class Replica:
         self.on_leading: Callable[[str, bool], None] = lambda kind, leading: None
         self.on_entries: Callable[[list[feed.Entry]], Awaitable[None]] = _ignore
         self._feed_wake = asyncio.Event()
-        self.feed_rows_applied = 0
         self.feed_listener = Listener(conninfo_of(engine.url), self._notified, channel=feed.CHANNEL)
 
     @property
@@ -199,7 +198,6 @@ class Replica:
             if entries:
                 await self.on_entries(entries)
                 applied += len(entries)
-        self.feed_rows_applied += applied
         return applied
 
     def _read(self) -> tuple[list[feed.Entry], feed.Cursor, bool]:
