@@ -193,21 +193,30 @@ class Fleet:
         very entries failing for want of a box) are still served."""
         return sorted(self._sites)
 
-    def restore(self, stored: StoredFleet, also: Iterable[int] = ()) -> None:
+    def restore(
+        self, stored: StoredFleet, also: Iterable[int] = (), *, site_gauges: bool = True
+    ) -> None:
         """Start from what the database knows (after a restart): sites with their latest
         measurement, open events, each slot's plan, recent failures, the last webhook —
-        and track the sites `also` (confirmed as the partner's) even with none of that."""
+        and track the sites `also` (confirmed as the partner's) even with none of that.
+
+        `site_gauges` False: the caller publishes the sites' state gauges itself (the
+        portfolio poll does, in a worker thread, right after: rendering 10,000 new sites
+        here held the event loop for over 100 ms). Only the sites restored get their
+        schedule outlook published anew."""
         now = self.clock.now()
+        also = list(also)
         for site_id in also:
             self._site(site_id)
         for s in stored.sites:
             self._sites[s.info.site_id] = _Site(info=s.info, updated_at=s.measured_at)
         self._present |= {s.info.site_id for s in stored.sites if s.present}
-        self.metrics.update_sites(
-            SiteSnapshot.from_information(s.info, s.measured_at.timestamp())
-            for s in stored.sites
-            if s.measured_at is not None and s.present
-        )
+        if site_gauges:
+            self.metrics.update_sites(
+                SiteSnapshot.from_information(s.info, s.measured_at.timestamp())
+                for s in stored.sites
+                if s.measured_at is not None and s.present
+            )
         for site_id, planned in stored.planned.items():
             site = self._site(site_id)
             site.planned, site.plan = dict(planned), None
@@ -236,7 +245,10 @@ class Fleet:
                 [self._availability(site_id, site)], seen_at.timestamp()
             )
         self.service.restore(last_webhook_at=stored.last_webhook_at)
-        self._publish_outlook(list(self._sites))
+        restored = {s.info.site_id for s in stored.sites}
+        restored.update(also, stored.planned, (f.site_id for f in stored.failures))
+        restored.update(stored.events_seen, stored.scheduled_sites)
+        self._publish_outlook([site_id for site_id in self._sites if site_id in restored])
 
     def _site(self, site_id: int) -> _Site:
         site = self._sites.get(site_id)

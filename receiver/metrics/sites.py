@@ -192,7 +192,8 @@ class PlanForecast:
     shortfall_kwh: float | None = None
 
 
-# A sample: (its family's index in FAMILIES, label values, value, rendered line). A part,
+# A sample: (its family's index in FAMILIES, the label values after `site_id` — mostly
+# none —, value, rendered line); the site id is its key wherever samples are kept. A part,
 # the samples from one source: (samples, expires: when they may be shown no longer —
 # inf, never —, live: shown only while the site is in the portfolio and fresh).
 # Plain tuples on purpose: the collector holds ~17 samples a site (170,000 at 10,000
@@ -205,9 +206,10 @@ _FAMILY_INDEX = {family: index for index, family in enumerate(FAMILIES)}
 
 
 def _sample(family: Family, site_id: int, value: float, *extra: str) -> _Sample:
-    labels = (str(site_id), *extra)
-    line = sample_line(family.name, family.labels, labels, value)
-    return (_FAMILY_INDEX[family], labels, value, line)
+    # Not the whole label tuple with str(site_id): 170,000 of those at 10,000 sites were
+    # ~20 MB held for collect() alone, which rebuilds them (bench/metrics.py, RSS).
+    line = sample_line(family.name, family.labels, (str(site_id), *extra), value)
+    return (_FAMILY_INDEX[family], extra, value, line)
 
 
 def _part(samples: tuple[_Sample, ...], expires: float = math.inf, live: bool = True) -> _Part:
@@ -317,10 +319,10 @@ class SiteCollector(Collector):
         families = {f: GaugeMetricFamily(f.name, f.help, labels=f.labels) for f in FAMILIES}
         with self._lock:
             now = self._now()
-            parts = [part for group in GROUPS for part in self._visible(group, now)]
-        for part in parts:
-            for index, labels, value, _ in part[0]:
-                families[FAMILIES[index]].add_metric(labels, value)
+            parts = [shown for group in GROUPS for shown in self._visible(group, now)]
+        for site_id, part in parts:
+            for index, extra, value, _ in part[0]:
+                families[FAMILIES[index]].add_metric((str(site_id), *extra), value)
         yield from families.values()
 
     def describe(self) -> Iterator[Metric]:
@@ -434,16 +436,16 @@ class SiteCollector(Collector):
         samples = (_sample(SOC_LOW, site_id, low), _sample(SOC_HIGH, site_id, high))
         return _part(samples, live=False)
 
-    def _visible(self, group: str, now: float) -> list[_Part]:
-        """The group's parts to show at `now` (collect(): a walk of every site)."""
-        shown: list[_Part] = []
+    def _visible(self, group: str, now: float) -> list[tuple[int, _Part]]:
+        """The group's parts to show at `now`, by site (collect(): a walk of every site)."""
+        shown: list[tuple[int, _Part]] = []
         exported = self._shown
         for site_id, parts in self._parts.items():
             if exported is not None and not exported(site_id):
                 continue
             part = parts.get(group)
             if part is not None and now < self._visible_until(group, site_id, part):
-                shown.append(part)
+                shown.append((site_id, part))
         return shown
 
 

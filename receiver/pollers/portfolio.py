@@ -43,7 +43,7 @@ class PortfolioPoller(Poller):
             return [("portfolio", feed.portfolio_body(seen_at, sites))]
 
         stored = await self.context.write(store, singleton="portfolio", feed=tell)
-        if stored is not None:
-            fleet.restore(stored)
+        if stored is not None:  # its sites' gauges: with the snapshots below
+            fleet.restore(stored, site_gauges=False)
         snapshots = fleet.portfolio_polled(sites)
         await anyio.to_thread.run_sync(fleet.metrics.update_sites, snapshots)
