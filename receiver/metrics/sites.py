@@ -304,14 +304,18 @@ class SiteCollector(Collector):
             self._touch("thresholds", self._parts)
 
     def render(self) -> bytes:
-        """The exposition text of every site family; a group's text is joined again only
-        when one of its sites changed or went stale."""
+        """The exposition text of every site family."""
+        return b"".join(self.render_parts())
+
+    def render_parts(self) -> list[bytes]:
+        """The exposition text of every site family, a group at a time (each cached: a
+        group's text is joined again only when one of its sites changed or went stale)."""
         with self._lock:
             now = self._now()
             for group in GROUPS:
                 if self._settle(group, now) or group not in self._cache:
                     self._cache[group] = self._join(group)
-            return b"".join(self._cache[group] for group in GROUPS)
+            return [self._cache[group] for group in GROUPS]
 
     def collect(self) -> Iterator[Metric]:
         if fast_render.get():

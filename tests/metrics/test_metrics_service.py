@@ -225,3 +225,38 @@ async def test_metrics_endpoint_serves_the_exposition(metrics: Metrics, clock: C
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
     assert 'cellect_site_power_watts{site_id="7"} 1000.0' in response.text
+
+
+@pytest.mark.anyio
+async def test_metrics_endpoint_sends_the_cached_pieces_whole_and_in_order(
+    metrics: Metrics, clock: Clock
+) -> None:
+    """The body goes out as the collectors' cached pieces, unjoined: together they are
+    exactly the exposition, Content-Length counts them all, and HEAD sends none."""
+    one_site(metrics, clock)
+    app = Starlette(routes=[Route("/metrics", metrics_endpoint(metrics), methods=["GET", "HEAD"])])
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/metrics", "headers": [],
+             "query_string": b"", "root_path": ""}  # fmt: skip
+    await app(scope, receive, send)
+    start, *bodies = sent
+    assert start["status"] == 200
+    whole = b"".join(bytes(b["body"]) for b in bodies)  # type: ignore[call-overload]
+    assert whole == render_metrics(metrics)
+    assert len(bodies) > 2, "the pieces, not one joined copy"
+    assert [b.get("more_body", False) for b in bodies] == [True] * (len(bodies) - 1) + [False]
+    headers = dict(start["headers"])  # type: ignore[call-overload]
+    assert headers[b"content-length"] == str(len(whole)).encode()
+
+    sent.clear()
+    await app({**scope, "method": "HEAD"}, receive, send)
+    start, *bodies = sent
+    assert dict(start["headers"])[b"content-length"] == str(len(whole)).encode()  # type: ignore[call-overload]
+    assert b"".join(bytes(b["body"]) for b in bodies) == b""  # type: ignore[call-overload]
