@@ -35,6 +35,7 @@ from receiver.commands import CommandError, demo, load_settings
 from receiver.coordination.errors import ReplicaRefused
 from receiver.coordination.presence import preflight
 from receiver.logsetup import configure_logging
+from receiver.runtime.memory import limit_malloc_arenas
 from receiver.runtime.serving import bind, run_server, serve_app, url_of
 from receiver.service import Monitor
 from receiver.settings import Settings
@@ -123,6 +124,7 @@ def _check(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     _check(args)
     configure_logging()
+    limit_malloc_arenas()  # before the first thread (receiver.runtime.memory)
     try:
         if args.emulator:
             run_server(_demo(args))

@@ -97,9 +97,37 @@ class _Plan:
         return self.ends[-1] if self.ends else None
 
 
+@dataclass(frozen=True, slots=True)
+class _Master:
+    """What the picture keeps of a site's master data (SiteInformation's fields it
+    reads). One plain object a site instead of the vendor model, its field dict and
+    field set: at 10,000 sites ~7 MB less and 20,000 fewer objects for every full
+    garbage collection to walk (docs/performance.md)."""
+
+    site_id: int
+    site_name: str
+    ess_soc: float
+    ess_power: float
+    ess_installed_energy_capacity: float
+    ess_power_ac_rated_charge: float
+    ess_power_ac_rated_discharge: float
+
+    @classmethod
+    def of(cls, info: SiteInformation) -> _Master:
+        return cls(
+            info.site_id,
+            info.site_name,
+            info.ess_soc,
+            info.ess_power,
+            info.ess_installed_energy_capacity,
+            info.ess_power_ac_rated_charge,
+            info.ess_power_ac_rated_discharge,
+        )
+
+
 @dataclass
 class _Site:
-    info: SiteInformation | None  # None: known only from webhooks so far
+    info: _Master | None  # None: known only from webhooks so far
     updated_at: datetime | None
     unavailable: AvailabilityEvent | None = None
     availability_at: datetime | None = None
@@ -209,7 +237,7 @@ class Fleet:
         for site_id in also:
             self._site(site_id)
         for s in stored.sites:
-            self._sites[s.info.site_id] = _Site(info=s.info, updated_at=s.measured_at)
+            self._sites[s.info.site_id] = _Site(_Master.of(s.info), updated_at=s.measured_at)
         self._present |= {s.info.site_id for s in stored.sites if s.present}
         if site_gauges:
             self.metrics.update_sites(
@@ -306,9 +334,9 @@ class Fleet:
         for info in sites:
             known = self._sites.get(info.site_id)
             if known is None:
-                self._sites[info.site_id] = _Site(info=info, updated_at=now)
+                self._sites[info.site_id] = _Site(_Master.of(info), updated_at=now)
             else:
-                known.info, known.updated_at = info, now
+                known.info, known.updated_at = _Master.of(info), now
         self._present = {info.site_id for info in sites}
         self._unforecast.update(self._present)  # a new SoC for each
         return [SiteSnapshot.from_information(info, now.timestamp()) for info in sites]
