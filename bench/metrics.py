@@ -31,7 +31,11 @@ What was measured and tried: see docs/performance.md ("Metrics and memory", "Eve
 stalls"). In short: full garbage collections (100-260 ms) and whole-fleet passes on the
 event loop made the long scrapes; fixed in part (frozen start-up heap, untracked sample
 tuples, a worker per concurrent request instead of a task per site, the alert view in
-slices, /metrics and the portfolio's gauges rendered in worker threads).
+slices, /metrics and the portfolio's gauges rendered in worker threads). Later, with a
+loop-lag watchdog and a GIL-wait probe: the first portfolio poll rendered 10,000 sites'
+gauges on the loop (100+ ms; now only in a worker thread), each scrape copied the 12 MB
+text two or three times (now sent as the cached pieces), and full collections plus the
+GIL shared with worker threads make the remaining /healthz p99 (collector off: 22 ms).
 """
 
 from __future__ import annotations
