@@ -8,8 +8,11 @@ import anyio.to_thread
 from sqlmodel import Session
 
 from receiver.coordination import feed
+from receiver.fleet.picture import Fleet
+from receiver.metrics.sites import SiteSnapshot
 from receiver.pollers.base import Poller
 from receiver.pollers.context import PollContext, newly_tracked
+from receiver.runtime.memory import release_free_memory
 from receiver.storage.fleet_state import StoredFleet
 from receiver.storage.sites import mark_absent_sites, record_measurements, upsert_sites
 
@@ -46,4 +49,12 @@ class PortfolioPoller(Poller):
         if stored is not None:  # its sites' gauges: with the snapshots below
             fleet.restore(stored, site_gauges=False)
         snapshots = fleet.portfolio_polled(sites)
-        await anyio.to_thread.run_sync(fleet.metrics.update_sites, snapshots)
+        sites.clear()  # the parsed answer: garbage for release_free_memory to hand back
+        await anyio.to_thread.run_sync(_publish, fleet, snapshots)
+
+
+def _publish(fleet: Fleet, snapshots: list[SiteSnapshot]) -> None:
+    """The sites' gauges (in a worker thread), then the poll's garbage back to the system."""
+    fleet.metrics.update_sites(snapshots)
+    snapshots.clear()
+    release_free_memory()

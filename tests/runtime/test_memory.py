@@ -62,3 +62,35 @@ def test_an_operators_malloc_arena_max_wins() -> None:
     done, capped = heaps("cap", MALLOC_ARENA_MAX="4")
     assert done == "False"  # left to glibc, which read the variable itself
     assert capped <= 4
+
+
+RELEASE = textwrap.dedent(
+    """
+    from receiver.runtime.memory import release_free_memory
+
+    def rss_mb():
+        for line in open("/proc/self/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+
+    # 150 MB of 1.5 KB blocks (glibc's heap, not Python's small-object arenas); every
+    # 64th stays, so the heap cannot shrink from its top when the rest is freed.
+    blocks = [bytes(1500) + bytes([i % 251]) for i in range(100_000)]
+    kept = blocks[::64]
+    del blocks
+    before = rss_mb()
+    released = release_free_memory()
+    print(released, before, rss_mb())
+    """
+)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc_trim")
+def test_free_heap_pages_go_back_to_the_system() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", RELEASE], capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    released, before, after = done.stdout.split()
+    assert released == "True"
+    assert float(before) - float(after) > 100, (before, after)
