@@ -19,7 +19,7 @@ from prometheus_client.utils import floatToGoString
 # Go's float spelling, as prometheus_client writes sample values (the library leaves it untyped).
 go_float = cast(Callable[[float], str], floatToGoString)
 
-# Set by render_metrics(): the cached collectors then yield nothing inside generate_latest()
+# Set by render_metrics_parts(): the cached collectors then yield nothing inside generate_latest()
 # and their cached text is appended instead. Per context, so a concurrent ordinary
 # collect() (a test's get_sample_value, another exporter) still sees every family.
 fast_render: contextvars.ContextVar[bool] = contextvars.ContextVar("fast_render", default=False)

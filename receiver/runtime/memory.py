@@ -1,4 +1,4 @@
-"""Fewer glibc malloc arenas for the monitor's process.
+"""glibc's heap in the monitor's process: fewer malloc arenas, free pages handed back.
 
 glibc gives each thread that allocates its own arena, up to eight per core, and memory
 freed in one arena is not reused by another. The monitor allocates from its event loop
@@ -22,6 +22,7 @@ import ctypes.util
 import functools
 import logging
 import os
+from typing import Any
 
 ARENAS = 2
 M_ARENA_MAX = -8  # glibc's malloc.h
@@ -39,15 +40,18 @@ def _libc() -> ctypes.CDLL | None:
         return None
 
 
+def _glibc_function(name: str) -> Any | None:
+    """The C library's function `name`, or None where it has none (not glibc: musl has
+    neither mallopt nor malloc_trim)."""
+    libc = _libc()
+    return None if libc is None else getattr(libc, name, None)
+
+
 def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
     """Cap the arenas (True when done); call before the process starts any thread."""
     if "MALLOC_ARENA_MAX" in os.environ:
         return False
-    libc = _libc()
-    try:
-        mallopt = libc.mallopt if libc is not None else None
-    except AttributeError:  # not glibc (musl has no mallopt)
-        return False
+    mallopt = _glibc_function("mallopt")
     if mallopt is None:
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
@@ -61,11 +65,7 @@ def release_free_memory() -> bool:
     """Return glibc's free heap pages to the system (True when it released any); a no-op
     where the C library has no `malloc_trim`. Takes a few ms: call it after a burst, off
     the event loop."""
-    libc = _libc()
-    try:
-        trim = libc.malloc_trim if libc is not None else None
-    except AttributeError:
-        return False
+    trim = _glibc_function("malloc_trim")
     if trim is None:
         return False
     trim.argtypes, trim.restype = (ctypes.c_size_t,), ctypes.c_int
