@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 
+from receiver.emulator.trader import ceil_slot
 from receiver.web.app import WEBHOOK_PATH
 from tests.support.product import Product, free_port, writer_processes
 from tests.support.sinks import HttpSink
@@ -41,6 +42,7 @@ from tests.support.soak import (
     delivery_digest,
     failures_in_truth,
     monitor_env,
+    post_entries,
     stored_history,
     told_periods,
     until,
@@ -120,6 +122,9 @@ async def test_two_days_of_chaos_lose_nothing_and_alert_each_failure_once(
         await emulator.control("POST", "/webhook-faults", WEBHOOK_FAULTS)
         await at_moment(emulator, monitor, at(3))
         await emulator.control("POST", "/sites/1/box", {"online": False})
+        # The trader plans hours ahead and a box runs what it already holds: work
+        # posted now, re-planning two hours of it, is what the cut-off box fails.
+        await post_entries(emulator, 1, ceil_slot(at(4)), count=8, power_kw=-5.0)
         await at_moment(emulator, monitor, at(6))
         _kill_writer(monitor)
         await at_moment(emulator, monitor, at(11))
@@ -132,6 +137,7 @@ async def test_two_days_of_chaos_lose_nothing_and_alert_each_failure_once(
         await at_moment(emulator, monitor, at(18))
         await emulator.control("POST", "/sites/2/box", {"online": False})
         await emulator.control("POST", "/faults", {**API_FAULTS, "expire_tokens": True})
+        await post_entries(emulator, 2, ceil_slot(at(19)), count=8, power_kw=5.0)
         await at_moment(emulator, monitor, at(22))
         _kill_writer(monitor)
         await at_moment(emulator, monitor, at(26))

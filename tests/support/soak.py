@@ -354,12 +354,22 @@ async def post_entries(
         for i in range(count)
     ]
     async with httpx.AsyncClient(base_url=emulator.url, timeout=30) as http:
-        issued = await http.post(paths.ACCESS_TOKEN, headers={"authorization": f"Bearer {TOKEN}"})
-        token = issued.json()["accessToken"]
-        answer = await http.post(
-            paths.time_series(site_id),
-            params={"symbol": "EssPowerAC"},
-            json={"data": data},
-            headers={"authorization": f"Bearer {token}"},
-        )
+        # Under injected API faults a call may be refused (429, 5xx, a token expired at
+        # once): a trader tries again, a bounded number of times.
+        answer = None
+        for _ in range(20):
+            issued = await http.post(
+                paths.ACCESS_TOKEN, headers={"authorization": f"Bearer {TOKEN}"}
+            )
+            if issued.status_code != 200:
+                continue
+            answer = await http.post(
+                paths.time_series(site_id),
+                params={"symbol": "EssPowerAC"},
+                json={"data": data},
+                headers={"authorization": f"Bearer {issued.json()['accessToken']}"},
+            )
+            if answer.status_code not in (401, 429) and answer.status_code < 500:
+                break
+        assert answer is not None, "no access token in 20 tries"
         answer.raise_for_status()
