@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import expect
 
-from tests.support.browser import ConsoleTab, emulator_url
+from tests.support.browser import ConsoleTab, emulator_url, post_schedule
 from tests.support.operator_api import AUTH
 from tests.support.product import Product
 
@@ -82,10 +82,12 @@ def test_a_silence_from_the_alerts_page_mutes_its_alert(
 
 
 def test_webhooks_replays_a_range_and_refuses_it_without_the_csrf_token(
-    signed_in: ConsoleTab,
+    signed_in: ConsoleTab, demo_product: Product
 ) -> None:
-    """The demo's trader posts schedules by webhook: a delivery's raw body opens, the
-    replay form answers what it did, and the same POST without the token is a 403."""
+    """A schedule posted to a demo site comes back as status webhooks: a delivery's raw
+    body opens, the replay form answers what it did, and the same POST without the token
+    is a 403."""
+    post_schedule(demo_product, 3)
     page = signed_in.page
     signed_in.goto("/webhooks")
     expect(page.locator("tr.delivery").first).to_be_visible(timeout=WITHIN_MS)
