@@ -24,19 +24,15 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, sync_playwright
 from playwright.sync_api import Response as PageResponse
 
-from receiver.cellect import paths
-from receiver.cellect.timestamps import format_timestamp, parse_timestamp
-from receiver.emulator.trader import ceil_slot
 from tests.support.operator_api import ADMIN_TOKEN
 from tests.support.product import ROOT, Product, free_port
+from tests.support.prometheus import Emulator, exported, wait_for
 from tests.support.tools import require_tool
 
 ARTIFACTS = ROOT / "test-artifacts"  # gitignored: screenshots of the pages the tests saw
@@ -78,48 +74,24 @@ def emulator_url(product: Product) -> str:
     return f"http://127.0.0.1:{args[args.index('--emulator-port') + 1]}"
 
 
-def post_schedule(product: Product, site_id: int, *, entries: int = 2) -> None:
-    """Post `entries` quarter-hours of 5 kW to a demo site through the public API, as a
-    partner's trader would, with a refresh token issued on the emulator's dashboard: the
-    box stores them and the emulator posts their status webhook to the monitor at once;
-    returns once the monitor has accepted a delivery.
-    (The demo trader's own first post comes before the monitor's subscription, and its
-    next changes may be emulated hours away.)"""
-    base = emulator_url(product)
-    with httpx.Client(base_url=base, timeout=10) as http:
-        issued = http.post(
-            "/_emulator/refresh-tokens", json={"resourceType": "partner-api", "partnerId": 1}
-        )
-        assert issued.status_code == 201, issued.text
-        refresh = issued.json()["token"]
-        access = http.post(paths.ACCESS_TOKEN, headers={"authorization": f"Bearer {refresh}"})
-        assert access.status_code == 200, access.text
-        now = parse_timestamp(http.get("/_emulator/clock").json()["now"])
-        assert now is not None
-        first = ceil_slot(now + timedelta(minutes=30))  # well past the API's 5-minute lead
-        data = [
-            {
-                "startDate": format_timestamp(first + timedelta(minutes=15 * i)),
-                "endDate": format_timestamp(first + timedelta(minutes=15 * (i + 1))),
-                "essPowerAC": 5.0,
-            }
-            for i in range(entries)
-        ]
-        posted = http.post(
-            paths.time_series(site_id),
-            params={"symbol": "EssPowerAC"},
-            json={"data": data},
-            headers={"authorization": f"Bearer {access.json()['accessToken']}"},
-        )
-        assert posted.is_success, posted.text
-    # Bounded: until the monitor has stored a delivery (its own counter says so).
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        scraped = httpx.get(f"{product.url}/metrics", timeout=10).text
-        if re.search(r'^cellect_webhook_requests_total\{outcome="accepted"\} [1-9]', scraped, re.M):
-            return
-        time.sleep(0.2)
-    raise AssertionError("the monitor stored no delivery within 60 s of the post")
+def post_schedule(product: Product, site_id: int) -> None:
+    """Post two quarter-hours of 5 kW to a demo site through the public API, as a partner's
+    trader would (tests.support.prometheus.Emulator), and wait (bounded) until the monitor
+    has accepted a delivery: the box stores them and the emulator posts their status
+    webhook at once. (The demo trader's own first post comes before the monitor's
+    subscription, and its next changes may be emulated hours away.)"""
+    emulator = Emulator(emulator_url(product))
+    try:
+        emulator.post_schedule(site_id, 5.0, 0.5, entries=2)
+    finally:
+        emulator.close()
+    target = product.url.removeprefix("http://")
+    accepted = 'cellect_webhook_requests_total{outcome="accepted"}'
+    wait_for(
+        lambda: (exported(target, accepted) or 0) > 0,
+        within=60,
+        what="the monitor to store a delivery of the post",
+    )
 
 
 def demo_login_url(product: Product, within: float = 60.0) -> str:
