@@ -28,7 +28,12 @@ monitor found 17.6 % of its samples in a failed `import sniffio` per httpcore po
 operation (fixed: pyproject depends on sniffio); the rest is mostly httpx itself, which
 the raw baseline pays too. Rounds back to back (1 s intervals) were tried first and
 dropped: the events round's 10,000 upserts, in a worker thread, waited for the GIL at
-every statement while the other rounds kept the loop busy — it took minutes.
+every statement while the other rounds kept the loop busy — it took minutes. Later:
+one httpcore pool for ~48 requests in flight walked every connection per request and
+closed connections as they went idle (its keep-alive limit counts busy ones too); a
+pool per poll worker (receiver.vendor.pools) took the round from 75.9 s to 38.2 s on
+the same machine (0.77x -> 1.22x). The transport in a process of its own was tried
+and dropped (0.56x: more CPU on two cores shared with the emulator).
 """
 
 from __future__ import annotations

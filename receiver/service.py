@@ -58,6 +58,7 @@ from receiver.storage.retention import run_retention
 from receiver.vendor.circuit import CircuitState
 from receiver.vendor.client import CellectClient
 from receiver.vendor.metrics import ClientMetrics
+from receiver.vendor.pools import ShardedTransport
 
 log = logging.getLogger(__name__)
 IN_DOUBT_KEPT = 100_000  # digests of deliveries in doubt, the oldest forgotten first
@@ -200,8 +201,10 @@ class Monitor:
         )
         self.receiver = self._build_receiver()
         if self.settings.refresh_token is not None:
+            # A pool per poll worker (four pollers, `poll_concurrency` workers each).
+            transport = self.transport or ShardedTransport(4 * self.settings.poll_concurrency)
             http = await self._exit.enter_async_context(
-                httpx.AsyncClient(transport=self.transport, timeout=self.settings.http_timeout_s)
+                httpx.AsyncClient(transport=transport, timeout=self.settings.http_timeout_s)
             )
             # Backoff waits on the monitor's clock, as its intervals do: a sped-up
             # demo or a frozen test clock does not wait in real time.

@@ -39,6 +39,7 @@ class RecordedRequest:
     headers: dict[str, str]
     body: bytes
     status: int
+    client: str = ""  # the peer's "host:port": one per connection
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -76,6 +77,7 @@ class HttpSink:
             {k.lower(): v for k, v in request.headers.items()},
             body,
             status,
+            f"{request.client.host}:{request.client.port}" if request.client else "",
         )
         with self._lock:
             self.requests.append(record)
