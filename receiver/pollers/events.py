@@ -10,7 +10,7 @@ from receiver.cellect.models import AvailabilityEvent
 from receiver.coordination import feed
 from receiver.pollers.base import Poller
 from receiver.pollers.context import PollContext, newly_tracked
-from receiver.storage.events import upsert_availability_events
+from receiver.storage.events import upsert_fleet_events
 from receiver.storage.fleet_state import StoredFleet
 
 
@@ -42,10 +42,7 @@ class EventsPoller(Poller):
         confirmed = {site_id for site_id in fetched if site_id in candidates}
 
         def store(session: Session) -> StoredFleet | None:
-            for site_id, events in fetched.items():
-                upsert_availability_events(
-                    session=session, site_id=site_id, events=events, seen_at=seen_at
-                )
+            upsert_fleet_events(session=session, events_by_site=fetched, seen_at=seen_at)
             return newly_tracked(session, fleet, seen_at, confirmed)
 
         def tell(_: StoredFleet | None) -> list[tuple[str, dict[str, Any]]]:

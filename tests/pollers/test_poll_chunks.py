@@ -19,8 +19,10 @@ import pytest
 from prometheus_client import CollectorRegistry
 from pydantic import SecretStr
 from sqlalchemy import event
+from sqlmodel import Session, select
 
 from receiver.cellect.clock import Clock
+from receiver.cellect.enums import DowntimeType, EventReason, EventSource
 from receiver.cellect.errors import CellectApiError
 from receiver.emulator.app import create_emulator_app
 from receiver.emulator.cloud import Emulator
@@ -30,6 +32,7 @@ from receiver.pollers.context import PollContext
 from receiver.pollers.events import EventsPoller
 from receiver.pollers.portfolio import PortfolioPoller
 from receiver.storage.engine import create_engine_for, upgrade
+from receiver.storage.tables import AvailabilityEventRecord
 from receiver.vendor.client import CellectClient
 
 pytestmark = pytest.mark.anyio
@@ -41,9 +44,15 @@ async def no_backoff(seconds: float) -> None:
 
 
 async def test_the_events_round_commits_a_transaction_per_chunk(sqlite_url: str) -> None:
-    """23 sites, chunks of 5: five transactions, and every site's events polled."""
+    """23 sites, each with an event, chunks of 5: five transactions, and every site's
+    events polled and stored."""
     clock = Clock.frozen(START)
     emulator = Emulator(sites=23, seed=3, clock=clock)
+    for site_id in range(1, 24):
+        emulator.box(site_id).start_outage(
+            now=START, downtime_type=DowntimeType.PLANNED, reason=EventReason.MAINTENANCE,
+            source=EventSource.ESS, duration_s=3600,
+        )  # fmt: skip
     engine = create_engine_for(sqlite_url)
     upgrade(engine)
     fleet = Fleet(metrics=Metrics(CollectorRegistry()), clock=clock, in_progress_stuck_s=300)
@@ -63,6 +72,9 @@ async def test_the_events_round_commits_a_transaction_per_chunk(sqlite_url: str)
     finally:
         engine.dispose()
     assert len(commits) == math.ceil(23 / 5)
+    with Session(engine) as session:
+        stored = session.exec(select(AvailabilityEventRecord.site_id)).all()
+    assert sorted(stored) == list(range(1, 24))
     polled = {site.site_id for site in fleet.view().sites if site.availability_at == START}
     assert polled == set(range(1, 24))
 

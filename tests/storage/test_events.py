@@ -8,7 +8,7 @@ from sqlmodel import Session, select
 
 from receiver.cellect.enums import AvailabilityStatus, DowntimeType, EventReason, EventSource
 from receiver.cellect.models import AvailabilityEvent
-from receiver.storage.events import upsert_availability_events
+from receiver.storage.events import upsert_availability_events, upsert_fleet_events
 from receiver.storage.reads.events import event_page
 from receiver.storage.tables import AvailabilityEventRecord
 from tests.support.history import open_events
@@ -75,3 +75,29 @@ def test_event_ids_are_per_site(session: Session) -> None:
         )
     session.commit()
     assert len(session.exec(select(AvailabilityEventRecord)).all()) == 2
+
+
+def test_a_rounds_chunk_of_sites_is_upserted_at_once(session: Session) -> None:
+    """The events poller's form: many sites in one call; known events updated in place,
+    new ones inserted, the same event twice in one answer stored once (the last)."""
+    upsert_availability_events(session=session, site_id=1, events=[_event(10)], seen_at=T0)
+    end, later = T0 + timedelta(minutes=30), T0 + timedelta(hours=1)
+    written = upsert_fleet_events(
+        session=session,
+        events_by_site={
+            1: [_event(10, end=end), _event(11)],
+            2: [_event(10, site_id=2), _event(10, site_id=2, end=end)],
+            3: [],
+        },
+        seen_at=later,
+    )
+    session.commit()
+    assert written == 3
+    stored = session.exec(select(AvailabilityEventRecord).order_by("site_id", "event_id")).all()
+    assert [(e.site_id, e.event_id, e.end_at) for e in stored] == [
+        (1, 10, end), (1, 11, None), (2, 10, end),
+    ]  # fmt: skip
+    first_seen = {(e.site_id, e.event_id): e.first_seen_at for e in stored}
+    assert first_seen == {(1, 10): T0, (1, 11): later, (2, 10): later}
+    assert all(e.last_seen_at == later for e in stored)
+    assert [e.event_id for e in open_events(session=session, now=later)] == [11]
