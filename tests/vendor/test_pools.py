@@ -16,18 +16,24 @@ pytestmark = pytest.mark.anyio
 TASKS, EACH = 48, 5  # the pollers' workers at 10,000 sites: 16 per per-site stream
 
 
-async def connections_opened(transport: httpx.AsyncBaseTransport, sink: HttpSink) -> int:
+async def round_of_workers(
+    transport: httpx.AsyncBaseTransport, sink: HttpSink
+) -> dict[str, set[str]]:
     """`TASKS` long-lived tasks making `EACH` requests one after the other, as a poll
-    round's workers do; how many connections the server saw."""
+    round's workers do; per task, the connections (peer addresses) the server saw."""
     async with httpx.AsyncClient(transport=transport, timeout=10) as client:
 
-        async def worker() -> None:
+        async def worker(task: int) -> None:
             for _ in range(EACH):
-                (await client.get(sink.url("/site"))).raise_for_status()
+                answer = await client.get(sink.url("/site"), headers={"x-task": str(task)})
+                answer.raise_for_status()
 
-        await asyncio.gather(*(worker() for _ in range(TASKS)))
+        await asyncio.gather(*(worker(task) for task in range(TASKS)))
     assert len(sink.requests) == TASKS * EACH
-    return len({r.client for r in sink.requests})
+    seen: dict[str, set[str]] = {}
+    for request in sink.requests:
+        seen.setdefault(request.headers["x-task"], set()).add(request.client)
+    return seen
 
 
 @pytest.fixture
@@ -36,15 +42,22 @@ def sink() -> Iterator[HttpSink]:
         yield running
 
 
-async def test_one_pool_reconnects_what_sharded_pools_keep(sink: HttpSink) -> None:
-    """One httpcore pool counts busy connections against its keep-alive limit (20), so
-    with 48 in flight it closes connections as they go idle and opens new ones; eight
-    pools of six connections each keep every task's connection for the whole round."""
-    single = await connections_opened(httpx.AsyncHTTPTransport(), sink)
-    sink.requests.clear()
-    sharded = await connections_opened(ShardedTransport(shards=8), sink)
-    assert sharded <= TASKS
-    assert single > TASKS, "one pool no longer reconnects: the shards may not be needed"
+async def test_a_pool_per_worker_keeps_each_workers_connection(sink: HttpSink) -> None:
+    """As the monitor runs it (a pool per poll worker): every worker's requests go over
+    one connection of its own, kept alive for the whole round. (One httpcore pool counts
+    busy connections against its keep-alive limit of 20, so with 48 in flight it may
+    close a connection as soon as it goes idle: docs/performance.md.)"""
+    seen = await round_of_workers(ShardedTransport(shards=TASKS), sink)
+    assert len(seen) == TASKS
+    assert all(len(connections) == 1 for connections in seen.values())
+    assert len(set().union(*seen.values())) == TASKS
+
+
+async def test_fewer_pools_than_workers_never_reconnect(sink: HttpSink) -> None:
+    """Eight pools for 48 workers: at most six requests in flight a pool, below its
+    keep-alive limit, so no connection is ever closed and opened again."""
+    seen = await round_of_workers(ShardedTransport(shards=8), sink)
+    assert len(set().union(*seen.values())) <= TASKS
 
 
 async def test_tasks_are_dealt_to_the_pools_in_turn_and_keep_theirs() -> None:
