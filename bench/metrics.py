@@ -36,9 +36,11 @@ loop-lag watchdog and a GIL-wait probe: the first portfolio poll rendered 10,000
 gauges on the loop (100+ ms; now only in a worker thread), each scrape copied the 12 MB
 text two or three times (now sent as the cached pieces), and full collections plus the
 GIL shared with worker threads make the remaining /healthz p99 (collector off: 22 ms).
-Later, on a slower machine: a pool per poll worker halved the poll rounds but left the
-p99 (66-75 ms); the HTTP transport in a process of its own (46 ms, but rounds 1.6x
-slower) and a 1 ms GIL switch interval (65 ms) were tried and dropped.
+Later, on a slower machine (67 ms before): a pool per poll worker halved the poll rounds
+but left the p99 (66-75 ms); the events round's upserts as one statement a chunk (they
+held the GIL in a worker thread) brought it to 37.6 ms. The HTTP transport in a process
+of its own (46 ms, but rounds 1.6x slower) and a 1 ms GIL switch interval (65 ms) were
+tried and dropped.
 """
 
 from __future__ import annotations
