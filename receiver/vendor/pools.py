@@ -1,4 +1,4 @@
-"""Connection pools for the vendor client: one per concurrent caller group, not one for all.
+"""Connection pools for the vendor client: one per poll worker, not one for all.
 
 httpcore's pool walks every connection it holds on each request it assigns (is this one
 expired? is its socket readable? — a system call per connection), and it counts all
@@ -6,14 +6,15 @@ its connections, busy or idle, against the keep-alive limit. The pollers keep ~5
 requests in flight at 10,000 sites, so one pool meant ~50 connections walked per
 request (14.6 % of the event loop's time in a py-spy profile of the polling monitor)
 and, beyond the keep-alive limit of 20, connections closed as soon as they went idle
-and opened again for the next request (docs/performance.md, "Connection pools").
+and opened again for the next request (docs/performance.md, "Session of 2026-12-02
+(later)").
 
-`ShardedTransport` keeps `shards` independent `httpx.AsyncHTTPTransport`s and deals
-the asyncio tasks making requests to them in turn, and sends each request through its
-task's pool. A poller's workers are
-tasks that live for the whole round, so each keeps to one pool, and each pool holds a
-few connections instead of all of them. Everything above the transport (the client's
-token flow, retries, circuit breaker, metrics) is unchanged.
+`ShardedTransport` keeps `shards` independent `httpx.AsyncHTTPTransport`s, deals the
+asyncio tasks making requests to them in turn, and sends each request through its
+task's pool. A poller's workers are tasks that live for the whole round, so each keeps
+to one pool, and each pool holds a few connections instead of all of them. Everything
+above the transport (the client's token flow, retries, circuit breaker, metrics) is
+unchanged.
 """
 
 from __future__ import annotations
@@ -21,17 +22,14 @@ from __future__ import annotations
 import asyncio
 import itertools
 import weakref
-from types import TracebackType
 
 import httpx
-
-SHARDS = 8
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
     """`shards` connection pools; a request goes through its task's (module doc)."""
 
-    def __init__(self, shards: int = SHARDS, **transport_options: object) -> None:
+    def __init__(self, shards: int, **transport_options: object) -> None:
         if shards < 1:
             raise ValueError("shards must be at least 1")
         # One TLS context for all (building one reads the CA bundle: ~40 ms each).
@@ -66,11 +64,3 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         for pool in self._pools:
             await pool.aclose()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None = None,
-        exc_value: BaseException | None = None,
-        traceback: TracebackType | None = None,
-    ) -> None:
-        await self.aclose()
