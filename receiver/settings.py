@@ -104,7 +104,7 @@ class Settings(BaseSettings):
     ex_ante_interval_s: float = Field(300.0, gt=0)
     ex_post_interval_s: float = Field(900.0, gt=0)
     poll_jitter: float = Field(0.1, ge=0, le=1)
-    poll_concurrency: int = Field(16, ge=1, le=256)
+    poll_concurrency: int = Field(8, ge=1, le=256)
     stale_after_s: float = Field(600.0, gt=0)
 
     # Alerting.
