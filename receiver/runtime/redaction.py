@@ -72,7 +72,9 @@ class _QueryRedaction(logging.Filter):
 def _redacted(arg: object) -> object:
     if isinstance(arg, httpx.URL):
         return redact_url(str(arg))
-    return redact_query(arg) if isinstance(arg, str) else arg
+    # Without "=" there is no query value to mask: the access log's client address,
+    # method and HTTP version (and most paths) skip the regular expression.
+    return redact_query(arg) if isinstance(arg, str) and "=" in arg else arg
 
 
 class FragmentScrubber(logging.Filter):
