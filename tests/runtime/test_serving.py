@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from receiver.runtime.serving import GIL_SWITCH_S
 from tests.support.product import ROOT, Product, free_port, peer_socket_option
 
 pytestmark = pytest.mark.anyio
@@ -73,7 +74,8 @@ async def test_the_emulator_sets_tcp_nodelay(tmp_path: Path) -> None:
 
 
 SERVE_AND_REPORT = """
-import gc, os, signal
+import gc, os, signal, sys
+print("switch-before", sys.getswitchinterval(), flush=True)
 from receiver.runtime.serving import bind, run_server, serve_app
 
 async def app(scope, receive, send):
@@ -81,6 +83,7 @@ async def app(scope, receive, send):
 
 def ready():
     print("frozen", gc.get_freeze_count(), "tracked", len(gc.get_objects()), flush=True)
+    print("switch-interval", sys.getswitchinterval(), flush=True)
     os.kill(os.getpid(), signal.SIGTERM)
 
 before = len(gc.get_objects())
@@ -103,3 +106,17 @@ def test_what_start_up_made_is_out_of_the_collectors_sight_once_serving() -> Non
     frozen, tracked = int(words[words.index("frozen") + 1]), int(words[words.index("tracked") + 1])
     assert frozen >= before
     assert tracked < before / 10
+
+
+def test_once_serving_a_worker_thread_hands_the_gil_back_within_half_a_millisecond() -> None:
+    """Python's default switch interval (5 ms) is what a request on the loop waited for
+    the GIL at each step while a worker thread ran (docs/performance.md); a server
+    shortens it once it listens, and not before (start-up has no requests to serve)."""
+    done = subprocess.run(
+        [sys.executable, "-c", SERVE_AND_REPORT], cwd=ROOT, capture_output=True, text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    words = done.stdout.split()
+    assert float(words[words.index("switch-before") + 1]) == 0.005
+    assert float(words[words.index("switch-interval") + 1]) == GIL_SWITCH_S
