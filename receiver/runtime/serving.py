@@ -28,6 +28,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 STARTUP_TIMEOUT_S = 30.0
+# Full collections after this many of the middle generation (Python's default: 10).
+FULL_COLLECTION_AFTER = 100
 # How long a thread may hold the GIL while another waits for it (Python's default: 5 ms).
 GIL_SWITCH_S = 0.0005
 # Benchmarks only (bench/stack.py): "asyncio" serves on asyncio's loop with h11, the
@@ -78,9 +80,17 @@ def settle_heap() -> None:
     and stopped the event loop for 60-90 ms each time, the monitor's worst latencies
     (docs/performance.md). Frozen objects are never walked again, and never freed: the
     price is whatever of them becomes garbage later, which for start-up state is ~nil.
+
+    Then full collections wait for 100 collections of the middle generation instead of
+    Python's 10. Polling 10,000 sites, what a round keeps (the fleet's picture, parsed
+    answers) made one every ~4 s, each stopping the loop 15-50 ms, about one slow /healthz
+    each; now one every ~20 s or more. Reference counting frees nearly all garbage as it
+    is made; only reference cycles wait longer, and the peak RSS stayed the same.
     """
     gc.collect()
     gc.freeze()
+    young, middle, _ = gc.get_threshold()
+    gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
 
 
 def share_the_gil() -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from receiver.runtime.serving import GIL_SWITCH_S
+from receiver.runtime.serving import FULL_COLLECTION_AFTER, GIL_SWITCH_S
 from tests.support.product import ROOT, Product, free_port, peer_socket_option
 
 pytestmark = pytest.mark.anyio
@@ -84,6 +84,7 @@ async def app(scope, receive, send):
 def ready():
     print("frozen", gc.get_freeze_count(), "tracked", len(gc.get_objects()), flush=True)
     print("switch-interval", sys.getswitchinterval(), flush=True)
+    print("full-after", gc.get_threshold()[2], flush=True)
     os.kill(os.getpid(), signal.SIGTERM)
 
 before = len(gc.get_objects())
@@ -106,6 +107,8 @@ def test_what_start_up_made_is_out_of_the_collectors_sight_once_serving() -> Non
     frozen, tracked = int(words[words.index("frozen") + 1]), int(words[words.index("tracked") + 1])
     assert frozen >= before
     assert tracked < before / 10
+    # ... and full collections, which walk all that is left, come ten times more rarely.
+    assert int(words[words.index("full-after") + 1]) == FULL_COLLECTION_AFTER == 100
 
 
 def test_once_serving_a_worker_thread_hands_the_gil_back_within_half_a_millisecond() -> None:
