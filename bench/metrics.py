@@ -44,8 +44,9 @@ tried and dropped. On a third, quiet machine (p99 24.1 ms): py-spy --gil showed 
 loop's thread holding the GIL most of the time (httpx), and the slow answers came at the
 alert tick and when 32 requests' answers queued on the loop; a 0.5 ms GIL switch
 interval (21.6 ms) and 8 requests in flight per poller instead of 16 (17.1, 18.2,
-22.3 ms: PASS twice in three runs) were kept; higher garbage-collector thresholds were
-tried and dropped.
+22.3 ms: PASS twice in three runs) were kept; then full collections after 100
+middle-generation collections instead of 10 (they came every ~4 s, 15-50 ms each):
+16.1, 15.5 ms, PASS.
 """
 
 from __future__ import annotations
