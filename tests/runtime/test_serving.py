@@ -93,33 +93,34 @@ run_server(serve_app(app, bind("127.0.0.1", 0), ready=ready, lifespan="off"))
 """
 
 
-def test_what_start_up_made_is_out_of_the_collectors_sight_once_serving() -> None:
-    """Once a server listens, start-up's objects are frozen (gc.freeze): a full
-    collection no longer walks them (each walk stopped the loop for 60-90 ms under
-    load), and what the collector still tracks is a small part of what it tracked."""
+def _served_and_reported() -> dict[str, str]:
+    """What SERVE_AND_REPORT printed, by name: a server started in a fresh interpreter."""
     done = subprocess.run(
         [sys.executable, "-c", SERVE_AND_REPORT], cwd=ROOT, capture_output=True, text=True,
         timeout=60,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     words = done.stdout.split()
-    before = int(words[words.index("tracked-before") + 1])
-    frozen, tracked = int(words[words.index("frozen") + 1]), int(words[words.index("tracked") + 1])
+    return dict(zip(words[::2], words[1::2], strict=True))
+
+
+def test_what_start_up_made_is_out_of_the_collectors_sight_once_serving() -> None:
+    """Once a server listens, start-up's objects are frozen (gc.freeze): a full
+    collection no longer walks them (each walk stopped the loop for 60-90 ms under
+    load), and what the collector still tracks is a small part of what it tracked."""
+    seen = _served_and_reported()
+    before = int(seen["tracked-before"])
+    frozen, tracked = int(seen["frozen"]), int(seen["tracked"])
     assert frozen >= before
     assert tracked < before / 10
     # ... and full collections, which walk all that is left, come ten times more rarely.
-    assert int(words[words.index("full-after") + 1]) == FULL_COLLECTION_AFTER == 100
+    assert int(seen["full-after"]) == FULL_COLLECTION_AFTER == 100
 
 
 def test_once_serving_a_worker_thread_hands_the_gil_back_within_half_a_millisecond() -> None:
     """Python's default switch interval (5 ms) is what a request on the loop waited for
     the GIL at each step while a worker thread ran (docs/performance.md); a server
     shortens it once it listens, and not before (start-up has no requests to serve)."""
-    done = subprocess.run(
-        [sys.executable, "-c", SERVE_AND_REPORT], cwd=ROOT, capture_output=True, text=True,
-        timeout=60,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr
-    words = done.stdout.split()
-    assert float(words[words.index("switch-before") + 1]) == 0.005
-    assert float(words[words.index("switch-interval") + 1]) == GIL_SWITCH_S
+    seen = _served_and_reported()
+    assert float(seen["switch-before"]) == 0.005
+    assert float(seen["switch-interval"]) == GIL_SWITCH_S
