@@ -161,8 +161,9 @@ async def test_three_replicas_lose_nothing_and_alert_each_failure_once_through_k
             return work + timedelta(hours=hours)  # from when the boxes' work starts
 
         # The cut-off and the trader's post below take a few real seconds on a loaded
-        # machine, each five emulated minutes, and an entry must start at least five
-        # emulated minutes after it is posted (30091): they begin an hour ahead.
+        # machine, and every real second is five emulated minutes here; an entry must
+        # start at least five emulated minutes after it is posted (30091): so both come
+        # an hour ahead.
         assert t0 < at(-1.0), "the monitors took too long to start"
         await at_moment(emulator, monitors, at(-1.0))
         # Four boxes cut off, then given work a trader posts now, for the hour and a half
